@@ -1,0 +1,39 @@
+//! The `rootfix` command line: one module per subcommand.
+
+pub mod schema;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "rootfix", version, about = "Automated remediation orchestrator for Alertmanager alerts")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate playbooks and actions; prints one line per problem.
+    Validate {
+        /// Files or folders (default: playbooks/ and actions/).
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schemas of Playbook and Action, or write them into a folder.
+    Schema {
+        /// Write `playbook.schema.json` and `action.schema.json` here instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { paths } => validate::run(&paths),
+        Command::Schema { out } => schema::run(out.as_deref()),
+    }
+}

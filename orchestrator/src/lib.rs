@@ -1,0 +1,21 @@
+//! rootfix: an automated remediation orchestrator.
+//!
+//! An alert arrives from Alertmanager; rootfix matches it to a playbook, walks the playbook's
+//! diagnosis tree over live evidence, and when the evidence for a root cause is strong enough runs
+//! a containerized, idempotent fix in four phases (precheck, execute, verify, rollback), gated by
+//! staged autonomy. `ARCHITECTURE.md` at the repository root is the map; this is its code index.
+//!
+//! # Layout
+//! - [`document`]: the YAML files as written (`kind: Playbook`, `kind: Action`), serde + schemars.
+//! - [`catalog`]: loads and validates documents together, reporting every problem with
+//!   `file:line:col: field.path: message`, and builds the run-time model.
+//! - [`model`]: validated playbooks and actions, and their parts (CEL conditions, templates,
+//!   Alertmanager matchers, JSON paths). No I/O.
+//! - [`schema`]: JSON Schemas generated from [`document`].
+//! - [`cli`]: the `rootfix` command, one module per subcommand.
+
+pub mod catalog;
+pub mod cli;
+pub mod document;
+pub mod model;
+pub mod schema;

@@ -1,0 +1,188 @@
+//! A validated action: runner, image, typed params and phases.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::template::Template;
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub name: String,
+    pub description: Option<String>,
+    pub source: PathBuf,
+    pub purpose: Purpose,
+    pub runner: RunnerKind,
+    pub image: Option<String>,
+    pub params: BTreeMap<String, ParamSpec>,
+    pub timeout: Duration,
+    pub idempotency_key: Option<Template>,
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<f64>,
+    pub network: String,
+    pub writable_root_fs: bool,
+    pub phases: Phases,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Fix,
+    Diagnostic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerKind {
+    Docker,
+    KubernetesJob,
+    Kubernetes,
+}
+
+impl RunnerKind {
+    pub const ALL: [(&'static str, RunnerKind); 3] = [
+        ("docker", RunnerKind::Docker),
+        ("kubernetes-job", RunnerKind::KubernetesJob),
+        ("kubernetes", RunnerKind::Kubernetes),
+    ];
+
+    pub fn runs_containers(self) -> bool {
+        matches!(self, RunnerKind::Docker | RunnerKind::KubernetesJob)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    /// The pattern as written.
+    pub pattern_source: String,
+    /// The pattern, anchored at both ends.
+    pub pattern: Regex,
+    pub required: bool,
+    pub default: Option<String>,
+    pub description: Option<String>,
+}
+
+impl ParamSpec {
+    pub fn accepts(&self, value: &str) -> bool {
+        self.pattern.is_match(value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PhaseName {
+    Precheck,
+    Execute,
+    Verify,
+    Rollback,
+}
+
+impl PhaseName {
+    pub const ALL: [PhaseName; 4] = [PhaseName::Precheck, PhaseName::Execute, PhaseName::Verify, PhaseName::Rollback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseName::Precheck => "precheck",
+            PhaseName::Execute => "execute",
+            PhaseName::Verify => "verify",
+            PhaseName::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Phases {
+    pub precheck: Option<Phase>,
+    pub execute: Option<Phase>,
+    pub verify: Option<Phase>,
+    pub rollback: Option<Phase>,
+}
+
+impl Phases {
+    pub fn get(&self, name: PhaseName) -> Option<&Phase> {
+        match name {
+            PhaseName::Precheck => self.precheck.as_ref(),
+            PhaseName::Execute => self.execute.as_ref(),
+            PhaseName::Verify => self.verify.as_ref(),
+            PhaseName::Rollback => self.rollback.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub step: PhaseStep,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhaseStep {
+    /// argv in the action's image.
+    Run(Vec<String>),
+    /// A native Kubernetes operation.
+    Operation(KubeOperation),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeOperation {
+    RolloutRestart,
+    Scale,
+    DeletePod,
+    PatchConfigMap,
+    Cordon,
+    Uncordon,
+    RolloutHealthy,
+    RestoreSnapshot,
+}
+
+impl KubeOperation {
+    pub const ALL: [KubeOperation; 8] = [
+        KubeOperation::RolloutRestart,
+        KubeOperation::Scale,
+        KubeOperation::DeletePod,
+        KubeOperation::PatchConfigMap,
+        KubeOperation::Cordon,
+        KubeOperation::Uncordon,
+        KubeOperation::RolloutHealthy,
+        KubeOperation::RestoreSnapshot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeOperation::RolloutRestart => "rollout-restart",
+            KubeOperation::Scale => "scale",
+            KubeOperation::DeletePod => "delete-pod",
+            KubeOperation::PatchConfigMap => "patch-configmap",
+            KubeOperation::Cordon => "cordon",
+            KubeOperation::Uncordon => "uncordon",
+            KubeOperation::RolloutHealthy => "rollout-healthy",
+            KubeOperation::RestoreSnapshot => "restore-snapshot",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// The phases this operation may stand in.
+    pub fn allowed_in(self, phase: PhaseName) -> bool {
+        match self {
+            KubeOperation::RolloutHealthy => matches!(phase, PhaseName::Precheck | PhaseName::Verify),
+            KubeOperation::RestoreSnapshot => phase == PhaseName::Rollback,
+            _ => phase == PhaseName::Execute,
+        }
+    }
+
+    /// Params the operation reads; the action must declare them.
+    pub fn required_params(self) -> &'static [&'static str] {
+        match self {
+            KubeOperation::RolloutRestart | KubeOperation::RolloutHealthy => &["namespace", "deployment"],
+            KubeOperation::Scale => &["namespace", "deployment", "replicas"],
+            KubeOperation::DeletePod => &["namespace", "pod"],
+            KubeOperation::PatchConfigMap => &["namespace", "configmap", "patch"],
+            KubeOperation::Cordon | KubeOperation::Uncordon => &["node"],
+            KubeOperation::RestoreSnapshot => &[],
+        }
+    }
+}

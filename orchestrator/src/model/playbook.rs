@@ -1,0 +1,156 @@
+//! A validated playbook, ready to match alerts and be walked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::condition::Condition;
+use super::jsonpath::JsonPath;
+use super::matcher::Matcher;
+use super::template::Template;
+
+/// Index of a node in [`Playbook::nodes`]; the root is 0.
+pub type NodeIndex = usize;
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub name: String,
+    pub description: Option<String>,
+    pub source: PathBuf,
+    pub matchers: Vec<Matcher>,
+    pub window: Duration,
+    pub target_service: Template,
+    pub prune: PrunePolicy,
+    pub evidence: BTreeMap<String, Signal>,
+    /// The tree, flattened: parents before children; `nodes[0]` is the root.
+    pub nodes: Vec<Node>,
+}
+
+impl Playbook {
+    pub fn root(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// True when every matcher holds for `labels`.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunePolicy {
+    pub after: u32,
+    pub reprobe_every: u32,
+    pub ttl: Duration,
+}
+
+impl Default for PrunePolicy {
+    fn default() -> Self {
+        Self {
+            after: 3,
+            reprobe_every: 10,
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One named evidence signal.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: SignalKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SignalKind {
+    Prometheus { query: Template, source: String },
+    Loki { query: Template, source: String },
+    Http {
+        url: Template,
+        method: HttpMethod,
+        max_redirects: u32,
+        timeout: Duration,
+        json_path: Option<JsonPath>,
+    },
+    Dns { name: Template, timeout: Duration },
+    Tcp { address: Template, timeout: Duration },
+    JsonHttp {
+        url: Template,
+        source: Option<String>,
+        path: JsonPath,
+        timeout: Duration,
+    },
+}
+
+impl SignalKind {
+    /// The kind's name as written in playbooks and reported in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SignalKind::Prometheus { .. } => "prometheus",
+            SignalKind::Loki { .. } => "loki",
+            SignalKind::Http { .. } => "http",
+            SignalKind::Dns { .. } => "dns",
+            SignalKind::Tcp { .. } => "tcp",
+            SignalKind::JsonHttp { .. } => "jsonhttp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Head,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: String,
+    pub description: Option<String>,
+    pub when: Condition,
+    pub diagnose: Option<Diagnose>,
+    pub children: Vec<NodeIndex>,
+    pub remedy: Option<Remedy>,
+    pub parent: Option<NodeIndex>,
+    pub depth: usize,
+}
+
+/// A diagnostic action run at a node; its output is `evidence.<output>` below it.
+#[derive(Debug, Clone)]
+pub struct Diagnose {
+    pub action: String,
+    pub params: BTreeMap<String, Template>,
+    pub output: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Remedy {
+    pub action: String,
+    pub params: BTreeMap<String, Template>,
+    pub confidence: ConfidenceRule,
+    pub verify: Option<VerifyCondition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfidenceRule {
+    pub threshold: f64,
+    pub signals: Vec<WeightedSignal>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WeightedSignal {
+    pub when: Condition,
+    pub weight: f64,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyCondition {
+    pub when: Condition,
+    pub retries: u32,
+    pub interval: Duration,
+}
