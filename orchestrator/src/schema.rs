@@ -23,10 +23,19 @@ fn render<T: schemars::JsonSchema>(kind: &str) -> String {
     let mut value = schema.to_value();
     close_objects(&mut value);
     if let Some(root) = value.as_object_mut() {
-        root.insert("$id".into(), Value::String(format!("https://rootfix.dev/schemas/{}.schema.json", kind.to_lowercase())));
+        root.insert(
+            "$id".into(),
+            Value::String(format!(
+                "https://rootfix.dev/schemas/{}.schema.json",
+                kind.to_lowercase()
+            )),
+        );
         if let Some(Value::Object(props)) = root.get_mut("properties") {
             props.insert("kind".into(), serde_json::json!({"const": kind}));
-            props.insert("apiVersion".into(), serde_json::json!({"const": crate::document::API_VERSION}));
+            props.insert(
+                "apiVersion".into(),
+                serde_json::json!({"const": crate::document::API_VERSION}),
+            );
         }
     }
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -37,7 +46,8 @@ fn render<T: schemars::JsonSchema>(kind: &str) -> String {
 fn close_objects(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            let is_object_with_properties = map.get("type").is_some_and(|t| t == "object") && map.contains_key("properties");
+            let is_object_with_properties =
+                map.get("type").is_some_and(|t| t == "object") && map.contains_key("properties");
             if is_object_with_properties && !map.contains_key("additionalProperties") {
                 map.insert("additionalProperties".into(), Value::Bool(false));
             }

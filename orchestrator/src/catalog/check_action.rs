@@ -32,7 +32,10 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
         "fix" => Some(Purpose::Fix),
         "diagnostic" => Some(Purpose::Diagnostic),
         other => {
-            r.at_value("spec.purpose", format!("unknown purpose `{other}`; expected fix or diagnostic"));
+            r.at_value(
+                "spec.purpose",
+                format!("unknown purpose `{other}`; expected fix or diagnostic"),
+            );
             None
         }
     };
@@ -43,15 +46,24 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
     if runner.is_none() {
         r.at_value(
             "spec.runner",
-            format!("unknown runner `{}`; expected docker, kubernetes-job or kubernetes", spec.runner),
+            format!(
+                "unknown runner `{}`; expected docker, kubernetes-job or kubernetes",
+                spec.runner
+            ),
         );
     }
     match (runner, &spec.image) {
         (Some(kind), None) if kind.runs_containers() => {
-            r.at_key("spec.runner", format!("runner `{}` needs spec.image", spec.runner));
+            r.at_key(
+                "spec.runner",
+                format!("runner `{}` needs spec.image", spec.runner),
+            );
         }
         (Some(RunnerKind::Kubernetes), Some(_)) => {
-            r.at_key("spec.image", "runner `kubernetes` runs API operations, not an image; remove spec.image");
+            r.at_key(
+                "spec.image",
+                "runner `kubernetes` runs API operations, not an image; remove spec.image",
+            );
         }
         (_, Some(image)) if image.trim().is_empty() || image.contains(char::is_whitespace) => {
             r.at_value("spec.image", "not an image reference");
@@ -67,7 +79,10 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
             Ok(t) => {
                 for name in t.references(Variable::Param) {
                     if !spec.params.contains_key(name) {
-                        r.at_value("spec.idempotency_key", format!("reads `$params.{name}`, which is not declared in spec.params"));
+                        r.at_value(
+                            "spec.idempotency_key",
+                            format!("reads `$params.{name}`, which is not declared in spec.params"),
+                        );
                     }
                 }
                 Some(t)
@@ -79,15 +94,24 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
         },
         None => {
             if purpose == Some(Purpose::Fix) {
-                r.at_key("spec", "a fix needs spec.idempotency_key (a template over $params naming the target)");
+                r.at_key(
+                    "spec",
+                    "a fix needs spec.idempotency_key (a template over $params naming the target)",
+                );
             }
             None
         }
     };
 
-    let memory_bytes = spec.resources.as_ref().and_then(|res| res.memory.as_ref()).and_then(|m| {
-        parse_memory(m).map_err(|e| r.at_value("spec.resources.memory", e)).ok()
-    });
+    let memory_bytes = spec
+        .resources
+        .as_ref()
+        .and_then(|res| res.memory.as_ref())
+        .and_then(|m| {
+            parse_memory(m)
+                .map_err(|e| r.at_value("spec.resources.memory", e))
+                .ok()
+        });
     let cpus = spec.resources.as_ref().and_then(|res| res.cpus);
     if let Some(c) = cpus
         && !(c > 0.0 && c <= 64.0)
@@ -122,7 +146,10 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
     })
 }
 
-fn check_params(spec: &crate::document::action::ActionSpec, r: &mut Reporter<'_>) -> BTreeMap<String, ParamSpec> {
+fn check_params(
+    spec: &crate::document::action::ActionSpec,
+    r: &mut Reporter<'_>,
+) -> BTreeMap<String, ParamSpec> {
     let mut params = BTreeMap::new();
     for (name, param) in &spec.params {
         let field = format!("spec.params.{name}");
@@ -132,14 +159,20 @@ fn check_params(spec: &crate::document::action::ActionSpec, r: &mut Reporter<'_>
         let pattern = match Regex::new(&format!("^(?:{})$", param.pattern)) {
             Ok(re) => re,
             Err(e) => {
-                r.at_value(&format!("{field}.pattern"), format!("invalid regex: {}", first_line(&e.to_string())));
+                r.at_value(
+                    &format!("{field}.pattern"),
+                    format!("invalid regex: {}", first_line(&e.to_string())),
+                );
                 continue;
             }
         };
         if let Some(default) = &param.default
             && !pattern.is_match(default)
         {
-            r.at_value(&format!("{field}.default"), format!("`{default}` does not match the pattern"));
+            r.at_value(
+                &format!("{field}.default"),
+                format!("`{default}` does not match the pattern"),
+            );
         }
         params.insert(
             name.clone(),
@@ -188,7 +221,10 @@ fn check_phases(
             continue;
         };
         if purpose == Some(Purpose::Diagnostic) && name != PhaseName::Execute {
-            r.at_key(&field, "a diagnostic action is read-only and has only an execute phase");
+            r.at_key(
+                &field,
+                "a diagnostic action is read-only and has only an execute phase",
+            );
             continue;
         }
         if let Some(built) = check_phase(&field, name, phase, runner, spec, r) {
@@ -211,8 +247,16 @@ fn check_phase(
     spec: &crate::document::action::ActionSpec,
     r: &mut Reporter<'_>,
 ) -> Option<Phase> {
-    let timeout = r.duration(&format!("{field}.timeout"), phase.timeout.as_deref(), DEFAULT_PHASE_TIMEOUT);
-    let interval = r.duration(&format!("{field}.interval"), phase.interval.as_deref(), DEFAULT_VERIFY_INTERVAL);
+    let timeout = r.duration(
+        &format!("{field}.timeout"),
+        phase.timeout.as_deref(),
+        DEFAULT_PHASE_TIMEOUT,
+    );
+    let interval = r.duration(
+        &format!("{field}.interval"),
+        phase.interval.as_deref(),
+        DEFAULT_VERIFY_INTERVAL,
+    );
     if name != PhaseName::Verify {
         if phase.retries.is_some() {
             r.at_key(&format!("{field}.retries"), "only verify is retried");
@@ -232,7 +276,10 @@ fn check_phase(
         }
         (Some(argv), None) => {
             if runner == Some(RunnerKind::Kubernetes) {
-                r.at_key(&format!("{field}.run"), "runner `kubernetes` takes `operation`, not `run`");
+                r.at_key(
+                    &format!("{field}.run"),
+                    "runner `kubernetes` takes `operation`, not `run`",
+                );
                 return None;
             }
             if argv.is_empty() || argv[0].trim().is_empty() {
@@ -244,16 +291,28 @@ fn check_phase(
         (None, Some(op_name)) => {
             let op_field = format!("{field}.operation");
             if runner.is_some_and(RunnerKind::runs_containers) {
-                r.at_key(&op_field, format!("runner `{}` takes `run`, not `operation`", spec.runner));
+                r.at_key(
+                    &op_field,
+                    format!("runner `{}` takes `run`, not `operation`", spec.runner),
+                );
                 return None;
             }
             let Some(op) = KubeOperation::parse(op_name) else {
                 let known: Vec<_> = KubeOperation::ALL.iter().map(|o| o.as_str()).collect();
-                r.at_value(&op_field, format!("unknown operation `{op_name}`; expected one of {}", known.join(", ")));
+                r.at_value(
+                    &op_field,
+                    format!(
+                        "unknown operation `{op_name}`; expected one of {}",
+                        known.join(", ")
+                    ),
+                );
                 return None;
             };
             if !op.allowed_in(name) {
-                r.at_value(&op_field, format!("operation `{op_name}` cannot be the {} phase", name.as_str()));
+                r.at_value(
+                    &op_field,
+                    format!("operation `{op_name}` cannot be the {} phase", name.as_str()),
+                );
                 return None;
             }
             for param in op.required_params() {

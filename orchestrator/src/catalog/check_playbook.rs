@@ -15,8 +15,8 @@ use crate::model::condition::{Condition, Scope};
 use crate::model::jsonpath::JsonPath;
 use crate::model::matcher::{Matcher, first_line};
 use crate::model::playbook::{
-    ConfidenceRule, Diagnose, HttpMethod, Node, NodeIndex, Playbook, PrunePolicy, Remedy, Signal,
-    SignalKind, VerifyCondition, WeightedSignal,
+    ConfidenceRule, Diagnose, HttpMethod, Node, NodeIndex, Playbook, PrunePolicy, Remedy, Signal, SignalKind,
+    VerifyCondition, WeightedSignal,
 };
 use crate::model::template::{Template, Variable};
 
@@ -36,7 +36,10 @@ pub fn check_playbook(
     let before = r.problems.len();
     let spec = &doc.spec;
     if !is_object_name(&doc.metadata.name) {
-        r.at_value("metadata.name", "must be lowercase letters, digits and `-` (at most 63)");
+        r.at_value(
+            "metadata.name",
+            "must be lowercase letters, digits and `-` (at most 63)",
+        );
     }
 
     if spec.matchers.is_empty() {
@@ -61,7 +64,12 @@ pub fn check_playbook(
     let prune_spec = spec.prune.clone().unwrap_or_default();
     let prune = PrunePolicy {
         after: positive(r, "spec.prune.after", prune_spec.after, defaults.after),
-        reprobe_every: positive(r, "spec.prune.reprobe_every", prune_spec.reprobe_every, defaults.reprobe_every),
+        reprobe_every: positive(
+            r,
+            "spec.prune.reprobe_every",
+            prune_spec.reprobe_every,
+            defaults.reprobe_every,
+        ),
         ttl: r.duration("spec.prune.ttl", prune_spec.ttl.as_deref(), defaults.ttl),
     };
 
@@ -122,7 +130,10 @@ fn label_template(r: &mut Reporter<'_>, field: &str, text: &str) -> Option<Templ
 fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec) -> Option<Signal> {
     let field = format!("spec.evidence.{name}");
     if !is_identifier(name) {
-        r.at_key(&field, "signal names are lowercase letters, digits and `_` (conditions read them as evidence.<name>)");
+        r.at_key(
+            &field,
+            "signal names are lowercase letters, digits and `_` (conditions read them as evidence.<name>)",
+        );
     }
     let set = [
         signal.prometheus.is_some(),
@@ -136,11 +147,18 @@ fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec) -> Option
     .filter(|s| *s)
     .count();
     if set != 1 {
-        r.at_key(&field, "set exactly one of prometheus, loki, http, dns, tcp, jsonhttp");
+        r.at_key(
+            &field,
+            "set exactly one of prometheus, loki, http, dns, tcp, jsonhttp",
+        );
         return None;
     }
     let timeout = |r: &mut Reporter<'_>, kind: &str, t: &Option<String>| {
-        r.duration(&format!("{field}.{kind}.timeout"), t.as_deref(), DEFAULT_PROBE_TIMEOUT)
+        r.duration(
+            &format!("{field}.{kind}.timeout"),
+            t.as_deref(),
+            DEFAULT_PROBE_TIMEOUT,
+        )
     };
     let kind = if let Some(q) = &signal.prometheus {
         let qfield = format!("{field}.prometheus.query");
@@ -169,11 +187,17 @@ fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec) -> Option
             "GET" => HttpMethod::Get,
             "HEAD" => HttpMethod::Head,
             other => {
-                r.at_value(&format!("{field}.http.method"), format!("`{other}` is not allowed; probes are read-only: GET or HEAD"));
+                r.at_value(
+                    &format!("{field}.http.method"),
+                    format!("`{other}` is not allowed; probes are read-only: GET or HEAD"),
+                );
                 HttpMethod::Get
             }
         };
-        let json_path = h.json_path.as_ref().and_then(|p| json_path(r, &format!("{field}.http.json_path"), p));
+        let json_path = h
+            .json_path
+            .as_ref()
+            .and_then(|p| json_path(r, &format!("{field}.http.json_path"), p));
         SignalKind::Http {
             url,
             method,
@@ -207,7 +231,10 @@ fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec) -> Option
             Some(_) => {
                 let t = label_template(r, &ufield, &j.url)?;
                 if !t.render_with_stand_in("x").starts_with('/') {
-                    r.at_value(&ufield, "with `source`, the url is a path under that backend, starting with /");
+                    r.at_value(
+                        &ufield,
+                        "with `source`, the url is a path under that backend, starting with /",
+                    );
                 }
                 t
             }
@@ -316,14 +343,25 @@ struct TreeCheck<'r, 'p, 'a> {
 
 impl TreeCheck<'_, '_, '_> {
     /// Checks `spec` and its subtree; `outputs` are the diagnose outputs of its ancestors.
-    fn node(&mut self, spec: &NodeSpec, field: &str, parent: Option<NodeIndex>, depth: usize, outputs: &BTreeSet<String>) {
+    fn node(
+        &mut self,
+        spec: &NodeSpec,
+        field: &str,
+        parent: Option<NodeIndex>,
+        depth: usize,
+        outputs: &BTreeSet<String>,
+    ) {
         let id_field = format!("{field}.id");
         if !is_identifier(&spec.id) {
-            self.r.at_value(&id_field, "node ids are lowercase letters, digits and `_`");
+            self.r
+                .at_value(&id_field, "node ids are lowercase letters, digits and `_`");
         }
         let line = self.r.spans.value_position(&id_field).line;
         if let Some(first) = self.ids.get(&spec.id) {
-            self.r.at_value(&id_field, format!("duplicate node id `{}` (first at line {first})", spec.id));
+            self.r.at_value(
+                &id_field,
+                format!("duplicate node id `{}` (first at line {first})", spec.id),
+            );
         } else {
             self.ids.insert(spec.id.clone(), line);
         }
@@ -341,9 +379,15 @@ impl TreeCheck<'_, '_, '_> {
             let params = self.params(&dfield, &d.action, &d.params, action_ok);
             let out_field = format!("{dfield}.as");
             if !is_identifier(&d.output) {
-                self.r.at_value(&out_field, "lowercase letters, digits and `_` (read as evidence.<name>)");
+                self.r.at_value(
+                    &out_field,
+                    "lowercase letters, digits and `_` (read as evidence.<name>)",
+                );
             } else if self.declared.contains(&d.output) || outputs.contains(&d.output) {
-                self.r.at_value(&out_field, format!("`{}` is already an evidence name here", d.output));
+                self.r.at_value(
+                    &out_field,
+                    format!("`{}` is already an evidence name here", d.output),
+                );
             }
             below.insert(d.output.clone());
             Some(Diagnose {
@@ -355,7 +399,10 @@ impl TreeCheck<'_, '_, '_> {
 
         let remedy = match &spec.remedy {
             Some(_) if !spec.children.is_empty() => {
-                self.r.at_key(&format!("{field}.remedy"), "a node with children cannot have a remedy; put it on a leaf");
+                self.r.at_key(
+                    &format!("{field}.remedy"),
+                    "a node with children cannot have a remedy; put it on a leaf",
+                );
                 None
             }
             Some(remedy) => self.remedy(&format!("{field}.remedy"), remedy, &below),
@@ -377,7 +424,13 @@ impl TreeCheck<'_, '_, '_> {
         }
         for (i, child) in spec.children.iter().enumerate() {
             let child_index = self.nodes.len();
-            self.node(child, &join_index(&format!("{field}.children"), i), Some(index), depth + 1, &below);
+            self.node(
+                child,
+                &join_index(&format!("{field}.children"), i),
+                Some(index),
+                depth + 1,
+                &below,
+            );
             if self.nodes.len() > child_index
                 && let Some(node) = self.nodes.get_mut(index)
             {
@@ -386,7 +439,13 @@ impl TreeCheck<'_, '_, '_> {
         }
     }
 
-    fn condition(&mut self, field: &str, text: &str, scope: Scope, outputs: &BTreeSet<String>) -> Option<Condition> {
+    fn condition(
+        &mut self,
+        field: &str,
+        text: &str,
+        scope: Scope,
+        outputs: &BTreeSet<String>,
+    ) -> Option<Condition> {
         match Condition::compile(text, scope) {
             Ok(c) => {
                 for signal in c.signals() {
@@ -394,9 +453,15 @@ impl TreeCheck<'_, '_, '_> {
                         || (scope == Scope::Diagnosis && outputs.contains(&signal.name));
                     if !known {
                         let message = if scope == Scope::Verify && outputs.contains(&signal.name) {
-                            format!("`{}` is a diagnose output; verify reads fresh values of spec.evidence signals only", signal.name)
+                            format!(
+                                "`{}` is a diagnose output; verify reads fresh values of spec.evidence signals only",
+                                signal.name
+                            )
                         } else {
-                            format!("evidence `{}` is not defined in spec.evidence or by a diagnose above this node", signal.name)
+                            format!(
+                                "evidence `{}` is not defined in spec.evidence or by a diagnose above this node",
+                                signal.name
+                            )
                         };
                         self.r.inside_value(field, signal.line, signal.column, message);
                     }
@@ -404,7 +469,8 @@ impl TreeCheck<'_, '_, '_> {
                 Some(c)
             }
             Err(e) => {
-                self.r.inside_value(field, e.line, e.column, format!("CEL: {}", e.message));
+                self.r
+                    .inside_value(field, e.line, e.column, format!("CEL: {}", e.message));
                 None
             }
         }
@@ -418,8 +484,13 @@ impl TreeCheck<'_, '_, '_> {
                 false
             }
             Some(action) if action.purpose != purpose => {
-                let wanted = if purpose == Purpose::Fix { "fix" } else { "diagnostic" };
-                self.r.at_value(field, format!("action `{name}` is not a {wanted} action"));
+                let wanted = if purpose == Purpose::Fix {
+                    "fix"
+                } else {
+                    "diagnostic"
+                };
+                self.r
+                    .at_value(field, format!("action `{name}` is not a {wanted} action"));
                 false
             }
             Some(_) => true,
@@ -444,11 +515,18 @@ impl TreeCheck<'_, '_, '_> {
             if action_ok && let Some(action) = self.actions.get(action_name) {
                 match action.params.get(name) {
                     None => {
-                        self.r.at_key(&pfield, format!("action `{action_name}` has no param `{name}`"));
+                        self.r
+                            .at_key(&pfield, format!("action `{action_name}` has no param `{name}`"));
                         ok = false;
                     }
                     Some(spec) if template.references(Variable::Label).is_empty() && !spec.accepts(text) => {
-                        self.r.at_value(&pfield, format!("`{text}` does not match the param's pattern `{}`", spec.pattern_source));
+                        self.r.at_value(
+                            &pfield,
+                            format!(
+                                "`{text}` does not match the param's pattern `{}`",
+                                spec.pattern_source
+                            ),
+                        );
                         ok = false;
                     }
                     Some(_) => {}
@@ -459,7 +537,8 @@ impl TreeCheck<'_, '_, '_> {
         if action_ok && let Some(action) = self.actions.get(action_name) {
             for (name, spec) in &action.params {
                 if spec.required && spec.default.is_none() && !given.contains_key(name) {
-                    self.r.at_key(field, format!("action `{action_name}` needs param `{name}`"));
+                    self.r
+                        .at_key(field, format!("action `{action_name}` needs param `{name}`"));
                     ok = false;
                 }
             }
@@ -467,7 +546,12 @@ impl TreeCheck<'_, '_, '_> {
         ok.then_some(out)
     }
 
-    fn remedy(&mut self, field: &str, spec: &crate::document::playbook::RemedySpec, outputs: &BTreeSet<String>) -> Option<Remedy> {
+    fn remedy(
+        &mut self,
+        field: &str,
+        spec: &crate::document::playbook::RemedySpec,
+        outputs: &BTreeSet<String>,
+    ) -> Option<Remedy> {
         let action_ok = self.action_ref(&format!("{field}.action"), &spec.action, Purpose::Fix);
         let params = self.params(field, &spec.action, &spec.params, action_ok);
 
@@ -475,11 +559,15 @@ impl TreeCheck<'_, '_, '_> {
         let threshold = spec.confidence.threshold;
         let mut ok = true;
         if !(threshold > 0.0 && threshold <= 1.0) {
-            self.r.at_value(&format!("{cfield}.threshold"), format!("{threshold} is outside (0, 1]"));
+            self.r.at_value(
+                &format!("{cfield}.threshold"),
+                format!("{threshold} is outside (0, 1]"),
+            );
             ok = false;
         }
         if spec.confidence.signals.is_empty() {
-            self.r.at_key(&format!("{cfield}.signals"), "needs at least one weighted signal");
+            self.r
+                .at_key(&format!("{cfield}.signals"), "needs at least one weighted signal");
             ok = false;
         }
         let mut signals = Vec::new();
@@ -487,7 +575,10 @@ impl TreeCheck<'_, '_, '_> {
         for (i, s) in spec.confidence.signals.iter().enumerate() {
             let sfield = join_index(&format!("{cfield}.signals"), i);
             if !(0.0..=1.0).contains(&s.weight) {
-                self.r.at_value(&format!("{sfield}.weight"), format!("{} is outside [0, 1]", s.weight));
+                self.r.at_value(
+                    &format!("{sfield}.weight"),
+                    format!("{} is outside [0, 1]", s.weight),
+                );
                 ok = false;
             } else {
                 total += s.weight;
@@ -504,7 +595,10 @@ impl TreeCheck<'_, '_, '_> {
         if ok && total + WEIGHT_EPSILON < threshold {
             self.r.at_value(
                 &format!("{cfield}.threshold"),
-                format!("{threshold} cannot be reached: the weights sum to {}", round(total)),
+                format!(
+                    "{threshold} cannot be reached: the weights sum to {}",
+                    round(total)
+                ),
             );
             ok = false;
         }
@@ -514,10 +608,23 @@ impl TreeCheck<'_, '_, '_> {
             Some(v) => {
                 let vfield = format!("{field}.verify");
                 let when = self.condition(&format!("{vfield}.when"), &v.when, Scope::Verify, outputs);
-                let retries = positive(self.r, &format!("{vfield}.retries"), v.retries, DEFAULT_VERIFY_RETRIES);
-                let interval = self.r.duration(&format!("{vfield}.interval"), v.interval.as_deref(), DEFAULT_VERIFY_INTERVAL);
+                let retries = positive(
+                    self.r,
+                    &format!("{vfield}.retries"),
+                    v.retries,
+                    DEFAULT_VERIFY_RETRIES,
+                );
+                let interval = self.r.duration(
+                    &format!("{vfield}.interval"),
+                    v.interval.as_deref(),
+                    DEFAULT_VERIFY_INTERVAL,
+                );
                 match when {
-                    Some(when) => Some(VerifyCondition { when, retries, interval }),
+                    Some(when) => Some(VerifyCondition {
+                        when,
+                        retries,
+                        interval,
+                    }),
                     None => {
                         ok = false;
                         None
@@ -548,7 +655,9 @@ mod tests {
 
     #[test]
     fn logql_shape() {
-        assert!(check_logql_shape("sum(count_over_time({service=\"x\"} |~ \"timeout.*payment\" [5m]))").is_ok());
+        assert!(
+            check_logql_shape("sum(count_over_time({service=\"x\"} |~ \"timeout.*payment\" [5m]))").is_ok()
+        );
         assert!(check_logql_shape("count_over_time(service=\"x\" [5m])").is_err());
         assert!(check_logql_shape("sum(count_over_time({service=\"x\"}[5m])").is_err());
         assert!(check_logql_shape("{service=\"x\"} |~ \"unterminated").is_err());

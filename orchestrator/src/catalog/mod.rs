@@ -41,7 +41,10 @@ impl Catalog {
     /// Validates already-read files together.
     pub fn from_sources(sources: &[Source]) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let parsed: Vec<ParsedFile> = sources.iter().filter_map(|s| parse_source(s, &mut problems)).collect();
+        let parsed: Vec<ParsedFile> = sources
+            .iter()
+            .filter_map(|s| parse_source(s, &mut problems))
+            .collect();
 
         let mut actions: BTreeMap<String, Arc<Action>> = BTreeMap::new();
         let mut action_files: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -53,7 +56,14 @@ impl Catalog {
                     problems: &mut problems,
                 };
                 if let Some(first) = action_files.get(&doc.metadata.name) {
-                    r.at_value("metadata.name", format!("another Action is named `{}` ({})", doc.metadata.name, first.display()));
+                    r.at_value(
+                        "metadata.name",
+                        format!(
+                            "another Action is named `{}` ({})",
+                            doc.metadata.name,
+                            first.display()
+                        ),
+                    );
                     continue;
                 }
                 action_files.insert(doc.metadata.name.clone(), file.path.clone());
@@ -72,7 +82,14 @@ impl Catalog {
                     problems: &mut problems,
                 };
                 if let Some(first) = playbook_files.get(&doc.metadata.name) {
-                    r.at_value("metadata.name", format!("another Playbook is named `{}` ({})", doc.metadata.name, first.display()));
+                    r.at_value(
+                        "metadata.name",
+                        format!(
+                            "another Playbook is named `{}` ({})",
+                            doc.metadata.name,
+                            first.display()
+                        ),
+                    );
                     continue;
                 }
                 playbook_files.insert(doc.metadata.name.clone(), file.path.clone());
@@ -125,10 +142,19 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, Vec<Problem>> {
     for path in files {
         match std::fs::read_to_string(&path) {
             Ok(text) => sources.push(Source { path, text }),
-            Err(e) => problems.push(Problem::new(&path, Position::new(1, 1), ".", format!("cannot read: {e}"))),
+            Err(e) => problems.push(Problem::new(
+                &path,
+                Position::new(1, 1),
+                ".",
+                format!("cannot read: {e}"),
+            )),
         }
     }
-    if problems.is_empty() { Ok(sources) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(problems)
+    }
 }
 
 fn collect_yaml_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
@@ -143,9 +169,19 @@ fn collect_yaml_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<
                     }
                 }
             }
-            Err(e) => problems.push(Problem::new(path, Position::new(1, 1), ".", format!("cannot read folder: {e}"))),
+            Err(e) => problems.push(Problem::new(
+                path,
+                Position::new(1, 1),
+                ".",
+                format!("cannot read folder: {e}"),
+            )),
         },
         Ok(_) => files.push(path.to_path_buf()),
-        Err(e) => problems.push(Problem::new(path, Position::new(1, 1), ".", format!("cannot read: {e}"))),
+        Err(e) => problems.push(Problem::new(
+            path,
+            Position::new(1, 1),
+            ".",
+            format!("cannot read: {e}"),
+        )),
     }
 }

@@ -6,9 +6,9 @@ use serde::de::DeserializeOwned;
 
 use super::problem::{Position, Problem};
 use super::spans::{SpanIndex, join_index, join_key};
+use crate::document::API_VERSION;
 use crate::document::action::ActionDocument;
 use crate::document::playbook::PlaybookDocument;
-use crate::document::API_VERSION;
 
 /// A file's text, with the path it is reported under.
 #[derive(Debug, Clone)]
@@ -87,7 +87,11 @@ pub fn parse_source(source: &Source, problems: &mut Vec<Problem>) -> Option<Pars
 }
 
 /// Deserializes into `T`, reporting every unknown field and the first type error.
-fn deserialize<T: DeserializeOwned>(source: &Source, spans: &SpanIndex, problems: &mut Vec<Problem>) -> Option<T> {
+fn deserialize<T: DeserializeOwned>(
+    source: &Source,
+    spans: &SpanIndex,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     let path = source.path.as_path();
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(&source.text);
@@ -120,10 +124,7 @@ fn yaml_problem(path: &Path, field: &str, error: &serde_yaml::Error) -> Problem 
     let position = error
         .location()
         .map_or(Position::new(1, 1), |l| Position::new(l.line(), l.column()));
-    let mut message = error.to_string();
-    if let Some(at) = message.rfind(" at line ") {
-        message.truncate(at);
-    }
+    let mut message = strip_locations(&error.to_string());
     if field != "."
         && let Some(rest) = message.strip_prefix(&format!("{field}: "))
     {
@@ -140,5 +141,43 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
         P::Seq { parent, index } => join_index(&field_path(parent), *index),
         P::Map { parent, key } => join_key(&field_path(parent), key),
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+/// Removes every ` at line N column M` from a serde_yaml message: the position is reported apart.
+fn strip_locations(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" at line ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + " at line ".len()..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let line_len = digits(after);
+        let tail = &after[line_len..];
+        rest = match tail.strip_prefix(" column ") {
+            Some(col) if line_len > 0 => &col[digits(col)..],
+            _ => {
+                out.push_str(" at line ");
+                after
+            }
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_locations;
+
+    #[test]
+    fn strips_every_location() {
+        assert_eq!(
+            strip_locations(
+                "did not find expected key at line 14 column 4, while parsing a block mapping at line 13 column 5"
+            ),
+            "did not find expected key, while parsing a block mapping"
+        );
+        assert_eq!(strip_locations("at line endings"), "at line endings");
     }
 }

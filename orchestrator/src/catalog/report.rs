@@ -17,19 +17,22 @@ impl Reporter<'_> {
     /// A problem with the field itself (unknown, misplaced, duplicate): points at its key.
     pub fn at_key(&mut self, field: &str, message: impl Into<String>) {
         let position = self.spans.key_position(field);
-        self.problems.push(Problem::new(self.file, position, field, message));
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// A problem with the field's value: points at the value.
     pub fn at_value(&mut self, field: &str, message: impl Into<String>) {
         let position = self.spans.value_position(field);
-        self.problems.push(Problem::new(self.file, position, field, message));
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// A problem at a 1-based line and column inside the field's text (a condition, a template).
     pub fn inside_value(&mut self, field: &str, line: usize, column: usize, message: impl Into<String>) {
         let position = self.spans.position_in_value(field, line, column);
-        self.problems.push(Problem::new(self.file, position, field, message));
+        self.problems
+            .push(Problem::new(self.file, position, field, message));
     }
 
     /// Parses an optional duration field; a missing one is `default`, a bad one is reported.

@@ -46,9 +46,7 @@ impl SpanIndex {
         if parser.load(&mut builder, false).is_err() {
             return Self::default();
         }
-        Self {
-            spans: builder.spans,
-        }
+        Self { spans: builder.spans }
     }
 
     pub fn get(&self, path: &str) -> Option<&FieldSpan> {
@@ -73,9 +71,10 @@ impl SpanIndex {
             return self.value_position(path);
         };
         match span.style {
-            Some(ScalarStyle::Plain) if line_in_value <= 1 => {
-                Position::new(span.value.line, span.value.column + col_in_value.saturating_sub(1))
-            }
+            Some(ScalarStyle::Plain) if line_in_value <= 1 => Position::new(
+                span.value.line,
+                span.value.column + col_in_value.saturating_sub(1),
+            ),
             Some(ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) if line_in_value <= 1 => {
                 Position::new(span.value.line, span.value.column + col_in_value)
             }
@@ -153,17 +152,36 @@ fn position(mark: Marker) -> Position {
 
 impl Builder {
     /// Records a value that starts at `mark` and returns its path, or `None` if the value is a key.
-    fn place_value(&mut self, mark: Marker, style: Option<ScalarStyle>, key_text: Option<&str>) -> Option<String> {
+    fn place_value(
+        &mut self,
+        mark: Marker,
+        style: Option<ScalarStyle>,
+        key_text: Option<&str>,
+    ) -> Option<String> {
         let pos = position(mark);
         match self.stack.last_mut() {
             None => {
-                self.spans.insert(".".into(), FieldSpan { key: None, value: pos, style });
+                self.spans.insert(
+                    ".".into(),
+                    FieldSpan {
+                        key: None,
+                        value: pos,
+                        style,
+                    },
+                );
                 Some(".".into())
             }
             Some(Frame::Sequence { path, next_index }) => {
                 let child = join_index(path, *next_index);
                 *next_index += 1;
-                self.spans.insert(child.clone(), FieldSpan { key: None, value: pos, style });
+                self.spans.insert(
+                    child.clone(),
+                    FieldSpan {
+                        key: None,
+                        value: pos,
+                        style,
+                    },
+                );
                 Some(child)
             }
             Some(Frame::Mapping {
@@ -173,7 +191,14 @@ impl Builder {
             }) => match pending_key.take() {
                 Some((key, key_pos)) => {
                     let child = join_key(path, &key);
-                    self.spans.insert(child.clone(), FieldSpan { key: Some(key_pos), value: pos, style });
+                    self.spans.insert(
+                        child.clone(),
+                        FieldSpan {
+                            key: Some(key_pos),
+                            value: pos,
+                            style,
+                        },
+                    );
                     Some(child)
                 }
                 None => {
@@ -245,14 +270,20 @@ mod tests {
                 style: Some(ScalarStyle::SingleQuoted)
             })
         );
-        assert_eq!(index.value_position("spec.tree.children[1].id"), Position::new(8, 13));
+        assert_eq!(
+            index.value_position("spec.tree.children[1].id"),
+            Position::new(8, 13)
+        );
         assert_eq!(index.key_position("spec.tree.id"), Position::new(4, 5));
     }
 
     #[test]
     fn missing_fields_fall_back_to_the_nearest_ancestor() {
         let index = SpanIndex::build(DOC);
-        assert_eq!(index.key_position("spec.tree.children[1].remedy"), Position::new(8, 9));
+        assert_eq!(
+            index.key_position("spec.tree.children[1].remedy"),
+            Position::new(8, 9)
+        );
         assert_eq!(index.key_position("nothing.here"), Position::new(1, 1));
     }
 
@@ -260,7 +291,10 @@ mod tests {
     fn positions_inside_quoted_values_skip_the_quote() {
         let index = SpanIndex::build(DOC);
         // 'x > 1': the `>` is the 3rd character of the expression.
-        assert_eq!(index.position_in_value("spec.tree.children[0].when", 1, 3), Position::new(7, 18));
+        assert_eq!(
+            index.position_in_value("spec.tree.children[0].when", 1, 3),
+            Position::new(7, 18)
+        );
     }
 
     #[test]

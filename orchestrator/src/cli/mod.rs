@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rootfix", version, about = "Automated remediation orchestrator for Alertmanager alerts")]
+#[command(
+    name = "rootfix",
+    version,
+    about = "Automated remediation orchestrator for Alertmanager alerts"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -23,7 +23,11 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             for p in &problems {
                 println!("{p}");
             }
-            eprintln!("{} problem{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "{} problem{}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
             ExitCode::FAILURE
         }
     }

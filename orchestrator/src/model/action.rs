@@ -77,7 +77,12 @@ pub enum PhaseName {
 }
 
 impl PhaseName {
-    pub const ALL: [PhaseName; 4] = [PhaseName::Precheck, PhaseName::Execute, PhaseName::Verify, PhaseName::Rollback];
+    pub const ALL: [PhaseName; 4] = [
+        PhaseName::Precheck,
+        PhaseName::Execute,
+        PhaseName::Verify,
+        PhaseName::Rollback,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -71,10 +71,39 @@ impl std::fmt::Debug for Condition {
 /// Functions of CEL's standard library that conditions may call. Operators (`_>_`, `@in`, ...) are
 /// always allowed; anything else is a typo or an extension rootfix does not load.
 const KNOWN_FUNCTIONS: &[&str] = &[
-    "size", "matches", "contains", "startsWith", "endsWith", "string", "int", "uint", "double",
-    "bytes", "bool", "dyn", "type", "duration", "timestamp", "has", "all", "exists", "exists_one",
-    "map", "filter", "max", "min", "getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth",
-    "getDate", "getDayOfWeek", "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+    "size",
+    "matches",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "string",
+    "int",
+    "uint",
+    "double",
+    "bytes",
+    "bool",
+    "dyn",
+    "type",
+    "duration",
+    "timestamp",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
+    "max",
+    "min",
+    "getFullYear",
+    "getMonth",
+    "getDayOfYear",
+    "getDayOfMonth",
+    "getDate",
+    "getDayOfWeek",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
 ];
 
 impl Condition {
@@ -204,7 +233,24 @@ impl Analysis<'_> {
     fn fail(&mut self, id: u64, message: String) {
         if self.error.is_none() {
             let (line, column) = self.position(id);
-            self.error = Some(ConditionError { line, column, message });
+            self.error = Some(ConditionError {
+                line,
+                column,
+                message,
+            });
+        }
+    }
+
+    /// Reports at the start of a call's name: the parser places a call at its `(`.
+    fn fail_at_name(&mut self, id: u64, name: &str, message: String) {
+        if self.error.is_none() {
+            let (line, column) = self.position(id);
+            let column = column.saturating_sub(name.chars().count()).max(1);
+            self.error = Some(ConditionError {
+                line,
+                column,
+                message,
+            });
         }
     }
 
@@ -226,7 +272,10 @@ impl Analysis<'_> {
                 if !known {
                     self.fail(
                         node.id,
-                        format!("unknown variable `{name}`; conditions read {}", self.roots.join(", ")),
+                        format!(
+                            "unknown variable `{name}`; conditions read {}",
+                            self.roots.join(", ")
+                        ),
                     );
                 } else if name == "evidence" || name == "baseline" {
                     self.fail(
@@ -249,7 +298,11 @@ impl Analysis<'_> {
             Expr::Call(call) => {
                 let is_operator = call.func_name.starts_with(['_', '@', '!', '-']);
                 if !is_operator && !KNOWN_FUNCTIONS.contains(&call.func_name.as_str()) {
-                    self.fail(node.id, format!("unknown function `{}`", call.func_name));
+                    self.fail_at_name(
+                        node.id,
+                        &call.func_name,
+                        format!("unknown function `{}`", call.func_name),
+                    );
                 }
                 if call.func_name == "_[_]"
                     && let [target, key] = call.args.as_slice()
@@ -331,7 +384,11 @@ mod tests {
             Scope::Diagnosis,
         )
         .unwrap();
-        let names: Vec<_> = c.signals().iter().map(|s| (s.name.as_str(), s.line, s.column)).collect();
+        let names: Vec<_> = c
+            .signals()
+            .iter()
+            .map(|s| (s.name.as_str(), s.line, s.column))
+            .collect();
         assert_eq!(names, vec![("heap", 1, 1), ("gc_pause", 2, 3)]);
     }
 
@@ -339,7 +396,10 @@ mod tests {
     fn evaluates_numbers_maps_and_labels() {
         assert_eq!(eval("evidence.ratio > 0.5", json!({"ratio": 0.7})), Ok(true));
         assert_eq!(eval("evidence.count >= 5", json!({"count": 5})), Ok(true));
-        assert_eq!(eval("evidence.http.status == 200", json!({"http": {"status": 200}})), Ok(true));
+        assert_eq!(
+            eval("evidence.http.status == 200", json!({"http": {"status": 200}})),
+            Ok(true)
+        );
         assert_eq!(eval("alert.labels.service == 'order'", json!({})), Ok(true));
         assert!(eval("evidence.ratio > 0.5", json!({"ratio": null})).is_err());
         assert!(eval("evidence.ratio", json!({"ratio": 1})).is_err());
@@ -351,10 +411,14 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 20));
         let e = Condition::compile("evidnce.x > 1", Scope::Diagnosis).unwrap_err();
         assert_eq!((e.line, e.column), (1, 1));
-        assert!(e.message.starts_with("unknown variable `evidnce`"), "{}", e.message);
+        assert!(
+            e.message.starts_with("unknown variable `evidnce`"),
+            "{}",
+            e.message
+        );
         let e = Condition::compile("evidence.x > 1 && sise(evidence.y) > 0", Scope::Diagnosis).unwrap_err();
         assert_eq!(e.message, "unknown function `sise`");
-        assert_eq!((e.line, e.column), (1, 23));
+        assert_eq!((e.line, e.column), (1, 19));
         let e = Condition::compile("baseline.x > 1", Scope::Diagnosis).unwrap_err();
         assert!(e.message.starts_with("unknown variable `baseline`"));
         assert!(Condition::compile("evidence.x < baseline.x * 0.2", Scope::Verify).is_ok());

@@ -40,7 +40,9 @@ impl JsonPath {
                 '.' => {
                     let start = i + 1;
                     let mut end = start;
-                    while end < chars.len() && (chars[end].is_alphanumeric() || chars[end] == '_' || chars[end] == '-') {
+                    while end < chars.len()
+                        && (chars[end].is_alphanumeric() || chars[end] == '_' || chars[end] == '-')
+                    {
                         end += 1;
                     }
                     if end == start {
@@ -105,7 +107,10 @@ mod tests {
         let body = json!({"data": {"result": [{"value": [1, "0.5"]}], "a b": 3}});
         let p = JsonPath::parse("$.data.result[0].value[1]").unwrap();
         assert_eq!(p.select(&body), Some(&json!("0.5")));
-        assert_eq!(JsonPath::parse("$.data['a b']").unwrap().select(&body), Some(&json!(3)));
+        assert_eq!(
+            JsonPath::parse("$.data['a b']").unwrap().select(&body),
+            Some(&json!(3))
+        );
         assert_eq!(JsonPath::parse("$.nope").unwrap().select(&body), None);
         assert_eq!(JsonPath::parse("$").unwrap().select(&body), Some(&body));
     }

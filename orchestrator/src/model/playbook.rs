@@ -68,8 +68,14 @@ pub struct Signal {
 
 #[derive(Debug, Clone)]
 pub enum SignalKind {
-    Prometheus { query: Template, source: String },
-    Loki { query: Template, source: String },
+    Prometheus {
+        query: Template,
+        source: String,
+    },
+    Loki {
+        query: Template,
+        source: String,
+    },
     Http {
         url: Template,
         method: HttpMethod,
@@ -77,8 +83,14 @@ pub enum SignalKind {
         timeout: Duration,
         json_path: Option<JsonPath>,
     },
-    Dns { name: Template, timeout: Duration },
-    Tcp { address: Template, timeout: Duration },
+    Dns {
+        name: Template,
+        timeout: Duration,
+    },
+    Tcp {
+        address: Template,
+        timeout: Duration,
+    },
     JsonHttp {
         url: Template,
         source: Option<String>,

@@ -178,7 +178,10 @@ fn parse_reference(inner: &str, allowed: &[Variable]) -> Result<(Variable, Strin
         _ => return Err(format!("unknown variable `{prefix}`; write {}", allowed_list())),
     };
     if !allowed.contains(&variable) {
-        return Err(format!("`{prefix}` cannot be used here; write {}", allowed_list()));
+        return Err(format!(
+            "`{prefix}` cannot be used here; write {}",
+            allowed_list()
+        ));
     }
     let valid_name = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -225,12 +228,20 @@ mod tests {
 
     #[test]
     fn renders_labels_between_literals() {
-        let t = Template::parse("rate(x{service=\"{{ $labels.service }}\"}[5m])", &[Variable::Label]).unwrap();
+        let t = Template::parse(
+            "rate(x{service=\"{{ $labels.service }}\"}[5m])",
+            &[Variable::Label],
+        )
+        .unwrap();
         assert_eq!(
-            t.render(&labels(), &BTreeMap::new(), escape_query_string).unwrap(),
+            t.render(&labels(), &BTreeMap::new(), escape_query_string)
+                .unwrap(),
             "rate(x{service=\"order\"}[5m])"
         );
-        assert_eq!(t.references(Variable::Label).into_iter().collect::<Vec<_>>(), vec!["service"]);
+        assert_eq!(
+            t.references(Variable::Label).into_iter().collect::<Vec<_>>(),
+            vec!["service"]
+        );
     }
 
     #[test]
@@ -244,7 +255,12 @@ mod tests {
         let promql_parser::parser::Expr::VectorSelector(selector) = parsed else {
             panic!("not a selector: {parsed:?}");
         };
-        let service = selector.matchers.matchers.iter().find(|m| m.name == "service").unwrap();
+        let service = selector
+            .matchers
+            .matchers
+            .iter()
+            .find(|m| m.name == "service")
+            .unwrap();
         assert_eq!(service.value, "x\"} or vector(1) #\\");
     }
 
