@@ -14,8 +14,11 @@
 //! - [`schema`]: JSON Schemas generated from [`document`].
 //! - [`cli`]: the `rootfix` command, one module per subcommand.
 
+pub mod alert;
 pub mod catalog;
 pub mod cli;
 pub mod document;
+pub mod engine;
 pub mod model;
 pub mod schema;
+pub mod state;

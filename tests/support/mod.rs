@@ -17,3 +17,64 @@ pub fn repo_path(relative: &str) -> PathBuf {
 pub fn shipped_paths() -> Vec<PathBuf> {
     vec![repo_path("playbooks"), repo_path("actions")]
 }
+
+use std::sync::Arc;
+
+use rootfix::catalog::{Catalog, Source, read_sources};
+use rootfix::model::Playbook;
+
+/// Builds one playbook from YAML, checked together with the shipped actions; panics with the
+/// problems when it is invalid.
+pub fn playbook(yaml: &str) -> Arc<Playbook> {
+    let mut sources = read_sources(&[repo_path("actions")]).expect("shipped actions are readable");
+    sources.push(Source {
+        path: "test-playbook.yaml".into(),
+        text: yaml.to_string(),
+    });
+    let catalog = Catalog::from_sources(&sources).unwrap_or_else(|problems| {
+        panic!(
+            "{}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    catalog.playbooks[0].clone()
+}
+
+/// The alert of a captured Alertmanager payload in tests/fixtures/alertmanager.
+pub fn fixture_alert(name: &str) -> Arc<rootfix::alert::Alert> {
+    let body = std::fs::read(repo_path(&format!("tests/fixtures/alertmanager/{name}.json")))
+        .expect("fixture exists");
+    let payload = rootfix::alert::WebhookPayload::parse(&body).expect("fixture parses");
+    Arc::new(payload.alerts[0].clone())
+}
+
+/// The Redis the tests use (scripts/test-all.sh starts it); tests fail, never skip, without it.
+pub fn redis_url() -> String {
+    std::env::var("ROOTFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+}
+
+/// A key prefix no other test run uses, so tests can share one Redis.
+pub fn unique_prefix(test: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "test:{test}:{}:{nanos}:{}:",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub async fn redis_store(test: &str) -> rootfix::state::redis::RedisStateStore {
+    let url = redis_url();
+    rootfix::state::redis::RedisStateStore::connect(&url, &unique_prefix(test))
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is required (scripts/test-all.sh starts it): {e}"))
+}

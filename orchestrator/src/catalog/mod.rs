@@ -74,6 +74,9 @@ impl Catalog {
         }
         let mut playbooks = Vec::new();
         let mut playbook_files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        // Prune state is keyed by service and node id (the seed's format), so ids are unique
+        // across playbooks: node id → playbook.
+        let mut node_owners: BTreeMap<String, String> = BTreeMap::new();
         for file in &parsed {
             if let Document::Playbook(doc) = &file.document {
                 let mut r = Reporter {
@@ -94,6 +97,19 @@ impl Catalog {
                 }
                 playbook_files.insert(doc.metadata.name.clone(), file.path.clone());
                 if let Some(playbook) = check_playbook::check_playbook(file, doc, &actions, &mut r) {
+                    for node in &playbook.nodes {
+                        if let Some(owner) = node_owners.get(&node.id) {
+                            r.at_value(
+                                "metadata.name",
+                                format!(
+                                    "node id `{}` is also used by playbook `{owner}`; node ids are unique across playbooks",
+                                    node.id
+                                ),
+                            );
+                        } else {
+                            node_owners.insert(node.id.clone(), playbook.name.clone());
+                        }
+                    }
                     playbooks.push(Arc::new(playbook));
                 }
             }

@@ -1,0 +1,140 @@
+//! The result of a walk: which nodes hit, missed, were pruned or errored, what evidence they saw,
+//! and what each remedy scored. It is the core of an incident's timeline and what `simulate`
+//! prints.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOutcome {
+    /// The condition held; the node's subtree was walked.
+    Hit,
+    /// The condition did not hold (or a signal it reads had no data).
+    Miss,
+    /// Skipped: the node kept missing and is pruned.
+    Pruned,
+    /// The condition could not be decided (an evidence error, a deadline); not counted for pruning.
+    Error,
+}
+
+impl NodeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeOutcome::Hit => "hit",
+            NodeOutcome::Miss => "miss",
+            NodeOutcome::Pruned => "pruned",
+            NodeOutcome::Error => "error",
+        }
+    }
+}
+
+/// One visited node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub id: String,
+    pub parent: Option<String>,
+    pub depth: usize,
+    pub outcome: NodeOutcome,
+    /// Why (the error, the missing data, the prune), when there is more to say than the outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The node was pruned and this walk was its scheduled re-probe.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub reprobe: bool,
+    /// This miss pruned the node.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub pruned_now: bool,
+    /// The evidence its condition read (`null` = no data).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub reads: BTreeMap<String, serde_json::Value>,
+}
+
+/// One signal's value (or error) as fetched in this walk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub elapsed_ms: f64,
+}
+
+/// One weighted signal of a confidence rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalScore {
+    pub when: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub weight: f64,
+    pub held: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "reason")]
+pub enum Decision {
+    /// Confident enough: the fix goes on to the gates.
+    Act,
+    /// Below the threshold: record and notify, do not act.
+    NotifyOnly,
+    /// The fix cannot be formed (a param's label is missing from the alert).
+    Invalid(String),
+}
+
+/// What a remedy leaf scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemedyDecision {
+    pub node: String,
+    pub action: String,
+    pub params: BTreeMap<String, String>,
+    pub score: f64,
+    pub threshold: f64,
+    pub signals: Vec<SignalScore>,
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub playbook: String,
+    /// The target service (pruning state is kept per service); absent when the alert lacks it.
+    pub service: Option<String>,
+    pub alertname: String,
+    pub fingerprint: String,
+    /// Evidence was read at this instant (the alert's `startsAt`).
+    pub evidence_at: DateTime<Utc>,
+    pub walked_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    /// Visited nodes in tree order (parents before children, siblings in file order).
+    pub nodes: Vec<NodeReport>,
+    pub evidence: BTreeMap<String, EvidenceReport>,
+    pub remedies: Vec<RemedyDecision>,
+    /// Problems with the state store; pruning was not applied where they occurred.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub state_errors: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub deadline_exceeded: bool,
+}
+
+impl Diagnosis {
+    pub fn node(&self, id: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Ids of the nodes with `outcome`, in tree order.
+    pub fn with_outcome(&self, outcome: NodeOutcome) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.outcome == outcome)
+            .map(|n| n.id.as_str())
+            .collect()
+    }
+
+    /// The remedies that reached their threshold.
+    pub fn actionable(&self) -> impl Iterator<Item = &RemedyDecision> {
+        self.remedies.iter().filter(|r| r.decision == Decision::Act)
+    }
+}

@@ -1,0 +1,155 @@
+//! The Redis key schema: every key rootfix reads or writes, in one place.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `rootfix:alerts` | stream + consumer group `rootfix` | one entry per received alert |
+//! | `rootfix:incident:<id>` | hash | an incident record |
+//! | `diag:prune:<service>` | hash | field `<node id>` → `<RFC 3339 time>:skipped:<n>`: pruned nodes (the seed's format) |
+//! | `diag:streak:<service>` | hash | field `<node id>` → consecutive misses |
+//! | `diag:stats:<service>` | hash | field `<node id>:hit\|miss\|skip\|reprobe` → cumulative counts |
+//! | `rootfix:lock:<action>:<key>` | string, SET NX PX | fencing token of the fix holding the target |
+//! | `rootfix:journal:<incident>` | stream | phase transitions of a fix |
+//! | `rootfix:stage:<action>:<scope>` | hash | autonomy stage and when it was entered |
+//! | `rootfix:outcomes:<action>:<scope>` | sorted set | outcomes by time (for the 72 h window) |
+//! | `rootfix:approval:<id>` | hash | a pending or decided approval |
+//! | `rootfix:audit` | capped stream | every decision with identity and time |
+//! | `rootfix:killswitch` | string | set while the kill switch is on |
+//! | `rootfix:rate:<scope>` | sorted set | fix start times (sliding-window rate limit) |
+//! | `rootfix:leader` | string, SET NX PX | the replica that runs periodic jobs |
+//!
+//! Node ids are unique across all playbooks (the catalog checks it), so the seed's
+//! `diag:prune:<service>` / `<node id>` format names one node without the playbook.
+//!
+//! Every key can carry a prefix (empty in production) so that tests sharing one Redis never see
+//! each other's keys.
+
+/// Builds keys under an optional prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, tail: std::fmt::Arguments<'_>) -> String {
+        format!("{}{}", self.prefix, tail)
+    }
+
+    pub fn alerts_stream(&self) -> String {
+        self.key(format_args!("rootfix:alerts"))
+    }
+
+    pub fn incident(&self, id: &str) -> String {
+        self.key(format_args!("rootfix:incident:{id}"))
+    }
+
+    pub fn prune(&self, service: &str) -> String {
+        self.key(format_args!("diag:prune:{service}"))
+    }
+
+    pub fn streak(&self, service: &str) -> String {
+        self.key(format_args!("diag:streak:{service}"))
+    }
+
+    pub fn stats(&self, service: &str) -> String {
+        self.key(format_args!("diag:stats:{service}"))
+    }
+
+    pub fn lock(&self, action: &str, target_key: &str) -> String {
+        self.key(format_args!("rootfix:lock:{action}:{target_key}"))
+    }
+
+    pub fn journal(&self, incident: &str) -> String {
+        self.key(format_args!("rootfix:journal:{incident}"))
+    }
+
+    pub fn stage(&self, action: &str, scope: &str) -> String {
+        self.key(format_args!("rootfix:stage:{action}:{scope}"))
+    }
+
+    pub fn outcomes(&self, action: &str, scope: &str) -> String {
+        self.key(format_args!("rootfix:outcomes:{action}:{scope}"))
+    }
+
+    pub fn approval(&self, id: &str) -> String {
+        self.key(format_args!("rootfix:approval:{id}"))
+    }
+
+    pub fn audit(&self) -> String {
+        self.key(format_args!("rootfix:audit"))
+    }
+
+    pub fn killswitch(&self) -> String {
+        self.key(format_args!("rootfix:killswitch"))
+    }
+
+    pub fn rate(&self, scope: &str) -> String {
+        self.key(format_args!("rootfix:rate:{scope}"))
+    }
+
+    pub fn leader(&self) -> String {
+        self.key(format_args!("rootfix:leader"))
+    }
+}
+
+/// The value of a `diag:prune:<service>` field: `<RFC 3339 time>:skipped:<n>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneValue {
+    /// When the node was pruned, RFC 3339 in UTC with second precision (fixed width, so that
+    /// string order is time order, which the Redis script relies on).
+    pub pruned_at: String,
+    /// Walks that skipped the node since it was pruned or last re-probed.
+    pub skipped: u32,
+}
+
+impl PruneValue {
+    pub fn parse(value: &str) -> Option<Self> {
+        let (pruned_at, skipped) = value.rsplit_once(":skipped:")?;
+        Some(Self {
+            pruned_at: pruned_at.to_string(),
+            skipped: skipped.parse().ok()?,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        format!("{}:skipped:{}", self.pruned_at, self.skipped)
+    }
+}
+
+/// The time format of prune values.
+pub fn prune_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_values_round_trip_the_seed_format() {
+        let v = PruneValue::parse("2026-11-25T10:00:00Z:skipped:4").unwrap();
+        assert_eq!(v.pruned_at, "2026-11-25T10:00:00Z");
+        assert_eq!(v.skipped, 4);
+        assert_eq!(v.render(), "2026-11-25T10:00:00Z:skipped:4");
+        assert!(PruneValue::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn keys_follow_the_schema() {
+        let k = Keys::new("t1:");
+        assert_eq!(k.prune("order"), "t1:diag:prune:order");
+        assert_eq!(
+            Keys::default().lock("restart-jvm-pod", "shop/order-api"),
+            "rootfix:lock:restart-jvm-pod:shop/order-api"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The in-process [`StateStore`]: the same data layout as Redis (hashes of strings), behind one
+//! mutex, so its behaviour can be held to the same conformance suite.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::keys::{Keys, PruneValue, prune_time};
+use super::{
+    NodeStats, PruneEntry, PruneGate, PruneUpdate, StateError, StateStore, Verdict, prune_expiry_cutoff,
+};
+use crate::model::playbook::PrunePolicy;
+
+type Hash = HashMap<String, String>;
+
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    keys: Keys,
+    hashes: Mutex<HashMap<String, Hash>>,
+}
+
+impl MemoryStateStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Hash>) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let mut guard = self
+            .hashes
+            .lock()
+            .map_err(|_| StateError::Unavailable("in-memory state poisoned by a panic".into()))?;
+        f(&mut guard)
+    }
+}
+
+fn incr(hashes: &mut HashMap<String, Hash>, key: &str, field: &str) -> u64 {
+    let hash = hashes.entry(key.to_string()).or_default();
+    let next = hash.get(field).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+    hash.insert(field.to_string(), next.to_string());
+    next
+}
+
+fn get(hashes: &HashMap<String, Hash>, key: &str, field: &str) -> Option<String> {
+    hashes.get(key).and_then(|h| h.get(field)).cloned()
+}
+
+fn del(hashes: &mut HashMap<String, Hash>, key: &str, field: &str) -> bool {
+    hashes.get_mut(key).is_some_and(|h| h.remove(field).is_some())
+}
+
+fn set(hashes: &mut HashMap<String, Hash>, key: &str, field: &str, value: String) {
+    hashes
+        .entry(key.to_string())
+        .or_default()
+        .insert(field.to_string(), value);
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn ping(&self) -> Result<(), StateError> {
+        self.with(|_| Ok(()))
+    }
+
+    async fn prune_gate(
+        &self,
+        service: &str,
+        node: &str,
+        policy: &PrunePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<PruneGate, StateError> {
+        let (prune, streak, stats) = (
+            self.keys.prune(service),
+            self.keys.streak(service),
+            self.keys.stats(service),
+        );
+        let cutoff = prune_expiry_cutoff(policy, now);
+        self.with(|h| {
+            let Some(raw) = get(h, &prune, node) else {
+                return Ok(PruneGate::Evaluate);
+            };
+            let value = PruneValue::parse(&raw).ok_or_else(|| StateError::Corrupt {
+                key: prune.clone(),
+                value: raw.clone(),
+            })?;
+            if value.pruned_at < cutoff {
+                del(h, &prune, node);
+                del(h, &streak, node);
+                return Ok(PruneGate::Evaluate);
+            }
+            let skipped = value.skipped + 1;
+            if skipped >= policy.reprobe_every {
+                set(h, &prune, node, PruneValue { skipped: 0, ..value }.render());
+                incr(h, &stats, &format!("{node}:reprobe"));
+                Ok(PruneGate::Reprobe)
+            } else {
+                set(
+                    h,
+                    &prune,
+                    node,
+                    PruneValue {
+                        skipped,
+                        ..value.clone()
+                    }
+                    .render(),
+                );
+                incr(h, &stats, &format!("{node}:skip"));
+                Ok(PruneGate::Skip {
+                    pruned_at: value.pruned_at,
+                    skipped,
+                })
+            }
+        })
+    }
+
+    async fn record_verdict(
+        &self,
+        service: &str,
+        node: &str,
+        verdict: Verdict,
+        policy: &PrunePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<PruneUpdate, StateError> {
+        let (prune, streak, stats) = (
+            self.keys.prune(service),
+            self.keys.streak(service),
+            self.keys.stats(service),
+        );
+        self.with(|h| match verdict {
+            Verdict::Hit => {
+                del(h, &streak, node);
+                let was_pruned = del(h, &prune, node);
+                incr(h, &stats, &format!("{node}:hit"));
+                Ok(PruneUpdate::Cleared { was_pruned })
+            }
+            Verdict::Miss => {
+                let misses = u32::try_from(incr(h, &streak, node)).unwrap_or(u32::MAX);
+                incr(h, &stats, &format!("{node}:miss"));
+                if misses >= policy.after && get(h, &prune, node).is_none() {
+                    let value = PruneValue {
+                        pruned_at: prune_time(now),
+                        skipped: 0,
+                    };
+                    set(h, &prune, node, value.render());
+                    Ok(PruneUpdate::Pruned { misses })
+                } else {
+                    Ok(PruneUpdate::Streak { misses })
+                }
+            }
+        })
+    }
+
+    async fn pruned_nodes(&self, service: &str) -> Result<Vec<PruneEntry>, StateError> {
+        let prune = self.keys.prune(service);
+        self.with(|h| {
+            let mut entries = Vec::new();
+            for (node, raw) in h.get(&prune).into_iter().flatten() {
+                let value = PruneValue::parse(raw).ok_or_else(|| StateError::Corrupt {
+                    key: prune.clone(),
+                    value: raw.clone(),
+                })?;
+                entries.push(PruneEntry {
+                    node: node.clone(),
+                    value,
+                });
+            }
+            entries.sort_by(|a, b| a.node.cmp(&b.node));
+            Ok(entries)
+        })
+    }
+
+    async fn clear_prune(&self, service: &str, node: &str) -> Result<bool, StateError> {
+        let (prune, streak) = (self.keys.prune(service), self.keys.streak(service));
+        self.with(|h| {
+            del(h, &streak, node);
+            Ok(del(h, &prune, node))
+        })
+    }
+
+    async fn miss_streak(&self, service: &str, node: &str) -> Result<u32, StateError> {
+        let streak = self.keys.streak(service);
+        self.with(|h| Ok(get(h, &streak, node).and_then(|v| v.parse().ok()).unwrap_or(0)))
+    }
+
+    async fn node_stats(&self, service: &str, node: &str) -> Result<NodeStats, StateError> {
+        let stats = self.keys.stats(service);
+        self.with(|h| {
+            let count = |kind: &str| {
+                get(h, &stats, &format!("{node}:{kind}"))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            Ok(NodeStats {
+                hits: count("hit"),
+                misses: count("miss"),
+                skips: count("skip"),
+                reprobes: count("reprobe"),
+            })
+        })
+    }
+}
