@@ -347,3 +347,44 @@ async fn a_remedy_param_whose_label_is_missing_is_invalid_not_acted_on() {
         remedy.decision
     );
 }
+
+const EITHER: &str = r#"
+apiVersion: rootfix/v1
+kind: Playbook
+metadata: {name: either}
+spec:
+  match: ['alertname="OrderServiceTimeout"']
+  evidence:
+    a: {prometheus: {query: 'sum(a)'}}
+    b: {prometheus: {query: 'sum(b)'}}
+  tree:
+    id: root
+    children:
+      - {id: a_or_b, when: evidence.a > 1 || evidence.b > 1}
+      - {id: a_and_b, when: evidence.a > 1 && evidence.b > 1}
+"#;
+
+#[tokio::test]
+async fn a_failed_signal_that_cannot_change_the_answer_does_not_blind_the_node() {
+    let pb = playbook(EITHER);
+    let fixture = FixtureEvidence::new()
+        .with_signal("a", json!(5), Duration::ZERO)
+        .with_signal_error("b", "loki: 502", Duration::ZERO);
+    let d = walker(Arc::new(MemoryStateStore::new()))
+        .walk(
+            &pb,
+            fixture_alert("order-service-timeout.firing"),
+            Arc::new(fixture),
+            now(),
+        )
+        .await;
+    let either = d.node("a_or_b").unwrap();
+    assert_eq!(either.outcome, NodeOutcome::Hit);
+    assert_eq!(either.detail.as_deref(), Some("decided without b: loki: 502"));
+    // Here b decides, and it failed.
+    let both = d.node("a_and_b").unwrap();
+    assert_eq!(
+        (both.outcome, both.detail.as_deref()),
+        (NodeOutcome::Error, Some("b: loki: 502"))
+    );
+}

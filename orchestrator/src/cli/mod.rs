@@ -1,6 +1,7 @@
 //! The `rootfix` command line: one module per subcommand.
 
 pub mod schema;
+pub mod simulate;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub enum Command {
         /// Files or folders (default: playbooks/ and actions/).
         paths: Vec<PathBuf>,
     },
+    /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
+    Simulate(simulate::SimulateArgs),
     /// Print the JSON Schemas of Playbook and Action, or write them into a folder.
     Schema {
         /// Write `playbook.schema.json` and `action.schema.json` here instead of printing.
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { paths } => validate::run(&paths),
         Command::Schema { out } => schema::run(out.as_deref()),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }

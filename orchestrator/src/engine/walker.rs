@@ -20,7 +20,7 @@ use super::diagnosis::{
 };
 use super::evidence::{EvidenceCache, EvidenceContext, EvidenceError, EvidenceProvider, Fetched};
 use crate::alert::Alert;
-use crate::model::condition::{Condition, ConditionInputs};
+use crate::model::condition::{AlertValue, Condition, ConditionInputs};
 use crate::model::playbook::{NodeIndex, Playbook, Remedy, WeightedSignal};
 use crate::model::template::no_escape;
 use crate::state::{PruneGate, PruneUpdate, StateStore, Verdict};
@@ -120,7 +120,7 @@ impl Walker {
             now,
             deadline: tokio::time::Instant::now() + self.options.deadline,
             sequential: self.options.sequential,
-            alert_view: alert.condition_view(),
+            alert_view: AlertValue::from_json(&alert.condition_view()),
             reports: Mutex::new(vec![None; playbook.nodes.len()]),
             remedies: Mutex::new(Vec::new()),
             state_errors: Mutex::new(state_errors),
@@ -174,7 +174,7 @@ struct WalkRun<'a> {
     now: DateTime<Utc>,
     deadline: tokio::time::Instant,
     sequential: bool,
-    alert_view: serde_json::Value,
+    alert_view: AlertValue,
     reports: Mutex<Vec<Option<NodeReport>>>,
     remedies: Mutex<Vec<(NodeIndex, RemedyDecision)>>,
     state_errors: Mutex<Vec<String>>,
@@ -221,9 +221,10 @@ impl<'a> WalkRun<'a> {
             }
 
             let reads = self.read(&node.when).await;
+            // Values only: a signal that failed is explained in the detail.
             report.reads = reads
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_ref().ok().cloned().unwrap_or(serde_json::Value::Null)))
+                .filter_map(|(k, v)| v.as_ref().ok().map(|v| (k.clone(), v.clone())))
                 .collect();
             let (outcome, detail) = self.evaluate(&node.when, &reads);
             report.outcome = outcome;
@@ -347,16 +348,15 @@ impl<'a> WalkRun<'a> {
         }
     }
 
-    /// Decides a condition over what was read: evidence errors make it `error`; a failed
-    /// evaluation over a signal with no data is a `miss`.
+    /// Decides a condition over what was read. Signals that failed are left out: CEL's logical
+    /// operators absorb errors, so `a || b` with `a` true is decided whatever happened to `b`;
+    /// when the failed signals matter, the node is `error`. A failed evaluation over a signal with
+    /// no data is a `miss`.
     fn evaluate(&self, condition: &Condition, reads: &Reads) -> (NodeOutcome, Option<String>) {
         let errors: Vec<String> = reads
             .iter()
             .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
             .collect();
-        if !errors.is_empty() {
-            return (NodeOutcome::Error, Some(errors.join("; ")));
-        }
         let evidence: BTreeMap<String, serde_json::Value> = reads
             .iter()
             .filter_map(|(k, v)| v.as_ref().ok().map(|v| (k.clone(), v.clone())))
@@ -366,9 +366,12 @@ impl<'a> WalkRun<'a> {
             evidence: &evidence,
             baseline: None,
         };
+        let decided_without =
+            || (!errors.is_empty()).then(|| format!("decided without {}", errors.join("; ")));
         match condition.evaluate(&inputs) {
-            Ok(true) => (NodeOutcome::Hit, None),
-            Ok(false) => (NodeOutcome::Miss, None),
+            Ok(true) => (NodeOutcome::Hit, decided_without()),
+            Ok(false) => (NodeOutcome::Miss, decided_without()),
+            Err(_) if !errors.is_empty() => (NodeOutcome::Error, Some(errors.join("; "))),
             Err(e) => {
                 let no_data: Vec<&str> = evidence
                     .iter()

@@ -26,6 +26,27 @@ impl MemoryStateStore {
         Self::default()
     }
 
+    /// Plants a prune, as copied from another store (`rootfix simulate --state`).
+    pub fn seed_prune(&self, service: &str, node: &str, value: &PruneValue) {
+        let key = self.keys.prune(service);
+        let _ = self.with(|h| {
+            set(h, &key, node, value.render());
+            Ok(())
+        });
+    }
+
+    /// Plants a miss streak, as copied from another store.
+    pub fn seed_streak(&self, service: &str, node: &str, misses: u32) {
+        if misses == 0 {
+            return;
+        }
+        let key = self.keys.streak(service);
+        let _ = self.with(|h| {
+            set(h, &key, node, misses.to_string());
+            Ok(())
+        });
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut HashMap<String, Hash>) -> Result<T, StateError>,
