@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod cli;
 pub mod document;
 pub mod engine;
+pub mod incident;
 pub mod model;
 pub mod schema;
 pub mod state;

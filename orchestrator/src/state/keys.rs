@@ -3,7 +3,10 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `rootfix:alerts` | stream + consumer group `rootfix` | one entry per received alert |
-//! | `rootfix:incident:<id>` | hash | an incident record |
+//! | `rootfix:incident:<id>` | hash | an incident: `version`, `state`, `record` (JSON) |
+//! | `rootfix:incident:open:<fingerprint>` | string | id of the fingerprint's open incident |
+//! | `rootfix:incidents` | sorted set | incident ids by creation time (ms) |
+//! | `rootfix:incidents:state:<state>` | set | incident ids by state |
 //! | `diag:prune:<service>` | hash | field `<node id>` → `<RFC 3339 time>:skipped:<n>`: pruned nodes (the seed's format) |
 //! | `diag:streak:<service>` | hash | field `<node id>` → consecutive misses |
 //! | `diag:stats:<service>` | hash | field `<node id>:hit\|miss\|skip\|reprobe` → cumulative counts |
@@ -50,6 +53,18 @@ impl Keys {
 
     pub fn incident(&self, id: &str) -> String {
         self.key(format_args!("rootfix:incident:{id}"))
+    }
+
+    pub fn incident_open(&self, fingerprint: &str) -> String {
+        self.key(format_args!("rootfix:incident:open:{fingerprint}"))
+    }
+
+    pub fn incidents(&self) -> String {
+        self.key(format_args!("rootfix:incidents"))
+    }
+
+    pub fn incidents_in_state(&self, state: &str) -> String {
+        self.key(format_args!("rootfix:incidents:state:{state}"))
     }
 
     pub fn prune(&self, service: &str) -> String {

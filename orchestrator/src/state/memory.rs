@@ -1,24 +1,88 @@
 //! The in-process [`StateStore`]: the same data layout as Redis (hashes of strings), behind one
 //! mutex, so its behaviour can be held to the same conformance suite.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::keys::{Keys, PruneValue, prune_time};
 use super::{
-    NodeStats, PruneEntry, PruneGate, PruneUpdate, StateError, StateStore, Verdict, prune_expiry_cutoff,
+    CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome, StateError, StateStore,
+    StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
+use crate::alert::Alert;
+use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
 
 type Hash = HashMap<String, String>;
+
+/// Stream entry ids as Redis writes them: `<ms>-<seq>`, ordered.
+type EntryId = (u64, u64);
+
+#[derive(Debug, Default)]
+struct Stream {
+    entries: BTreeMap<EntryId, (String, String)>,
+    last_id: EntryId,
+    group_created: bool,
+    last_delivered: EntryId,
+    /// id → (consumer, delivered at).
+    pending: BTreeMap<EntryId, (String, Instant)>,
+}
+
+#[derive(Debug, Default)]
+struct Incidents {
+    /// id → (version, record JSON).
+    records: HashMap<String, (u64, String)>,
+    open: HashMap<String, String>,
+    /// (created ms, id), kept sorted.
+    order: Vec<(i64, String)>,
+}
 
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     keys: Keys,
     hashes: Mutex<HashMap<String, Hash>>,
+    stream: Mutex<Stream>,
+    stream_changed: tokio::sync::Notify,
+    incidents: Mutex<Incidents>,
+}
+
+fn poisoned() -> StateError {
+    StateError::Unavailable("in-memory state poisoned by a panic".into())
+}
+
+fn format_id((ms, seq): EntryId) -> String {
+    format!("{ms}-{seq}")
+}
+
+fn parse_id(id: &str) -> Option<EntryId> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+fn entry(id: EntryId, (alert, received): &(String, String)) -> StreamEntry {
+    StreamEntry {
+        id: format_id(id),
+        alert: serde_json::from_str::<Alert>(alert).map_err(|e| format!("stored alert does not parse: {e}")),
+        received_at: DateTime::parse_from_rfc3339(received).ok().map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+fn decode(id: &str, record: &str) -> Result<Incident, StateError> {
+    serde_json::from_str(record).map_err(|e| StateError::Corrupt {
+        key: format!("incident {id}"),
+        value: e.to_string(),
+    })
+}
+
+fn encode(incident: &Incident) -> Result<String, StateError> {
+    serde_json::to_string(incident).map_err(|e| StateError::Corrupt {
+        key: format!("incident {}", incident.id),
+        value: e.to_string(),
+    })
 }
 
 impl MemoryStateStore {
@@ -222,5 +286,201 @@ impl StateStore for MemoryStateStore {
                 reprobes: count("reprobe"),
             })
         })
+    }
+
+    async fn append_alerts(&self, alerts: &[Alert], received_at: DateTime<Utc>) -> Result<Vec<String>, StateError> {
+        let encoded: Vec<String> = alerts
+            .iter()
+            .map(|a| {
+                serde_json::to_string(a).map_err(|e| StateError::Corrupt {
+                    key: "alert".into(),
+                    value: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ids = {
+            let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+            let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+            let mut ids = Vec::with_capacity(encoded.len());
+            for alert in encoded {
+                let id = if now_ms > stream.last_id.0 { (now_ms, 0) } else { (stream.last_id.0, stream.last_id.1 + 1) };
+                stream.last_id = id;
+                stream.entries.insert(id, (alert, received.clone()));
+                ids.push(format_id(id));
+            }
+            ids
+        };
+        self.stream_changed.notify_waiters();
+        Ok(ids)
+    }
+
+    async fn ensure_consumer_group(&self) -> Result<(), StateError> {
+        let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+        stream.group_created = true;
+        Ok(())
+    }
+
+    async fn read_alerts(&self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>, StateError> {
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            let notified = self.stream_changed.notified();
+            {
+                let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+                if !stream.group_created {
+                    return Err(StateError::Unavailable("NOGROUP: the consumer group does not exist".into()));
+                }
+                let after = stream.last_delivered;
+                let fresh: Vec<(EntryId, (String, String))> = stream
+                    .entries
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .take(count)
+                    .map(|(id, v)| (*id, v.clone()))
+                    .collect();
+                if let Some((last, _)) = fresh.last() {
+                    stream.last_delivered = *last;
+                    let now = Instant::now();
+                    for (id, _) in &fresh {
+                        stream.pending.insert(*id, (consumer.to_string(), now));
+                    }
+                    return Ok(fresh.iter().map(|(id, v)| entry(*id, v)).collect());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn claim_stale_alerts(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StateError> {
+        let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        let stale: Vec<EntryId> = stream
+            .pending
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= min_idle)
+            .map(|(id, _)| *id)
+            .take(count)
+            .collect();
+        let mut out = Vec::new();
+        for id in stale {
+            match stream.entries.get(&id).cloned() {
+                Some(value) => {
+                    stream.pending.insert(id, (consumer.to_string(), now));
+                    out.push(entry(id, &value));
+                }
+                None => {
+                    stream.pending.remove(&id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError> {
+        let id = parse_id(entry_id).ok_or_else(|| StateError::Corrupt {
+            key: "rootfix:alerts".into(),
+            value: entry_id.to_string(),
+        })?;
+        let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+        stream.pending.remove(&id);
+        Ok(())
+    }
+
+    async fn stream_stats(&self) -> Result<StreamStats, StateError> {
+        let stream = self.stream.lock().map_err(|_| poisoned())?;
+        let after = stream.last_delivered;
+        Ok(StreamStats {
+            length: stream.entries.len() as u64,
+            pending: stream.pending.len() as u64,
+            lag: stream.entries.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)).count() as u64,
+        })
+    }
+
+    async fn open_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
+        let incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        match incidents.open.get(fingerprint) {
+            None => Ok(None),
+            Some(id) => incidents.records.get(id).map(|(_, r)| decode(id, r)).transpose(),
+        }
+    }
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError> {
+        let incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        incidents.records.get(id).map(|(_, r)| decode(id, r)).transpose()
+    }
+
+    async fn create_incident(&self, incident: &Incident) -> Result<CreateOutcome, StateError> {
+        let mut stored = incident.clone();
+        stored.version = 1;
+        let record = encode(&stored)?;
+        let mut incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        if incidents.records.contains_key(&incident.id) {
+            return Ok(CreateOutcome::IdExists);
+        }
+        if incident.state.is_open() {
+            if let Some(existing) = incidents.open.get(&incident.fingerprint) {
+                return Ok(CreateOutcome::OpenExists(existing.clone()));
+            }
+            incidents.open.insert(incident.fingerprint.clone(), incident.id.clone());
+        }
+        incidents.records.insert(incident.id.clone(), (1, record));
+        let key = (incident.created_at.timestamp_millis(), incident.id.clone());
+        let at = incidents.order.partition_point(|k| *k < key);
+        incidents.order.insert(at, key);
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn save_incident(&self, incident: &mut Incident) -> Result<SaveOutcome, StateError> {
+        let mut incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        let Some((version, _)) = incidents.records.get(&incident.id) else {
+            return Ok(SaveOutcome::Missing);
+        };
+        if *version != incident.version {
+            return Ok(SaveOutcome::Conflict);
+        }
+        let mut stored = incident.clone();
+        stored.version += 1;
+        let record = encode(&stored)?;
+        incidents.records.insert(incident.id.clone(), (stored.version, record));
+        if !incident.state.is_open() && incidents.open.get(&incident.fingerprint) == Some(&incident.id) {
+            incidents.open.remove(&incident.fingerprint);
+        }
+        incident.version = stored.version;
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter, offset: usize, limit: usize) -> Result<IncidentPage, StateError> {
+        let incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        let mut items = Vec::new();
+        let mut skipped = 0;
+        for (_, id) in incidents.order.iter().rev() {
+            let Some((_, record)) = incidents.records.get(id) else { continue };
+            let incident = decode(id, record)?;
+            if !filter.accepts(&incident) {
+                continue;
+            }
+            if skipped < offset {
+                skipped += 1;
+                continue;
+            }
+            if items.len() == limit {
+                return Ok(IncidentPage {
+                    items,
+                    next_offset: Some(offset + limit),
+                });
+            }
+            items.push(incident);
+        }
+        Ok(IncidentPage { items, next_offset: None })
+    }
+
+    async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError> {
+        let incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        let mut counts: BTreeMap<IncidentState, u64> = IncidentState::ALL.iter().map(|s| (*s, 0)).collect();
+        for (id, (_, record)) in &incidents.records {
+            *counts.entry(decode(id, record)?.state).or_default() += 1;
+        }
+        Ok(counts)
     }
 }

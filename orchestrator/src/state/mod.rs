@@ -8,9 +8,14 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::alert::Alert;
+use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
 
 pub use keys::{Keys, PruneValue};
@@ -69,6 +74,57 @@ pub struct PruneEntry {
     pub value: PruneValue,
 }
 
+/// The consumer group that reads `rootfix:alerts`.
+pub const CONSUMER_GROUP: &str = "rootfix";
+
+/// One received alert as stored in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEntry {
+    pub id: String,
+    /// The alert, or why the stored entry could not be read back (it is then acknowledged and
+    /// dropped by the event loop, with an error log: it can never succeed).
+    pub alert: Result<Alert, String>,
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// Length, pending entries and lag of the alert stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    pub length: u64,
+    /// Delivered to a consumer, not yet acknowledged.
+    pub pending: u64,
+    /// Not yet delivered to any consumer of the group.
+    pub lag: u64,
+}
+
+/// What creating an incident did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// Another incident is open for the fingerprint (its id).
+    OpenExists(String),
+    /// An incident with this id exists already (the entry that creates it was redelivered).
+    IdExists,
+}
+
+/// What saving an incident did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Saved; the incident's `version` was bumped.
+    Saved,
+    /// Someone saved a newer version first; reload and apply again.
+    Conflict,
+    Missing,
+}
+
+/// A page of incidents, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentPage {
+    pub items: Vec<Incident>,
+    /// Offset of the next page, if there may be one.
+    pub next_offset: Option<usize>,
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Round trip to the store; the readiness probe uses it.
@@ -106,6 +162,44 @@ pub trait StateStore: Send + Sync {
 
     /// Cumulative counts of a node.
     async fn node_stats(&self, service: &str, node: &str) -> Result<NodeStats, StateError>;
+
+    // ── The alert stream ──
+
+    /// Appends alerts to `rootfix:alerts`, all or none (one XADD each, in one atomic pipeline);
+    /// returns their entry ids.
+    async fn append_alerts(&self, alerts: &[Alert], received_at: DateTime<Utc>) -> Result<Vec<String>, StateError>;
+
+    /// Creates the consumer group (and the stream) if missing.
+    async fn ensure_consumer_group(&self) -> Result<(), StateError>;
+
+    /// New entries for `consumer`, waiting up to `block` for some.
+    async fn read_alerts(&self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>, StateError>;
+
+    /// Takes over entries another consumer left pending for at least `min_idle`.
+    async fn claim_stale_alerts(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StateError>;
+
+    /// Acknowledges an entry whose handling reached a durable state.
+    async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError>;
+
+    async fn stream_stats(&self) -> Result<StreamStats, StateError>;
+
+    // ── Incidents ──
+
+    /// The open incident of a fingerprint.
+    async fn open_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError>;
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError>;
+
+    /// Creates an incident, atomically with its fingerprint's open slot (when it is open).
+    async fn create_incident(&self, incident: &Incident) -> Result<CreateOutcome, StateError>;
+
+    /// Saves an incident if nobody saved since it was read (its `version`); bumps the version.
+    async fn save_incident(&self, incident: &mut Incident) -> Result<SaveOutcome, StateError>;
+
+    /// Incidents newest first, filtered, from `offset`.
+    async fn list_incidents(&self, filter: &IncidentFilter, offset: usize, limit: usize) -> Result<IncidentPage, StateError>;
+
+    async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError>;
 }
 
 /// `now - ttl` in the prune time format: prunes older than this have expired.

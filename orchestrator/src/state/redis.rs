@@ -1,17 +1,22 @@
 //! The production [`StateStore`] on Redis: a multiplexed `ConnectionManager` (reconnects by
 //! itself), and a Lua script wherever a read-modify-write must be atomic across replicas.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncCommands, Script};
 
 use super::keys::{Keys, PruneValue, prune_time};
 use super::{
-    NodeStats, PruneEntry, PruneGate, PruneUpdate, StateError, StateStore, Verdict, prune_expiry_cutoff,
+    CONSUMER_GROUP, CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome, StateError,
+    StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
+use crate::alert::Alert;
+use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
 
 /// KEYS: prune, streak, stats. ARGV: node, expiry cutoff, reprobe_every.
@@ -55,8 +60,47 @@ end
 return {'streak', misses}
 "#;
 
+/// KEYS: incident, open slot, incidents zset, state set. ARGV: id, record, created ms, open (1|0),
+/// state. Creates the incident and claims the fingerprint's open slot, or says why not.
+const CREATE_INCIDENT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'id-exists'} end
+if ARGV[4] == '1' then
+  local current = redis.call('GET', KEYS[2])
+  if current then return {'open-exists', current} end
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'version', 1, 'record', ARGV[2], 'state', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return {'created'}
+"#;
+
+/// KEYS: incident, open slot. ARGV: expected version, record, state, id, open (1|0), state-set key
+/// prefix. Saves only if the version is still the expected one; keeps the state sets and the open
+/// slot in step.
+const SAVE_INCIDENT: &str = r#"
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return {'missing'} end
+if tonumber(version) ~= tonumber(ARGV[1]) then return {'conflict', version} end
+local previous = redis.call('HGET', KEYS[1], 'state')
+redis.call('HSET', KEYS[1], 'version', tonumber(version) + 1, 'record', ARGV[2], 'state', ARGV[3])
+if previous ~= ARGV[3] then
+  if previous then redis.call('SREM', ARGV[6] .. previous, ARGV[4]) end
+  redis.call('SADD', ARGV[6] .. ARGV[3], ARGV[4])
+end
+if ARGV[5] == '0' and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return {'saved', tostring(tonumber(version) + 1)}
+"#;
+
 pub struct RedisStateStore {
     conn: ConnectionManager,
+    /// A second connection for blocking reads (XREADGROUP BLOCK), which would hold up every other
+    /// command on a shared multiplexed connection.
+    blocking: ConnectionManager,
+    create_script: Script,
+    save_script: Script,
     keys: Keys,
     gate_script: Script,
     verdict_script: Script,
@@ -74,11 +118,15 @@ impl RedisStateStore {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config)
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await.map_err(unavailable)?;
+        let blocking = ConnectionManager::new_with_config(client, config.set_response_timeout(Some(Duration::from_secs(30))))
             .await
             .map_err(unavailable)?;
         Ok(Self {
             conn,
+            blocking,
+            create_script: Script::new(CREATE_INCIDENT),
+            save_script: Script::new(SAVE_INCIDENT),
             keys: Keys::new(prefix),
             gate_script: Script::new(PRUNE_GATE),
             verdict_script: Script::new(RECORD_VERDICT),
@@ -244,4 +292,287 @@ impl StateStore for RedisStateStore {
             reprobes: at(3),
         })
     }
+
+    async fn append_alerts(&self, alerts: &[Alert], received_at: DateTime<Utc>) -> Result<Vec<String>, StateError> {
+        let mut conn = self.conn.clone();
+        let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stream = self.keys.alerts_stream();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for alert in alerts {
+            let json = serde_json::to_string(alert).map_err(|e| StateError::Corrupt {
+                key: stream.clone(),
+                value: e.to_string(),
+            })?;
+            pipe.cmd("XADD").arg(&stream).arg("*").arg("alert").arg(json).arg("received_at").arg(&received);
+        }
+        pipe.query_async(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn ensure_consumer_group(&self) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.alerts_stream())
+            .arg(CONSUMER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn read_alerts(&self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>, StateError> {
+        let mut conn = self.blocking.clone();
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg("STREAMS")
+            .arg(self.keys.alerts_stream())
+            .arg(">")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|id| stream_entry(&id))
+            .collect())
+    }
+
+    async fn claim_stale_alerts(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StateError> {
+        let mut conn = self.conn.clone();
+        let mut cursor = "0-0".to_string();
+        let mut out = Vec::new();
+        // XAUTOCLAIM scans a bounded number of pending entries per call; follow the cursor.
+        for _ in 0..64 {
+            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(self.keys.alerts_stream())
+                .arg(CONSUMER_GROUP)
+                .arg(consumer)
+                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(count.saturating_sub(out.len()).max(1))
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            out.extend(reply.claimed.iter().map(stream_entry));
+            cursor = reply.next_stream_id;
+            if cursor == "0-0" || out.len() >= count {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .xack(self.keys.alerts_stream(), CONSUMER_GROUP, &[entry_id])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn stream_stats(&self) -> Result<StreamStats, StateError> {
+        let mut conn = self.conn.clone();
+        let stream = self.keys.alerts_stream();
+        let length: u64 = conn.xlen(&stream).await.map_err(unavailable)?;
+        let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .or_else(|e| if e.code() == Some("ERR") { Ok(Vec::new()) } else { Err(e) })
+            .map_err(unavailable)?;
+        let group = groups.iter().find(|g| {
+            g.get("name").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()).as_deref() == Some(CONSUMER_GROUP)
+        });
+        let field = |name: &str| {
+            group
+                .and_then(|g| g.get(name))
+                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+                .unwrap_or(0)
+        };
+        Ok(StreamStats {
+            length,
+            pending: field("pending"),
+            lag: if group.is_some() { field("lag") } else { length },
+        })
+    }
+
+    async fn open_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn.get(self.keys.incident_open(fingerprint)).await.map_err(unavailable)?;
+        match id {
+            None => Ok(None),
+            Some(id) => self.incident(&id).await,
+        }
+    }
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.incident(id);
+        let (version, record): (Option<u64>, Option<String>) =
+            redis::cmd("HMGET").arg(&key).arg("version").arg("record").query_async(&mut conn).await.map_err(unavailable)?;
+        match (version, record) {
+            (Some(version), Some(record)) => decode(&key, &record, version).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn create_incident(&self, incident: &Incident) -> Result<CreateOutcome, StateError> {
+        let mut conn = self.conn.clone();
+        let mut stored = incident.clone();
+        stored.version = 1;
+        let key = self.keys.incident(&incident.id);
+        let record = encode(&key, &stored)?;
+        let reply: Vec<String> = self
+            .create_script
+            .key(&key)
+            .key(self.keys.incident_open(&incident.fingerprint))
+            .key(self.keys.incidents())
+            .key(self.keys.incidents_in_state(incident.state.as_str()))
+            .arg(&incident.id)
+            .arg(record)
+            .arg(incident.created_at.timestamp_millis())
+            .arg(if incident.state.is_open() { "1" } else { "0" })
+            .arg(incident.state.as_str())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [k] if k == "created" => Ok(CreateOutcome::Created),
+            [k] if k == "id-exists" => Ok(CreateOutcome::IdExists),
+            [k, id] if k == "open-exists" => Ok(CreateOutcome::OpenExists(id.clone())),
+            other => Err(StateError::Corrupt {
+                key,
+                value: other.join(" "),
+            }),
+        }
+    }
+
+    async fn save_incident(&self, incident: &mut Incident) -> Result<SaveOutcome, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.incident(&incident.id);
+        let mut stored = incident.clone();
+        stored.version += 1;
+        let record = encode(&key, &stored)?;
+        let reply: Vec<String> = self
+            .save_script
+            .key(&key)
+            .key(self.keys.incident_open(&incident.fingerprint))
+            .arg(incident.version)
+            .arg(record)
+            .arg(incident.state.as_str())
+            .arg(&incident.id)
+            .arg(if incident.state.is_open() { "1" } else { "0" })
+            .arg(self.keys.incidents_in_state(""))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.first().map(String::as_str) {
+            Some("saved") => {
+                incident.version = stored.version;
+                Ok(SaveOutcome::Saved)
+            }
+            Some("conflict") => Ok(SaveOutcome::Conflict),
+            Some("missing") => Ok(SaveOutcome::Missing),
+            _ => Err(StateError::Corrupt {
+                key,
+                value: reply.join(" "),
+            }),
+        }
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter, offset: usize, limit: usize) -> Result<IncidentPage, StateError> {
+        let mut conn = self.conn.clone();
+        let mut items = Vec::new();
+        let mut skipped = 0usize;
+        let mut start = 0isize;
+        const CHUNK: isize = 256;
+        loop {
+            let ids: Vec<String> =
+                conn.zrevrange(self.keys.incidents(), start, start + CHUNK - 1).await.map_err(unavailable)?;
+            if ids.is_empty() {
+                return Ok(IncidentPage { items, next_offset: None });
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET").arg(self.keys.incident(id)).arg("version").arg("record");
+            }
+            let rows: Vec<(Option<u64>, Option<String>)> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (id, row) in ids.iter().zip(rows) {
+                let (Some(version), Some(record)) = row else { continue };
+                let incident = decode(&self.keys.incident(id), &record, version)?;
+                if !filter.accepts(&incident) {
+                    continue;
+                }
+                if skipped < offset {
+                    skipped += 1;
+                    continue;
+                }
+                if items.len() == limit {
+                    return Ok(IncidentPage {
+                        items,
+                        next_offset: Some(offset + limit),
+                    });
+                }
+                items.push(incident);
+            }
+            start += CHUNK;
+        }
+    }
+
+    async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for state in IncidentState::ALL {
+            pipe.scard(self.keys.incidents_in_state(state.as_str()));
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(IncidentState::ALL.into_iter().zip(counts).collect())
+    }
+}
+
+fn stream_entry(id: &StreamId) -> StreamEntry {
+    let alert = match id.get::<String>("alert") {
+        Some(json) => serde_json::from_str::<Alert>(&json).map_err(|e| format!("stored alert does not parse: {e}")),
+        None => Err("entry has no `alert` field".to_string()),
+    };
+    StreamEntry {
+        id: id.id.clone(),
+        alert,
+        received_at: id
+            .get::<String>("received_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+fn decode(key: &str, record: &str, version: u64) -> Result<Incident, StateError> {
+    let mut incident: Incident = serde_json::from_str(record).map_err(|e| StateError::Corrupt {
+        key: key.to_string(),
+        value: e.to_string(),
+    })?;
+    incident.version = version;
+    Ok(incident)
+}
+
+fn encode(key: &str, incident: &Incident) -> Result<String, StateError> {
+    serde_json::to_string(incident).map_err(|e| StateError::Corrupt {
+        key: key.to_string(),
+        value: e.to_string(),
+    })
 }
