@@ -11,10 +11,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rootfix::engine::fixture::FixtureEvidence;
 use rootfix::engine::{WalkOptions, Walker};
-use rootfix::model::playbook::PrunePolicy;
 use rootfix::incident::{Incident, IncidentFilter, IncidentState};
+use rootfix::model::playbook::PrunePolicy;
 use rootfix::state::{
-    CreateOutcome, NodeStats, PruneGate, PruneUpdate, SaveOutcome, StateError, StateStore, StreamStats, Verdict,
+    CreateOutcome, NodeStats, PruneGate, PruneUpdate, SaveOutcome, StateError, StateStore, StreamStats,
+    Verdict,
 };
 use serde_json::json;
 
@@ -286,7 +287,11 @@ fn incident(id: &str, fingerprint: &str, state: IncidentState, minute: u32) -> I
         fingerprint: fingerprint.to_string(),
         state,
         alertname: "OrderServiceTimeout".into(),
-        service: Some(if minute % 2 == 0 { "order".into() } else { "payment".into() }),
+        service: Some(if minute % 2 == 0 {
+            "order".into()
+        } else {
+            "payment".into()
+        }),
         playbook: Some("order-service-timeout".into()),
         alert: alert(fingerprint, "OrderServiceTimeout"),
         created_at: at,
@@ -307,23 +312,59 @@ async fn the_alert_stream_delivers_claims_and_acks((a, b): Pair) {
     let alerts = [alert("a1", "A"), alert("a2", "B"), alert("a3", "C")];
     let ids = a.append_alerts(&alerts, t0()).await.unwrap();
     assert_eq!(ids.len(), 3);
-    let got = a.read_alerts("consumer-1", 10, Duration::from_millis(50)).await.unwrap();
-    let names: Vec<String> = got.iter().map(|e| e.alert.as_ref().unwrap().name().to_string()).collect();
+    let got = a
+        .read_alerts("consumer-1", 10, Duration::from_millis(50))
+        .await
+        .unwrap();
+    let names: Vec<String> = got
+        .iter()
+        .map(|e| e.alert.as_ref().unwrap().name().to_string())
+        .collect();
     assert_eq!(names, ["A", "B", "C"]);
     assert_eq!(got.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids);
     assert_eq!(got[0].received_at, Some(t0()));
     // Delivered once: the group has nothing new for anyone.
-    assert!(b.read_alerts("consumer-2", 10, Duration::from_millis(50)).await.unwrap().is_empty());
-    assert_eq!(a.stream_stats().await.unwrap(), StreamStats { length: 3, pending: 3, lag: 0 });
+    assert!(
+        b.read_alerts("consumer-2", 10, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        a.stream_stats().await.unwrap(),
+        StreamStats {
+            length: 3,
+            pending: 3,
+            lag: 0
+        }
+    );
     a.ack_alert(&ids[0]).await.unwrap();
     a.ack_alert(&ids[1]).await.unwrap();
     // Not idle long enough: nothing to claim.
-    assert!(b.claim_stale_alerts("consumer-2", Duration::from_secs(60), 10).await.unwrap().is_empty());
+    assert!(
+        b.claim_stale_alerts("consumer-2", Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let claimed = b.claim_stale_alerts("consumer-2", Duration::from_millis(20), 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), [ids[2].clone()]);
+    let claimed = b
+        .claim_stale_alerts("consumer-2", Duration::from_millis(20), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        [ids[2].clone()]
+    );
     b.ack_alert(&ids[2]).await.unwrap();
-    assert_eq!(a.stream_stats().await.unwrap(), StreamStats { length: 3, pending: 0, lag: 0 });
+    assert_eq!(
+        a.stream_stats().await.unwrap(),
+        StreamStats {
+            length: 3,
+            pending: 0,
+            lag: 0
+        }
+    );
 }
 
 async fn a_blocked_read_wakes_up_for_a_new_alert((a, b): Pair) {
@@ -334,7 +375,10 @@ async fn a_blocked_read_wakes_up_for_a_new_alert((a, b): Pair) {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     b.append_alerts(&[alert("f1", "Late")], t0()).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(3), reader).await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(3), reader)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.len(), 1);
 }
 
@@ -343,7 +387,10 @@ async fn one_open_incident_per_fingerprint((a, b): Pair) {
     assert_eq!(a.create_incident(&first).await.unwrap(), CreateOutcome::Created);
     assert_eq!(b.create_incident(&first).await.unwrap(), CreateOutcome::IdExists);
     let second = incident("inc-2", "fp1", IncidentState::Open, 1);
-    assert_eq!(b.create_incident(&second).await.unwrap(), CreateOutcome::OpenExists("inc-1".into()));
+    assert_eq!(
+        b.create_incident(&second).await.unwrap(),
+        CreateOutcome::OpenExists("inc-1".into())
+    );
     let mut loaded = b.open_incident("fp1").await.unwrap().unwrap();
     assert_eq!((loaded.id.as_str(), loaded.version), ("inc-1", 1));
     assert_eq!(loaded.alert, first.alert);
@@ -353,13 +400,21 @@ async fn one_open_incident_per_fingerprint((a, b): Pair) {
     assert_eq!(loaded.version, 2);
     assert!(a.open_incident("fp1").await.unwrap().is_none());
     assert_eq!(a.create_incident(&second).await.unwrap(), CreateOutcome::Created);
-    assert_eq!(a.incident("inc-1").await.unwrap().unwrap().state, IncidentState::Resolved);
+    assert_eq!(
+        a.incident("inc-1").await.unwrap().unwrap().state,
+        IncidentState::Resolved
+    );
     let counts = a.incident_counts().await.unwrap();
-    assert_eq!((counts[&IncidentState::Open], counts[&IncidentState::Resolved]), (1, 1));
+    assert_eq!(
+        (counts[&IncidentState::Open], counts[&IncidentState::Resolved]),
+        (1, 1)
+    );
 }
 
 async fn concurrent_saves_of_one_version_let_exactly_one_win((a, b): Pair) {
-    a.create_incident(&incident("inc-1", "fp1", IncidentState::Diagnosing, 0)).await.unwrap();
+    a.create_incident(&incident("inc-1", "fp1", IncidentState::Diagnosing, 0))
+        .await
+        .unwrap();
     let mut x = a.incident("inc-1").await.unwrap().unwrap();
     let mut y = b.incident("inc-1").await.unwrap().unwrap();
     x.firings = 2;
@@ -377,20 +432,50 @@ async fn concurrent_saves_of_one_version_let_exactly_one_win((a, b): Pair) {
 
 async fn incidents_list_newest_first_with_filters_and_pages((a, _): Pair) {
     for minute in 0..10 {
-        let state = if minute < 6 { IncidentState::Open } else { IncidentState::Unhandled };
-        a.create_incident(&incident(&format!("inc-{minute}"), &format!("fp{minute}"), state, minute)).await.unwrap();
+        let state = if minute < 6 {
+            IncidentState::Open
+        } else {
+            IncidentState::Unhandled
+        };
+        a.create_incident(&incident(
+            &format!("inc-{minute}"),
+            &format!("fp{minute}"),
+            state,
+            minute,
+        ))
+        .await
+        .unwrap();
     }
     let all = a.list_incidents(&IncidentFilter::default(), 0, 4).await.unwrap();
-    assert_eq!(all.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["inc-9", "inc-8", "inc-7", "inc-6"]);
+    assert_eq!(
+        all.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["inc-9", "inc-8", "inc-7", "inc-6"]
+    );
     assert_eq!(all.next_offset, Some(4));
-    let open = IncidentFilter { state: Some(IncidentState::Open), ..Default::default() };
+    let open = IncidentFilter {
+        state: Some(IncidentState::Open),
+        ..Default::default()
+    };
     let page = a.list_incidents(&open, 2, 10).await.unwrap();
-    assert_eq!(page.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["inc-3", "inc-2", "inc-1", "inc-0"]);
+    assert_eq!(
+        page.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["inc-3", "inc-2", "inc-1", "inc-0"]
+    );
     assert_eq!(page.next_offset, None);
-    let payment = IncidentFilter { service: Some("payment".into()), state: Some(IncidentState::Unhandled), ..Default::default() };
+    let payment = IncidentFilter {
+        service: Some("payment".into()),
+        state: Some(IncidentState::Unhandled),
+        ..Default::default()
+    };
     let page = a.list_incidents(&payment, 0, 10).await.unwrap();
-    assert_eq!(page.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["inc-9", "inc-7"]);
-    let none = IncidentFilter { playbook: Some("nope".into()), ..Default::default() };
+    assert_eq!(
+        page.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["inc-9", "inc-7"]
+    );
+    let none = IncidentFilter {
+        playbook: Some("nope".into()),
+        ..Default::default()
+    };
     assert!(a.list_incidents(&none, 0, 10).await.unwrap().items.is_empty());
 }
 

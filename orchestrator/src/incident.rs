@@ -22,8 +22,12 @@ pub enum IncidentState {
 }
 
 impl IncidentState {
-    pub const ALL: [IncidentState; 4] =
-        [IncidentState::Diagnosing, IncidentState::Open, IncidentState::Unhandled, IncidentState::Resolved];
+    pub const ALL: [IncidentState; 4] = [
+        IncidentState::Diagnosing,
+        IncidentState::Open,
+        IncidentState::Unhandled,
+        IncidentState::Resolved,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -120,7 +124,13 @@ pub struct IncidentFilter {
 impl IncidentFilter {
     pub fn accepts(&self, incident: &Incident) -> bool {
         self.state.is_none_or(|s| s == incident.state)
-            && self.service.as_ref().is_none_or(|s| incident.service.as_ref() == Some(s))
-            && self.playbook.as_ref().is_none_or(|p| incident.playbook.as_ref() == Some(p))
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|s| incident.service.as_ref() == Some(s))
+            && self
+                .playbook
+                .as_ref()
+                .is_none_or(|p| incident.playbook.as_ref() == Some(p))
     }
 }

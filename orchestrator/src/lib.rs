@@ -17,9 +17,14 @@
 pub mod alert;
 pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod document;
 pub mod engine;
+pub mod events;
 pub mod incident;
+pub mod metrics;
 pub mod model;
+pub mod reload;
 pub mod schema;
+pub mod server;
 pub mod state;

@@ -9,7 +9,7 @@ mod check_action;
 mod check_playbook;
 pub mod parse;
 pub mod problem;
-mod report;
+pub(crate) mod report;
 pub mod spans;
 pub mod values;
 

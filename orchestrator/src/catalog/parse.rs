@@ -87,7 +87,7 @@ pub fn parse_source(source: &Source, problems: &mut Vec<Problem>) -> Option<Pars
 }
 
 /// Deserializes into `T`, reporting every unknown field and the first type error.
-fn deserialize<T: DeserializeOwned>(
+pub(crate) fn deserialize<T: DeserializeOwned>(
     source: &Source,
     spans: &SpanIndex,
     problems: &mut Vec<Problem>,

@@ -1,6 +1,7 @@
 //! The `rootfix` command line: one module per subcommand.
 
 pub mod schema;
+pub mod serve;
 pub mod simulate;
 pub mod validate;
 
@@ -27,6 +28,8 @@ pub enum Command {
         /// Files or folders (default: playbooks/ and actions/).
         paths: Vec<PathBuf>,
     },
+    /// Run the orchestrator: Alertmanager webhook, event loop, incidents API.
+    Serve(serve::ServeArgs),
     /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schemas of Playbook and Action, or write them into a folder.
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate { paths } => validate::run(&paths),
         Command::Schema { out } => schema::run(out.as_deref()),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

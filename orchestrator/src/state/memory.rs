@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::keys::{Keys, PruneValue, prune_time};
 use super::{
-    CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome, StateError, StateStore,
-    StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
+    CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome, StateError,
+    StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
@@ -67,7 +67,9 @@ fn entry(id: EntryId, (alert, received): &(String, String)) -> StreamEntry {
     StreamEntry {
         id: format_id(id),
         alert: serde_json::from_str::<Alert>(alert).map_err(|e| format!("stored alert does not parse: {e}")),
-        received_at: DateTime::parse_from_rfc3339(received).ok().map(|t| t.with_timezone(&Utc)),
+        received_at: DateTime::parse_from_rfc3339(received)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
     }
 }
 
@@ -288,7 +290,11 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn append_alerts(&self, alerts: &[Alert], received_at: DateTime<Utc>) -> Result<Vec<String>, StateError> {
+    async fn append_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
         let encoded: Vec<String> = alerts
             .iter()
             .map(|a| {
@@ -304,7 +310,11 @@ impl StateStore for MemoryStateStore {
             let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
             let mut ids = Vec::with_capacity(encoded.len());
             for alert in encoded {
-                let id = if now_ms > stream.last_id.0 { (now_ms, 0) } else { (stream.last_id.0, stream.last_id.1 + 1) };
+                let id = if now_ms > stream.last_id.0 {
+                    (now_ms, 0)
+                } else {
+                    (stream.last_id.0, stream.last_id.1 + 1)
+                };
                 stream.last_id = id;
                 stream.entries.insert(id, (alert, received.clone()));
                 ids.push(format_id(id));
@@ -321,14 +331,21 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    async fn read_alerts(&self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>, StateError> {
+    async fn read_alerts(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, StateError> {
         let deadline = tokio::time::Instant::now() + block;
         loop {
             let notified = self.stream_changed.notified();
             {
                 let mut stream = self.stream.lock().map_err(|_| poisoned())?;
                 if !stream.group_created {
-                    return Err(StateError::Unavailable("NOGROUP: the consumer group does not exist".into()));
+                    return Err(StateError::Unavailable(
+                        "NOGROUP: the consumer group does not exist".into(),
+                    ));
                 }
                 let after = stream.last_delivered;
                 let fresh: Vec<(EntryId, (String, String))> = stream
@@ -352,7 +369,33 @@ impl StateStore for MemoryStateStore {
         }
     }
 
-    async fn claim_stale_alerts(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StateError> {
+    async fn own_pending_alerts(
+        &self,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let after = if after == "0" {
+            (0, 0)
+        } else {
+            parse_id(after).unwrap_or((0, 0))
+        };
+        let stream = self.stream.lock().map_err(|_| poisoned())?;
+        Ok(stream
+            .pending
+            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .filter(|(_, (owner, _))| owner == consumer)
+            .filter_map(|(id, _)| stream.entries.get(id).map(|v| entry(*id, v)))
+            .take(count)
+            .collect())
+    }
+
+    async fn claim_stale_alerts(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError> {
         let mut stream = self.stream.lock().map_err(|_| poisoned())?;
         let now = Instant::now();
         let stale: Vec<EntryId> = stream
@@ -393,7 +436,10 @@ impl StateStore for MemoryStateStore {
         Ok(StreamStats {
             length: stream.entries.len() as u64,
             pending: stream.pending.len() as u64,
-            lag: stream.entries.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)).count() as u64,
+            lag: stream
+                .entries
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .count() as u64,
         })
     }
 
@@ -422,7 +468,9 @@ impl StateStore for MemoryStateStore {
             if let Some(existing) = incidents.open.get(&incident.fingerprint) {
                 return Ok(CreateOutcome::OpenExists(existing.clone()));
             }
-            incidents.open.insert(incident.fingerprint.clone(), incident.id.clone());
+            incidents
+                .open
+                .insert(incident.fingerprint.clone(), incident.id.clone());
         }
         incidents.records.insert(incident.id.clone(), (1, record));
         let key = (incident.created_at.timestamp_millis(), incident.id.clone());
@@ -442,7 +490,9 @@ impl StateStore for MemoryStateStore {
         let mut stored = incident.clone();
         stored.version += 1;
         let record = encode(&stored)?;
-        incidents.records.insert(incident.id.clone(), (stored.version, record));
+        incidents
+            .records
+            .insert(incident.id.clone(), (stored.version, record));
         if !incident.state.is_open() && incidents.open.get(&incident.fingerprint) == Some(&incident.id) {
             incidents.open.remove(&incident.fingerprint);
         }
@@ -450,12 +500,19 @@ impl StateStore for MemoryStateStore {
         Ok(SaveOutcome::Saved)
     }
 
-    async fn list_incidents(&self, filter: &IncidentFilter, offset: usize, limit: usize) -> Result<IncidentPage, StateError> {
+    async fn list_incidents(
+        &self,
+        filter: &IncidentFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<IncidentPage, StateError> {
         let incidents = self.incidents.lock().map_err(|_| poisoned())?;
         let mut items = Vec::new();
         let mut skipped = 0;
         for (_, id) in incidents.order.iter().rev() {
-            let Some((_, record)) = incidents.records.get(id) else { continue };
+            let Some((_, record)) = incidents.records.get(id) else {
+                continue;
+            };
             let incident = decode(id, record)?;
             if !filter.accepts(&incident) {
                 continue;
@@ -472,7 +529,10 @@ impl StateStore for MemoryStateStore {
             }
             items.push(incident);
         }
-        Ok(IncidentPage { items, next_offset: None })
+        Ok(IncidentPage {
+            items,
+            next_offset: None,
+        })
     }
 
     async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError> {

@@ -167,16 +167,39 @@ pub trait StateStore: Send + Sync {
 
     /// Appends alerts to `rootfix:alerts`, all or none (one XADD each, in one atomic pipeline);
     /// returns their entry ids.
-    async fn append_alerts(&self, alerts: &[Alert], received_at: DateTime<Utc>) -> Result<Vec<String>, StateError>;
+    async fn append_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError>;
 
     /// Creates the consumer group (and the stream) if missing.
     async fn ensure_consumer_group(&self) -> Result<(), StateError>;
 
     /// New entries for `consumer`, waiting up to `block` for some.
-    async fn read_alerts(&self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>, StateError>;
+    async fn read_alerts(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, StateError>;
+
+    /// This consumer's own pending entries (read before a crash, never acknowledged) with ids
+    /// after `after` (`0` for the first page).
+    async fn own_pending_alerts(
+        &self,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError>;
 
     /// Takes over entries another consumer left pending for at least `min_idle`.
-    async fn claim_stale_alerts(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StateError>;
+    async fn claim_stale_alerts(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError>;
 
     /// Acknowledges an entry whose handling reached a durable state.
     async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError>;
@@ -197,7 +220,12 @@ pub trait StateStore: Send + Sync {
     async fn save_incident(&self, incident: &mut Incident) -> Result<SaveOutcome, StateError>;
 
     /// Incidents newest first, filtered, from `offset`.
-    async fn list_incidents(&self, filter: &IncidentFilter, offset: usize, limit: usize) -> Result<IncidentPage, StateError>;
+    async fn list_incidents(
+        &self,
+        filter: &IncidentFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<IncidentPage, StateError>;
 
     async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError>;
 }

@@ -12,8 +12,8 @@ use redis::{AsyncCommands, Script};
 
 use super::keys::{Keys, PruneValue, prune_time};
 use super::{
-    CONSUMER_GROUP, CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome, StateError,
-    StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
+    CONSUMER_GROUP, CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome,
+    StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
@@ -118,10 +118,15 @@ impl RedisStateStore {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await.map_err(unavailable)?;
-        let blocking = ConnectionManager::new_with_config(client, config.set_response_timeout(Some(Duration::from_secs(30))))
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(unavailable)?;
+        let blocking = ConnectionManager::new_with_config(
+            client,
+            config.set_response_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .map_err(unavailable)?;
         Ok(Self {
             conn,
             blocking,
@@ -293,7 +298,11 @@ impl StateStore for RedisStateStore {
         })
     }
 
-    async fn append_alerts(&self, alerts: &[Alert], received_at: DateTime<Utc>) -> Result<Vec<String>, StateError> {
+    async fn append_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
         let mut conn = self.conn.clone();
         let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = self.keys.alerts_stream();
@@ -304,7 +313,13 @@ impl StateStore for RedisStateStore {
                 key: stream.clone(),
                 value: e.to_string(),
             })?;
-            pipe.cmd("XADD").arg(&stream).arg("*").arg("alert").arg(json).arg("received_at").arg(&received);
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("alert")
+                .arg(json)
+                .arg("received_at")
+                .arg(&received);
         }
         pipe.query_async(&mut conn).await.map_err(unavailable)
     }
@@ -326,7 +341,12 @@ impl StateStore for RedisStateStore {
         }
     }
 
-    async fn read_alerts(&self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>, StateError> {
+    async fn read_alerts(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, StateError> {
         let mut conn = self.blocking.clone();
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -350,7 +370,39 @@ impl StateStore for RedisStateStore {
             .collect())
     }
 
-    async fn claim_stale_alerts(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StateError> {
+    async fn own_pending_alerts(
+        &self,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(self.keys.alerts_stream())
+            .arg(after)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|id| stream_entry(&id))
+            .collect())
+    }
+
+    async fn claim_stale_alerts(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError> {
         let mut conn = self.conn.clone();
         let mut cursor = "0-0".to_string();
         let mut out = Vec::new();
@@ -394,10 +446,19 @@ impl StateStore for RedisStateStore {
             .arg(&stream)
             .query_async(&mut conn)
             .await
-            .or_else(|e| if e.code() == Some("ERR") { Ok(Vec::new()) } else { Err(e) })
+            .or_else(|e| {
+                if e.code() == Some("ERR") {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(unavailable)?;
         let group = groups.iter().find(|g| {
-            g.get("name").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()).as_deref() == Some(CONSUMER_GROUP)
+            g.get("name")
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                .as_deref()
+                == Some(CONSUMER_GROUP)
         });
         let field = |name: &str| {
             group
@@ -414,7 +475,10 @@ impl StateStore for RedisStateStore {
 
     async fn open_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
         let mut conn = self.conn.clone();
-        let id: Option<String> = conn.get(self.keys.incident_open(fingerprint)).await.map_err(unavailable)?;
+        let id: Option<String> = conn
+            .get(self.keys.incident_open(fingerprint))
+            .await
+            .map_err(unavailable)?;
         match id {
             None => Ok(None),
             Some(id) => self.incident(&id).await,
@@ -424,8 +488,13 @@ impl StateStore for RedisStateStore {
     async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError> {
         let mut conn = self.conn.clone();
         let key = self.keys.incident(id);
-        let (version, record): (Option<u64>, Option<String>) =
-            redis::cmd("HMGET").arg(&key).arg("version").arg("record").query_async(&mut conn).await.map_err(unavailable)?;
+        let (version, record): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(&key)
+            .arg("version")
+            .arg("record")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         match (version, record) {
             (Some(version), Some(record)) => decode(&key, &record, version).map(Some),
             _ => Ok(None),
@@ -496,25 +565,41 @@ impl StateStore for RedisStateStore {
         }
     }
 
-    async fn list_incidents(&self, filter: &IncidentFilter, offset: usize, limit: usize) -> Result<IncidentPage, StateError> {
+    async fn list_incidents(
+        &self,
+        filter: &IncidentFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<IncidentPage, StateError> {
         let mut conn = self.conn.clone();
         let mut items = Vec::new();
         let mut skipped = 0usize;
         let mut start = 0isize;
         const CHUNK: isize = 256;
         loop {
-            let ids: Vec<String> =
-                conn.zrevrange(self.keys.incidents(), start, start + CHUNK - 1).await.map_err(unavailable)?;
+            let ids: Vec<String> = conn
+                .zrevrange(self.keys.incidents(), start, start + CHUNK - 1)
+                .await
+                .map_err(unavailable)?;
             if ids.is_empty() {
-                return Ok(IncidentPage { items, next_offset: None });
+                return Ok(IncidentPage {
+                    items,
+                    next_offset: None,
+                });
             }
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.cmd("HMGET").arg(self.keys.incident(id)).arg("version").arg("record");
+                pipe.cmd("HMGET")
+                    .arg(self.keys.incident(id))
+                    .arg("version")
+                    .arg("record");
             }
-            let rows: Vec<(Option<u64>, Option<String>)> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            let rows: Vec<(Option<u64>, Option<String>)> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
             for (id, row) in ids.iter().zip(rows) {
-                let (Some(version), Some(record)) = row else { continue };
+                let (Some(version), Some(record)) = row else {
+                    continue;
+                };
                 let incident = decode(&self.keys.incident(id), &record, version)?;
                 if !filter.accepts(&incident) {
                     continue;
@@ -548,7 +633,9 @@ impl StateStore for RedisStateStore {
 
 fn stream_entry(id: &StreamId) -> StreamEntry {
     let alert = match id.get::<String>("alert") {
-        Some(json) => serde_json::from_str::<Alert>(&json).map_err(|e| format!("stored alert does not parse: {e}")),
+        Some(json) => {
+            serde_json::from_str::<Alert>(&json).map_err(|e| format!("stored alert does not parse: {e}"))
+        }
         None => Err("entry has no `alert` field".to_string()),
     };
     StreamEntry {

@@ -1,0 +1,419 @@
+//! `rootfix serve --config rootfix.yaml`: the server's configuration, read and checked like a
+//! playbook (every problem reported as `file:line:col: field: message`).
+//!
+//! ```yaml
+//! listen: 127.0.0.1:5001
+//! redis: {url: redis://127.0.0.1:6379/, key_prefix: ""}
+//! playbooks: playbooks          # relative to this file
+//! actions: actions
+//! tokens:
+//!   - {name: alertmanager, role: ingest, token_env: ROOTFIX_INGEST_TOKEN}
+//!   - {name: sre-oncall, role: approver, token_env: ROOTFIX_APPROVER_TOKEN}
+//! limits: {workers: 8, max_body_bytes: 1048576, walk_deadline: 60s, claim_idle: 2m}
+//! ```
+//! Secrets come from the environment (`token_env`, `url_env`) so the file can be committed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::catalog::parse::{Source, deserialize};
+use crate::catalog::problem::Problem;
+use crate::catalog::report::Reporter;
+use crate::catalog::spans::{SpanIndex, join_index};
+
+/// Roles of a bearer token. `admin` may do everything; `approver` also what `viewer` may;
+/// `ingest` may only post alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Ingest,
+    Viewer,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    /// Whether a token of this role may do what `required` guards.
+    pub fn allows(self, required: Role) -> bool {
+        match (self, required) {
+            (Role::Admin, _) => true,
+            (Role::Ingest, Role::Ingest) => true,
+            (Role::Ingest, _) | (_, Role::Ingest) => false,
+            (Role::Approver, Role::Viewer | Role::Approver) => true,
+            (Role::Viewer, Role::Viewer) => true,
+            _ => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Viewer => "viewer",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct ConfigDocument {
+    #[serde(default)]
+    listen: Option<String>,
+    #[serde(default)]
+    redis: RedisDocument,
+    #[serde(default)]
+    playbooks: Option<PathBuf>,
+    #[serde(default)]
+    actions: Option<PathBuf>,
+    #[serde(default)]
+    tokens: Vec<TokenDocument>,
+    #[serde(default)]
+    evidence: Option<serde_yaml::Value>,
+    #[serde(default)]
+    limits: LimitsDocument,
+    /// Consumer name in the stream's group; stable across restarts of one replica.
+    #[serde(default)]
+    consumer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+struct RedisDocument {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    url_env: Option<String>,
+    #[serde(default)]
+    key_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct TokenDocument {
+    name: String,
+    role: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+struct LimitsDocument {
+    #[serde(default)]
+    workers: Option<usize>,
+    #[serde(default)]
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    walk_deadline: Option<String>,
+    #[serde(default)]
+    claim_idle: Option<String>,
+    #[serde(default)]
+    reload_interval: Option<String>,
+}
+
+/// A bearer token and who holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Alerts handled at once (alerts of one fingerprint are always handled in order).
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub walk_deadline: Duration,
+    /// An entry pending this long on a consumer is taken over (the consumer is presumed dead).
+    pub claim_idle: Duration,
+    /// How often playbook and action files are checked for changes.
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub source: PathBuf,
+    pub listen: SocketAddr,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub playbooks: PathBuf,
+    pub actions: PathBuf,
+    pub tokens: Vec<Token>,
+    /// The `evidence:` section (backends), handed to the evidence providers.
+    pub evidence: serde_yaml::Value,
+    pub limits: Limits,
+    pub consumer: String,
+}
+
+/// Why the config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl ServeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` (reported as `path`); `env` looks up environment variables.
+    pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let source = Source {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        };
+        let spans = SpanIndex::build(text);
+        let mut problems = Vec::new();
+        let doc: Option<ConfigDocument> = deserialize(&source, &spans, &mut problems);
+        let Some(doc) = doc else {
+            return Err(ConfigError::Invalid(problems));
+        };
+        let mut r = Reporter {
+            file: path,
+            spans: &spans,
+            problems: &mut problems,
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let relative = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let listen_text = doc.listen.clone().unwrap_or_else(|| "127.0.0.1:5001".into());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            r.at_value(
+                "listen",
+                format!("`{listen_text}` is not an address like 127.0.0.1:5001"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 5001))
+        });
+
+        let redis_url = match (&doc.redis.url, &doc.redis.url_env) {
+            (Some(_), Some(_)) => {
+                r.at_key("redis", "set either url or url_env, not both");
+                String::new()
+            }
+            (Some(url), None) => url.clone(),
+            (None, Some(var)) => env(var).unwrap_or_else(|| {
+                r.at_value("redis.url_env", format!("environment variable {var} is not set"));
+                String::new()
+            }),
+            (None, None) => "redis://127.0.0.1:6379/".into(),
+        };
+        if !redis_url.is_empty() && !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://"))
+        {
+            r.at_value("redis.url", "expected a redis:// URL");
+        }
+
+        let mut tokens: Vec<Token> = Vec::new();
+        let mut names = BTreeMap::new();
+        for (i, t) in doc.tokens.iter().enumerate() {
+            let field = join_index("tokens", i);
+            let role = match t.role.as_str() {
+                "ingest" => Some(Role::Ingest),
+                "viewer" => Some(Role::Viewer),
+                "approver" => Some(Role::Approver),
+                "admin" => Some(Role::Admin),
+                other => {
+                    r.at_value(
+                        &format!("{field}.role"),
+                        format!("unknown role `{other}`; expected ingest, viewer, approver or admin"),
+                    );
+                    None
+                }
+            };
+            if names.insert(t.name.clone(), i).is_some() {
+                r.at_value(
+                    &format!("{field}.name"),
+                    format!("another token is named `{}`", t.name),
+                );
+            }
+            let secret = match (&t.token, &t.token_env) {
+                (Some(s), None) => Some(s.clone()),
+                (None, Some(var)) => {
+                    let value = env(var);
+                    if value.is_none() {
+                        r.at_value(
+                            &format!("{field}.token_env"),
+                            format!("environment variable {var} is not set"),
+                        );
+                    }
+                    value
+                }
+                _ => {
+                    r.at_key(&field, "set exactly one of token and token_env");
+                    None
+                }
+            };
+            if let Some(s) = &secret
+                && s.len() < 16
+            {
+                r.at_key(&field, "a token must be at least 16 characters");
+            }
+            if let (Some(role), Some(secret)) = (role, secret) {
+                if tokens.iter().any(|other| other.secret == secret) {
+                    r.at_key(&field, "two tokens have the same secret");
+                }
+                tokens.push(Token {
+                    name: t.name.clone(),
+                    role,
+                    secret,
+                });
+            }
+        }
+        if tokens.is_empty() && doc.tokens.is_empty() {
+            r.at_key("tokens", "no tokens: nothing could post alerts or read incidents");
+        }
+
+        let workers = doc.limits.workers.unwrap_or(8);
+        if workers == 0 || workers > 1024 {
+            r.at_value("limits.workers", "must be in 1..=1024");
+        }
+        let max_body_bytes = doc.limits.max_body_bytes.unwrap_or(1 << 20);
+        if max_body_bytes < 1024 {
+            r.at_value("limits.max_body_bytes", "must be at least 1024");
+        }
+        let walk_deadline = r.duration(
+            "limits.walk_deadline",
+            doc.limits.walk_deadline.as_deref(),
+            Duration::from_secs(60),
+        );
+        let claim_idle = r.duration(
+            "limits.claim_idle",
+            doc.limits.claim_idle.as_deref(),
+            Duration::from_secs(120),
+        );
+        if claim_idle <= walk_deadline {
+            r.at_value(
+                "limits.claim_idle",
+                "must be longer than limits.walk_deadline, or live consumers' alerts would be taken over",
+            );
+        }
+        let reload_interval = r.duration(
+            "limits.reload_interval",
+            doc.limits.reload_interval.as_deref(),
+            Duration::from_secs(1),
+        );
+
+        let consumer = doc.consumer.clone().unwrap_or_else(default_consumer);
+        if consumer.is_empty() || consumer.contains(char::is_whitespace) {
+            r.at_value("consumer", "a consumer name has no spaces");
+        }
+        let key_prefix = doc.redis.key_prefix.clone().unwrap_or_default();
+        if key_prefix.contains(char::is_whitespace) {
+            r.at_value("redis.key_prefix", "a key prefix has no spaces");
+        }
+
+        if !problems.is_empty() {
+            crate::catalog::problem::sort_problems(&mut problems);
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Self {
+            source: path.to_path_buf(),
+            listen,
+            redis_url,
+            key_prefix,
+            playbooks: relative(doc.playbooks.unwrap_or_else(|| "playbooks".into())),
+            actions: relative(doc.actions.unwrap_or_else(|| "actions".into())),
+            tokens,
+            evidence: doc.evidence.unwrap_or(serde_yaml::Value::Null),
+            limits: Limits {
+                workers,
+                max_body_bytes,
+                walk_deadline,
+                claim_idle,
+                reload_interval,
+            },
+            consumer,
+        })
+    }
+}
+
+/// `<hostname>`, stable across restarts of one machine or pod.
+fn default_consumer() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "rootfix".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::parse(Path::new("/etc/rootfix/rootfix.yaml"), text, &|name| {
+            (name == "INGEST").then(|| "ingest-token-0123456789".to_string())
+        })
+    }
+
+    #[test]
+    fn reads_a_full_config_with_secrets_from_the_environment() {
+        let c = parse(
+            "listen: 127.0.0.1:6001\nredis: {url: redis://127.0.0.1:6380/, key_prefix: 'a:'}\ntokens:\n  - {name: am, role: ingest, token_env: INGEST}\n  - {name: admin, role: admin, token: admin-token-0123456789}\nlimits: {workers: 4, walk_deadline: 10s, claim_idle: 30s}\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 6001);
+        assert_eq!(c.tokens[0].secret, "ingest-token-0123456789");
+        assert_eq!(c.tokens[1].role, Role::Admin);
+        assert_eq!(c.playbooks, PathBuf::from("/etc/rootfix/playbooks"));
+        assert_eq!(c.limits.workers, 4);
+        assert_eq!(c.key_prefix, "a:");
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_place() {
+        let Err(ConfigError::Invalid(problems)) = parse(
+            "listen: nowhere\ntokens:\n  - {name: am, role: root, token_env: MISSING}\nlimits: {walk_deadline: 10s, claim_idle: 5s}\nextra: 1\n",
+        ) else {
+            panic!("accepted a bad config");
+        };
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}: {}: {}",
+                    p.position.line, p.position.column, p.field, p.message
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "1:9: listen: `nowhere` is not an address like 127.0.0.1:5001",
+                "3:22: tokens[0].role: unknown role `root`; expected ingest, viewer, approver or admin",
+                "3:39: tokens[0].token_env: environment variable MISSING is not set",
+                "4:42: limits.claim_idle: must be longer than limits.walk_deadline, or live consumers' alerts would be taken over",
+                "5:1: extra: unknown field `extra`",
+            ]
+        );
+    }
+
+    #[test]
+    fn roles_nest_except_ingest() {
+        assert!(Role::Admin.allows(Role::Ingest));
+        assert!(Role::Approver.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Approver));
+        assert!(!Role::Ingest.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Ingest));
+    }
+}

@@ -1,0 +1,317 @@
+//! Applies one stream entry to the incidents: a firing alert opens an incident (and walks its
+//! playbook) or joins the open one; a resolved alert closes it.
+//!
+//! Every step is idempotent, because an entry is delivered at least once: the incident created
+//! by an entry has an id derived from the entry, every incident remembers the entries it applied,
+//! an interrupted diagnosis (`diagnosing`) is walked again by the entry that created it, and saves
+//! are compare-and-set on the incident's version (two replicas never lose an update).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::alert::{Alert, AlertStatus};
+use crate::engine::{EvidenceProvider, NodeOutcome, Walker};
+use crate::incident::{Incident, IncidentState};
+use crate::metrics::Metrics;
+use crate::model::template::no_escape;
+use crate::reload::CatalogHandle;
+use crate::state::{CreateOutcome, SaveOutcome, StateError, StateStore, StreamEntry};
+
+/// How many times a compare-and-set is retried before the entry is left for redelivery.
+const MAX_CAS_ATTEMPTS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("incident {0} kept changing under us; the entry will be redelivered")]
+    Contended(String),
+}
+
+/// What handling an entry did (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Opened {
+        incident: String,
+        state: IncidentState,
+    },
+    Joined {
+        incident: String,
+    },
+    Resolved {
+        incident: String,
+    },
+    AlreadyApplied {
+        incident: String,
+    },
+    /// The stored entry could not be read; acknowledged so it does not block the stream.
+    Dropped(String),
+}
+
+pub struct IncidentHandler {
+    pub state: Arc<dyn StateStore>,
+    pub catalog: CatalogHandle,
+    pub walker: Arc<Walker>,
+    pub evidence: Arc<dyn EvidenceProvider>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl IncidentHandler {
+    pub async fn handle(&self, entry: StreamEntry) -> Result<Handled, HandleError> {
+        let alert = match entry.alert {
+            Ok(alert) => alert,
+            Err(reason) => {
+                warn!(entry = %entry.id, %reason, "dropping an unreadable stream entry");
+                return Ok(Handled::Dropped(reason));
+            }
+        };
+        let span = info_span!("alert", entry = %entry.id, fingerprint = %alert.fingerprint, alertname = %alert.name());
+        async {
+            match alert.status {
+                AlertStatus::Firing => self.on_firing(&entry.id, alert).await,
+                AlertStatus::Resolved => self.on_resolved(&entry.id, alert).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn on_firing(&self, entry: &str, alert: Alert) -> Result<Handled, HandleError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let now = Utc::now();
+            if let Some(mut incident) = self.state.open_incident(&alert.fingerprint).await? {
+                if incident.has_applied(entry) {
+                    if incident.state == IncidentState::Diagnosing && incident.created_by_entry == entry {
+                        // Interrupted while walking: walk again.
+                        return self.diagnose(incident).await;
+                    }
+                    return Ok(Handled::AlreadyApplied {
+                        incident: incident.id,
+                    });
+                }
+                incident.firings += 1;
+                incident.alert = alert.clone();
+                incident.mark_applied(entry);
+                let n = incident.firings;
+                incident.note(now, "firing", format!("repeated firing #{n} joined the incident"));
+                match self.state.save_incident(&mut incident).await? {
+                    SaveOutcome::Saved => {
+                        return Ok(Handled::Joined {
+                            incident: incident.id,
+                        });
+                    }
+                    SaveOutcome::Conflict | SaveOutcome::Missing => continue,
+                }
+            }
+            let id = Incident::id_for_entry(entry);
+            if let Some(existing) = self.state.incident(&id).await? {
+                // This entry created an incident that has been closed since: nothing to do.
+                return Ok(Handled::AlreadyApplied {
+                    incident: existing.id,
+                });
+            }
+            let catalog = self.catalog.current();
+            let playbook = catalog.match_alert(&alert.labels).cloned();
+            let service = playbook
+                .as_ref()
+                .and_then(|p| {
+                    p.target_service
+                        .render(&alert.labels, &Default::default(), no_escape)
+                        .ok()
+                })
+                .or_else(|| alert.labels.get("service").cloned());
+            let state = if playbook.is_some() {
+                IncidentState::Diagnosing
+            } else {
+                IncidentState::Unhandled
+            };
+            let mut incident = Incident {
+                id,
+                fingerprint: alert.fingerprint.clone(),
+                state,
+                alertname: alert.name().to_string(),
+                service,
+                playbook: playbook.as_ref().map(|p| p.name.clone()),
+                alert: alert.clone(),
+                created_at: now,
+                updated_at: now,
+                resolved_at: None,
+                firings: 1,
+                created_by_entry: entry.to_string(),
+                applied_entries: vec![entry.to_string()],
+                diagnosis: None,
+                timeline: Vec::new(),
+                version: 0,
+            };
+            match &playbook {
+                Some(p) => incident.note(now, "opened", format!("matched playbook {}", p.name)),
+                None => incident.note(now, "unhandled", "no playbook matches this alert"),
+            }
+            match self.state.create_incident(&incident).await? {
+                CreateOutcome::Created => {
+                    incident.version = 1;
+                    info!(incident = %incident.id, state = incident.state.as_str(), "incident opened");
+                    if playbook.is_some() {
+                        return self.diagnose(incident).await;
+                    }
+                    return Ok(Handled::Opened {
+                        incident: incident.id,
+                        state: IncidentState::Unhandled,
+                    });
+                }
+                // Someone opened one for this fingerprint meanwhile, or this entry's incident
+                // exists: go round again and join or recognise it.
+                CreateOutcome::OpenExists(_) | CreateOutcome::IdExists => continue,
+            }
+        }
+        Err(HandleError::Contended(alert.fingerprint))
+    }
+
+    /// Walks the incident's playbook and stores the diagnosis.
+    async fn diagnose(&self, mut incident: Incident) -> Result<Handled, HandleError> {
+        let catalog = self.catalog.current();
+        let playbook = incident
+            .playbook
+            .as_deref()
+            .and_then(|name| catalog.playbook(name))
+            .cloned();
+        let diagnosis = match &playbook {
+            Some(p) => {
+                let d = self
+                    .walker
+                    .walk_incident(
+                        p,
+                        Arc::new(incident.alert.clone()),
+                        self.evidence.clone(),
+                        Utc::now(),
+                        &incident.id,
+                    )
+                    .await;
+                self.metrics.walk_finished(d.duration_ms / 1e3);
+                for (name, report) in &d.evidence {
+                    if report.error.is_some() {
+                        let kind = p.evidence.get(name).map_or("diagnostic", |s| s.kind.label());
+                        self.metrics.evidence_error(kind);
+                    }
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let now = Utc::now();
+            if incident.state == IncidentState::Diagnosing {
+                incident.state = IncidentState::Open;
+            }
+            match &diagnosis {
+                Some(d) => {
+                    let hits: Vec<&str> = d.with_outcome(NodeOutcome::Hit);
+                    let acting: Vec<String> = d
+                        .actionable()
+                        .map(|r| format!("{} at {}", r.action, r.node))
+                        .collect();
+                    incident.note(
+                        now,
+                        "diagnosed",
+                        format!(
+                            "path {}; {}",
+                            hits.join(" → "),
+                            if acting.is_empty() {
+                                "no remedy reached its threshold".to_string()
+                            } else {
+                                format!("remedy: {}", acting.join(", "))
+                            }
+                        ),
+                    );
+                    incident.diagnosis = Some(d.clone());
+                }
+                None => incident.note(
+                    now,
+                    "diagnosed",
+                    "the playbook is no longer loaded; nothing was walked",
+                ),
+            }
+            match self.state.save_incident(&mut incident).await? {
+                SaveOutcome::Saved => {
+                    return Ok(Handled::Opened {
+                        incident: incident.id,
+                        state: incident.state,
+                    });
+                }
+                SaveOutcome::Conflict => {
+                    let Some(fresh) = self.state.incident(&incident.id).await? else {
+                        return Err(HandleError::Contended(incident.id));
+                    };
+                    incident = fresh;
+                }
+                SaveOutcome::Missing => return Err(HandleError::Contended(incident.id)),
+            }
+        }
+        Err(HandleError::Contended(incident.id))
+    }
+
+    async fn on_resolved(&self, entry: &str, alert: Alert) -> Result<Handled, HandleError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let now = Utc::now();
+            if let Some(mut incident) = self.state.open_incident(&alert.fingerprint).await? {
+                if incident.has_applied(entry) {
+                    return Ok(Handled::AlreadyApplied {
+                        incident: incident.id,
+                    });
+                }
+                incident.state = IncidentState::Resolved;
+                incident.resolved_at = Some(alert.ended_at().unwrap_or(now));
+                incident.alert = alert.clone();
+                incident.mark_applied(entry);
+                incident.note(now, "resolved", "the alert resolved; nothing was pending for it");
+                match self.state.save_incident(&mut incident).await? {
+                    SaveOutcome::Saved => {
+                        info!(incident = %incident.id, "incident resolved");
+                        return Ok(Handled::Resolved {
+                            incident: incident.id,
+                        });
+                    }
+                    SaveOutcome::Conflict | SaveOutcome::Missing => continue,
+                }
+            }
+            // No open incident: the firing was never seen (rootfix was not the receiver then) or
+            // this entry was applied already. Record it, so that no received alert is lost.
+            let id = Incident::id_for_entry(entry);
+            if self.state.incident(&id).await?.is_some() {
+                return Ok(Handled::AlreadyApplied { incident: id });
+            }
+            let mut incident = Incident {
+                id: id.clone(),
+                fingerprint: alert.fingerprint.clone(),
+                state: IncidentState::Resolved,
+                alertname: alert.name().to_string(),
+                service: alert.labels.get("service").cloned(),
+                playbook: None,
+                alert: alert.clone(),
+                created_at: now,
+                updated_at: now,
+                resolved_at: Some(alert.ended_at().unwrap_or(now)),
+                firings: 0,
+                created_by_entry: entry.to_string(),
+                applied_entries: vec![entry.to_string()],
+                diagnosis: None,
+                timeline: Vec::new(),
+                version: 0,
+            };
+            incident.note(
+                now,
+                "resolved",
+                "a resolved alert arrived with no open incident for it",
+            );
+            match self.state.create_incident(&incident).await? {
+                CreateOutcome::Created | CreateOutcome::IdExists => {
+                    return Ok(Handled::Resolved { incident: id });
+                }
+                CreateOutcome::OpenExists(_) => continue,
+            }
+        }
+        Err(HandleError::Contended(alert.fingerprint))
+    }
+}

@@ -1,0 +1,44 @@
+//! The HTTP server (axum): routes, shared state, and `serve`, which wires the server, the event
+//! loop and the catalog watcher together and shuts them down in order.
+
+pub mod auth;
+pub mod error;
+pub mod incidents;
+pub mod ingest;
+pub mod ops;
+pub mod serve;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::config::Token;
+use crate::metrics::Metrics;
+use crate::reload::CatalogHandle;
+use crate::state::StateStore;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub state: Arc<dyn StateStore>,
+    pub catalog: CatalogHandle,
+    pub tokens: Arc<Vec<Token>>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+}
+
+/// The routes.
+pub fn router(app: AppState) -> Router {
+    let limit = app.max_body_bytes;
+    Router::new()
+        .route("/api/v1/alerts/alertmanager", post(ingest::alertmanager))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}

@@ -1,0 +1,45 @@
+//! `/healthz` (the process answers), `/readyz` (Redis reachable and a catalog loaded: why not,
+//! when not) and `/metrics` (Prometheus text format). No token: these are for probes and scrapers.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let mut reasons = Vec::new();
+    if let Err(e) = app.state.ping().await {
+        reasons.push(format!("redis: {e}"));
+    }
+    let catalog = app.catalog.current();
+    if catalog.playbooks.is_empty() {
+        reasons.push("no playbooks loaded".to_string());
+    }
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({
+            "ready": reasons.is_empty(),
+            "reasons": reasons,
+            "playbooks": catalog.playbooks.len(),
+            "actions": catalog.actions.len(),
+        })),
+    )
+}
+
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let incidents = app.state.incident_counts().await.ok();
+    let stream = app.state.stream_stats().await.ok();
+    let text = app.metrics.render(incidents.as_ref(), stream);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}

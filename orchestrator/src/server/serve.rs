@@ -1,0 +1,170 @@
+//! `rootfix serve`: loads the catalog, connects to Redis, and runs the HTTP server, the event loop
+//! and the catalog watcher until SIGTERM or SIGINT; then stops taking requests, lets the event loop
+//! finish the entries in hand, and exits 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{AppState, router};
+use crate::catalog::Catalog;
+use crate::config::ServeConfig;
+use crate::engine::{EvidenceProvider, WalkOptions, Walker};
+use crate::events::EventLoop;
+use crate::events::handler::IncidentHandler;
+use crate::metrics::Metrics;
+use crate::reload::{CatalogHandle, Watcher};
+use crate::state::StateStore;
+use crate::state::redis::RedisStateStore;
+
+/// How long start-up waits for Redis before giving up.
+const REDIS_STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("playbooks or actions are invalid:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Catalog(Vec<crate::catalog::Problem>),
+    #[error("Redis at {url} is unreachable after {waited:?}: {message}")]
+    Redis {
+        url: String,
+        waited: Duration,
+        message: String,
+    },
+    #[error("the evidence configuration is invalid: {0}")]
+    Evidence(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Server(std::io::Error),
+}
+
+/// Builds the evidence provider from the config's `evidence:` section.
+pub type EvidenceFactory = dyn Fn(&ServeConfig) -> Result<Arc<dyn EvidenceProvider>, String> + Send + Sync;
+
+pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<(), ServeError> {
+    let catalog =
+        Catalog::load(&[config.playbooks.clone(), config.actions.clone()]).map_err(ServeError::Catalog)?;
+    info!(summary = %catalog.summary(), "catalog loaded");
+    let catalog = CatalogHandle::new(catalog);
+    let state: Arc<dyn StateStore> = Arc::new(connect_redis(&config).await?);
+    let evidence = evidence(&config).map_err(ServeError::Evidence)?;
+    let metrics = Arc::new(Metrics::new());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let walker = Arc::new(Walker::new(
+        state.clone(),
+        WalkOptions {
+            deadline: config.limits.walk_deadline,
+            sequential: false,
+        },
+    ));
+    let events = EventLoop {
+        state: state.clone(),
+        handler: Arc::new(IncidentHandler {
+            state: state.clone(),
+            catalog: catalog.clone(),
+            walker,
+            evidence,
+            metrics: metrics.clone(),
+        }),
+        consumer: config.consumer.clone(),
+        workers: config.limits.workers,
+        claim_idle: config.limits.claim_idle,
+    };
+    let event_loop = tokio::spawn(events.run(stop_rx.clone()));
+    let watcher = Watcher::new(
+        catalog.clone(),
+        vec![config.playbooks.clone(), config.actions.clone()],
+        metrics.clone(),
+    );
+    tokio::spawn(watcher.run(config.limits.reload_interval, stop_rx.clone()));
+
+    let app = AppState {
+        state,
+        catalog,
+        tokens: Arc::new(config.tokens.clone()),
+        metrics,
+        max_body_bytes: config.limits.max_body_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    info!(listen = %config.listen, consumer = %config.consumer, "rootfix serving");
+    let mut stop = stop_rx.clone();
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            info!("shutdown requested: no new requests");
+        })
+        .await
+        .map_err(ServeError::Server)?;
+
+    // The walk deadline bounds the entry in hand; a little more for the final save.
+    let grace = config.limits.walk_deadline + Duration::from_secs(5);
+    if tokio::time::timeout(grace, event_loop).await.is_err() {
+        warn!(
+            ?grace,
+            "the event loop did not finish in time; its entries stay pending for the next start"
+        );
+    }
+    info!("rootfix stopped");
+    Ok(())
+}
+
+async fn connect_redis(config: &ServeConfig) -> Result<RedisStateStore, ServeError> {
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match RedisStateStore::connect(&config.redis_url, &config.key_prefix).await {
+            Ok(store) => return Ok(store),
+            Err(e) if started.elapsed() < REDIS_STARTUP_WAIT => {
+                warn!(url = %config.redis_url, error = %e, "Redis not reachable yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(3));
+            }
+            Err(e) => {
+                error!(url = %config.redis_url, error = %e, "Redis unreachable; rootfix takes no action without its state");
+                return Err(ServeError::Redis {
+                    url: config.redis_url.clone(),
+                    waited: REDIS_STARTUP_WAIT,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM"),
+                    _ = int.recv() => info!("SIGINT"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
