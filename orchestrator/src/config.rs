@@ -217,7 +217,7 @@ impl ServeConfig {
             }),
             (None, None) => "redis://127.0.0.1:6379/".into(),
         };
-        if !redis_url.is_empty() && !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://"))
+        if !(redis_url.is_empty() || redis_url.starts_with("redis://") || redis_url.starts_with("rediss://"))
         {
             r.at_value("redis.url", "expected a redis:// URL");
         }
