@@ -287,7 +287,7 @@ fn incident(id: &str, fingerprint: &str, state: IncidentState, minute: u32) -> I
         fingerprint: fingerprint.to_string(),
         state,
         alertname: "OrderServiceTimeout".into(),
-        service: Some(if minute % 2 == 0 {
+        service: Some(if minute.is_multiple_of(2) {
             "order".into()
         } else {
             "payment".into()
