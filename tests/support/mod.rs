@@ -78,3 +78,52 @@ pub async fn redis_store(test: &str) -> rootfix::state::redis::RedisStateStore {
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} is required (scripts/test-all.sh starts it): {e}"))
 }
+
+/// Bearer tokens of every role, as configured in the test servers.
+pub const INGEST_TOKEN: &str = "test-ingest-token";
+pub const VIEWER_TOKEN: &str = "test-viewer-token-0001";
+pub const APPROVER_TOKEN: &str = "test-approver-token-01";
+pub const ADMIN_TOKEN: &str = "test-admin-token-00001";
+
+pub fn test_tokens() -> Vec<rootfix::config::Token> {
+    use rootfix::config::{Role, Token};
+    [
+        ("alertmanager", Role::Ingest, INGEST_TOKEN),
+        ("viewer", Role::Viewer, VIEWER_TOKEN),
+        ("approver", Role::Approver, APPROVER_TOKEN),
+        ("admin", Role::Admin, ADMIN_TOKEN),
+    ]
+    .into_iter()
+    .map(|(name, role, secret)| Token {
+        name: name.into(),
+        role,
+        secret: secret.into(),
+    })
+    .collect()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` every 50 ms until it returns Some, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
