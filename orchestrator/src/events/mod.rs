@@ -70,28 +70,27 @@ impl EventLoop {
         }
         info!(consumer = %self.consumer, workers = self.workers, "event loop started");
 
-        // Own pending entries first: what this consumer read before a crash.
+        // Own pending entries first: what this consumer read before a crash. Then new entries,
+        // with a claim of stale entries whenever one is due. A read is never cancelled once sent:
+        // Redis would deliver entries to it that nobody then handles (until a claim). So shutdown
+        // is checked between reads, which block for at most a second.
         let mut catching_up = true;
         let mut cursor = "0".to_string();
-        let mut claim_tick = tokio::time::interval((self.claim_idle / 2).max(Duration::from_millis(100)));
-        claim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let claim_every = (self.claim_idle / 2).max(Duration::from_millis(100));
+        let mut next_claim = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let batch = tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = claim_tick.tick(), if !catching_up => {
-                    self.state.claim_stale_alerts(&self.consumer, self.claim_idle, 64).await
-                }
-                read = async {
-                    if catching_up {
-                        self.state.own_pending_alerts(&self.consumer, &cursor, 64).await
-                    } else {
-                        self.state.read_alerts(&self.consumer, 64, Duration::from_secs(1)).await
-                    }
-                } => read,
+        while !*shutdown.borrow() {
+            let batch = if catching_up {
+                self.state.own_pending_alerts(&self.consumer, &cursor, 64).await
+            } else if tokio::time::Instant::now() >= next_claim {
+                next_claim = tokio::time::Instant::now() + claim_every;
+                self.state
+                    .claim_stale_alerts(&self.consumer, self.claim_idle, 64)
+                    .await
+            } else {
+                self.state
+                    .read_alerts(&self.consumer, 64, Duration::from_secs(1))
+                    .await
             };
             let batch = match batch {
                 Ok(b) => {
@@ -102,7 +101,7 @@ impl EventLoop {
                     error!(error = %e, "reading the alert stream failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => break,
+                        _ = shutdown.changed() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;

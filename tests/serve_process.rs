@@ -1,0 +1,196 @@
+//! The real `rootfix serve` process: graceful shutdown on SIGTERM, readiness that says why when
+//! Redis goes away (and comes back), and the hot reload of playbooks.
+
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use process::{OwnRedis, Serve, copy_tree, write_config};
+use serde_json::Value;
+use support::*;
+
+async fn get_json(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+async fn post_alert(url: &str, body: String) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/api/v1/alerts/alertmanager"))
+        .bearer_auth(INGEST_TOKEN)
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_gracefully_with_exit_code_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        &redis_url(),
+        &unique_prefix("sigterm"),
+        &repo_path("playbooks"),
+        &repo_path("actions"),
+        "",
+    );
+    let mut serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let status = serve
+        .terminate(Duration::from_secs(20))
+        .expect("rootfix exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "log:\n{}", serve.log_text());
+    let log = serve.log_text();
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(log.contains("rootfix stopped"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_closed_while_redis_is_down_and_recovers() {
+    let mut redis = OwnRedis::start();
+    let port_of_redis = redis.port;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        &redis.url(),
+        "",
+        &repo_path("playbooks"),
+        &repo_path("actions"),
+        "",
+    );
+    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let (status, ready) = get_json(&format!("{}/readyz", serve.url), None).await;
+    assert_eq!(
+        (status, ready["ready"].clone()),
+        (200, Value::Bool(true)),
+        "{ready}"
+    );
+
+    redis.stop();
+    let ready = eventually(Duration::from_secs(15), "readyz to fail", || async {
+        let (status, body) = get_json(&format!("{}/readyz", serve.url), None).await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    let reason = ready["reasons"][0].as_str().unwrap_or_default().to_string();
+    assert!(reason.starts_with("redis: state store unavailable"), "{ready}");
+    // Alerts are refused while state is unreachable: Alertmanager keeps them and retries.
+    let status = post_alert(
+        &serve.url,
+        std::fs::read_to_string(repo_path(
+            "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 503);
+
+    let _redis = OwnRedis::start_on(port_of_redis);
+    eventually(Duration::from_secs(30), "readyz to recover", || async {
+        let (status, _) = get_json(&format!("{}/readyz", serve.url), None).await;
+        (status == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_playbook_change_is_rejected_and_a_good_one_swapped_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (playbooks, actions) = (dir.path().join("playbooks"), dir.path().join("actions"));
+    copy_tree(&repo_path("playbooks"), &playbooks);
+    copy_tree(&repo_path("actions"), &actions);
+    let port = free_port();
+    let prefix = unique_prefix("reload");
+    let config = write_config(
+        dir.path(),
+        port,
+        &redis_url(),
+        &prefix,
+        &playbooks,
+        &actions,
+        "limits: {reload_interval: 200ms}\n",
+    );
+    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let firing = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .unwrap();
+
+    // A broken edit: the running set stays, and the log names file, line and column.
+    let broken = std::fs::read_to_string(playbooks.join("order-service-timeout.yaml"))
+        .unwrap()
+        .replace(
+            "when: evidence.jvm_heap_used_ratio > 0.95\n            remedy:",
+            "when: evidence.jvm_heap_used_ratio > \n            remedy:",
+        );
+    std::fs::write(playbooks.join("order-service-timeout.yaml"), broken).unwrap();
+    let expected = format!("{}:", playbooks.join("order-service-timeout.yaml").display());
+    eventually(Duration::from_secs(10), "the rejection in the log", || async {
+        let log = serve.log_text();
+        (log.contains("invalid change to playbooks or actions") && log.contains(&expected)).then_some(())
+    })
+    .await;
+    let log = serve.log_text();
+    let line = log.lines().find(|l| l.contains(&expected)).unwrap();
+    assert!(
+        line.contains("spec.tree.children[1].children[0].when: CEL: Syntax error"),
+        "{line}"
+    );
+    assert_eq!(post_alert(&serve.url, firing.clone()).await, 200);
+    let incidents = format!("{}/api/v1/incidents", serve.url);
+    let list = eventually(
+        Duration::from_secs(10),
+        "the incident under the old playbook",
+        || async {
+            let (_, list) = get_json(&incidents, Some(VIEWER_TOKEN)).await;
+            (list["items"].as_array().map_or(0, Vec::len) == 1).then_some(list)
+        },
+    )
+    .await;
+    assert_eq!(list["items"][0]["playbook"], "order-service-timeout");
+
+    // A good change: a new playbook for DiskFull alerts is swapped in.
+    std::fs::copy(
+        repo_path("playbooks/order-service-timeout.yaml"),
+        playbooks.join("order-service-timeout.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        playbooks.join("disk-full.yaml"),
+        "apiVersion: rootfix/v1\nkind: Playbook\nmetadata: {name: disk-full}\nspec:\n  match: ['alertname=\"DiskFull\"']\n  tree: {id: disk_full}\n",
+    )
+    .unwrap();
+    eventually(Duration::from_secs(10), "the reload", || async {
+        serve
+            .log_text()
+            .contains("3 playbooks (25 nodes), 8 actions: all valid")
+            .then_some(())
+    })
+    .await;
+    let disk = firing
+        .replace("OrderServiceTimeout", "DiskFull")
+        .replace("cf12c1db58df9346", "d15cf011");
+    assert_eq!(post_alert(&serve.url, disk).await, 200);
+    eventually(Duration::from_secs(10), "the DiskFull incident", || async {
+        let (_, list) = get_json(&format!("{incidents}?playbook=disk-full"), Some(VIEWER_TOKEN)).await;
+        (list["items"].as_array().map_or(0, Vec::len) == 1).then_some(())
+    })
+    .await;
+}
