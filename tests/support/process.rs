@@ -42,10 +42,8 @@ impl Serve {
     pub fn wait_healthy(&self, timeout: Duration) {
         let started = Instant::now();
         loop {
-            if let Ok(resp) = reqwest::blocking_get(&format!("{}/healthz", self.url)) {
-                if resp == 200 {
-                    return;
-                }
+            if let Ok(200) = reqwest::blocking_get(&format!("{}/healthz", self.url)) {
+                return;
             }
             assert!(
                 started.elapsed() < timeout,
