@@ -60,7 +60,7 @@ async fn sigkill_under_load_loses_no_acknowledged_alert() {
             let mut seq = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 seq += 1;
-                let n = if seq % 4 == 0 { seq - 1 } else { seq };
+                let n = if seq.is_multiple_of(4) { seq - 1 } else { seq };
                 let fingerprint = format!("{lane:02x}{n:014x}");
                 let body = template.replace("cf12c1db58df9346", &fingerprint);
                 let ok = client
