@@ -194,3 +194,109 @@ async fn a_bad_playbook_change_is_rejected_and_a_good_one_swapped_in() {
     })
     .await;
 }
+
+fn cli(args: &[&str], url: &str, token: Option<&str>) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"));
+    cmd.args(args).env("ROOTFIX_URL", url).env_remove("ROOTFIX_TOKEN");
+    if let Some(t) = token {
+        cmd.env("ROOTFIX_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incidents_command_lists_and_shows_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        &redis_url(),
+        &unique_prefix("cli"),
+        &repo_path("playbooks"),
+        &repo_path("actions"),
+        "",
+    );
+    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let firing = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/go-module-proxy.firing.json",
+    ))
+    .unwrap();
+    assert_eq!(post_alert(&serve.url, firing).await, 200);
+    let id = eventually(Duration::from_secs(10), "the incident", || async {
+        let (_, list) = get_json(
+            &format!("{}/api/v1/incidents?state=open", serve.url),
+            Some(VIEWER_TOKEN),
+        )
+        .await;
+        list["items"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
+    let url = serve.url.clone();
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            cli(
+                &["incidents", "list", "--state", "open"],
+                &url,
+                Some(VIEWER_TOKEN),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("open") && row.contains("GoModuleProxyFailing") && row.contains("go-module-proxy"),
+        "{row}"
+    );
+    assert!(
+        row.contains("go_module_proxy_failing → no_direct_fallback"),
+        "{row}"
+    );
+
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let (url, id) = (url.clone(), id.clone());
+        move || cli(&["incidents", "show", &id], &url, Some(VIEWER_TOKEN))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("incident {id}  open")), "{out}");
+    assert!(out.contains("no_direct_fallback  HIT"), "{out}");
+    assert!(
+        out.contains("opened     matched playbook go-module-proxy"),
+        "{out}"
+    );
+
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || cli(&["incidents", "list"], &url, None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            "rootfix incidents: no token: pass --token or set ROOTFIX_TOKEN"
+        )
+    );
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || cli(&["incidents", "show", "inc-0-0"], &url, Some(VIEWER_TOKEN)))
+            .await
+            .unwrap();
+    assert_eq!(
+        (code, err.trim()),
+        (1, "rootfix incidents: 404: incident inc-0-0 not found")
+    );
+}

@@ -1,5 +1,6 @@
 //! The `rootfix` command line: one module per subcommand.
 
+pub mod incidents;
 pub mod schema;
 pub mod serve;
 pub mod simulate;
@@ -30,6 +31,8 @@ pub enum Command {
     },
     /// Run the orchestrator: Alertmanager webhook, event loop, incidents API.
     Serve(serve::ServeArgs),
+    /// List and show incidents through the server's API.
+    Incidents(incidents::IncidentsArgs),
     /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schemas of Playbook and Action, or write them into a folder.
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Schema { out } => schema::run(out.as_deref()),
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Incidents(args) => incidents::run(&args),
     }
 }
