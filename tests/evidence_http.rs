@@ -191,6 +191,23 @@ async fn refused_and_slow_servers_are_evidence_not_errors() {
         "{error}"
     );
     assert!(v["timings_ms"]["connect"].is_number());
+
+    // A server that takes the connection but never answers the TLS handshake.
+    let mute = evidence::silent().await;
+    let signal = http(
+        &format!("https://127.0.0.1:{}/", mute.port()),
+        HttpMethod::Head,
+        0,
+        Duration::from_millis(300),
+        None,
+    );
+    let v = p.fetch(&signal, &ctx(&[])).await.unwrap();
+    assert_eq!((v["status"].as_u64(), v["ok"].as_bool()), (Some(0), Some(false)));
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("timed out after 300ms during tls handshake"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -78,14 +78,6 @@ impl LiveEvidence {
         Self::build(valid, trust)
     }
 
-    /// As [`LiveEvidence::new`], but trusting only `extra_ca_files` (not the system store): for
-    /// tests that must not depend on the machine.
-    pub fn without_system_roots(config: &EvidenceBackends) -> Result<Self, EvidenceConfigError> {
-        let valid = config.validate()?;
-        let trust = Trust::with_roots(rustls::RootCertStore::empty(), &valid.extra_cas)?;
-        Self::build(valid, trust)
-    }
-
     fn build(valid: config::ValidBackends, trust: Trust) -> Result<Self, EvidenceConfigError> {
         let clients = |kind: &str, backends: &BTreeMap<String, config::ValidBackend>| {
             backends

@@ -41,7 +41,7 @@ impl Trust {
         Self::with_roots(roots, extra)
     }
 
-    /// Only `extra` (and `roots`): for tests that must not depend on the machine's store.
+    /// `roots` plus `extra`.
     pub fn with_roots(
         mut roots: RootCertStore,
         extra: &[CertificateDer<'static>],
