@@ -10,6 +10,10 @@
 //!   - {name: alertmanager, role: ingest, token_env: ROOTFIX_INGEST_TOKEN}
 //!   - {name: sre-oncall, role: approver, token_env: ROOTFIX_APPROVER_TOKEN}
 //! limits: {workers: 8, max_body_bytes: 1048576, walk_deadline: 60s, claim_idle: 2m}
+//! evidence:
+//!   prometheus: {default: {url: http://127.0.0.1:9090}}
+//!   loki: {default: {url: http://loki:3100}}
+//!   jsonhttp: {tracing: {url: http://jaeger:16686}}
 //! ```
 //! Secrets come from the environment (`token_env`, `url_env`) so the file can be committed.
 
@@ -24,6 +28,7 @@ use crate::catalog::parse::{Source, deserialize};
 use crate::catalog::problem::Problem;
 use crate::catalog::report::Reporter;
 use crate::catalog::spans::{SpanIndex, join_index};
+use crate::evidence::EvidenceBackends;
 
 /// Roles of a bearer token. `admin` may do everything; `approver` also what `viewer` may;
 /// `ingest` may only post alerts.
@@ -72,7 +77,7 @@ struct ConfigDocument {
     #[serde(default)]
     tokens: Vec<TokenDocument>,
     #[serde(default)]
-    evidence: Option<serde_yaml::Value>,
+    evidence: EvidenceBackends,
     #[serde(default)]
     limits: LimitsDocument,
     /// Consumer name in the stream's group; stable across restarts of one replica.
@@ -152,8 +157,8 @@ pub struct ServeConfig {
     pub playbooks: PathBuf,
     pub actions: PathBuf,
     pub tokens: Vec<Token>,
-    /// The `evidence:` section (backends), handed to the evidence providers.
-    pub evidence: serde_yaml::Value,
+    /// The `evidence:` section: Prometheus, Loki and JSON backends, and the probes' trust roots.
+    pub evidence: EvidenceBackends,
     pub limits: Limits,
     pub consumer: String,
 }
@@ -321,6 +326,10 @@ impl ServeConfig {
             r.at_value("redis.key_prefix", "a key prefix has no spaces");
         }
 
+        if let Err(e) = doc.evidence.validate() {
+            r.at_value(&format!("evidence.{}", e.field), e.message);
+        }
+
         if !problems.is_empty() {
             crate::catalog::problem::sort_problems(&mut problems);
             return Err(ConfigError::Invalid(problems));
@@ -333,7 +342,7 @@ impl ServeConfig {
             playbooks: relative(doc.playbooks.unwrap_or_else(|| "playbooks".into())),
             actions: relative(doc.actions.unwrap_or_else(|| "actions".into())),
             tokens,
-            evidence: doc.evidence.unwrap_or(serde_yaml::Value::Null),
+            evidence: doc.evidence,
             limits: Limits {
                 workers,
                 max_body_bytes,
@@ -383,7 +392,7 @@ mod tests {
     #[test]
     fn reports_every_problem_with_its_place() {
         let Err(ConfigError::Invalid(problems)) = parse(
-            "listen: nowhere\ntokens:\n  - {name: am, role: root, token_env: MISSING}\nlimits: {walk_deadline: 10s, claim_idle: 5s}\nextra: 1\n",
+            "listen: nowhere\ntokens:\n  - {name: am, role: root, token_env: MISSING}\nlimits: {walk_deadline: 10s, claim_idle: 5s}\nextra: 1\nevidence:\n  prometheus:\n    default: {url: 'ftp://x'}\n",
         ) else {
             panic!("accepted a bad config");
         };
@@ -404,6 +413,7 @@ mod tests {
                 "3:39: tokens[0].token_env: environment variable MISSING is not set",
                 "4:42: limits.claim_idle: must be longer than limits.walk_deadline, or live consumers' alerts would be taken over",
                 "5:1: extra: unknown field `extra`",
+                "8:20: evidence.prometheus.default.url: `ftp://x`: only http and https are supported",
             ]
         );
     }

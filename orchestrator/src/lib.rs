@@ -11,6 +11,8 @@
 //!   `file:line:col: field.path: message`, and builds the run-time model.
 //! - [`model`]: validated playbooks and actions, and their parts (CEL conditions, templates,
 //!   Alertmanager matchers, JSON paths). No I/O.
+//! - [`evidence`]: live evidence behind [`engine::EvidenceProvider`]: one module per signal kind
+//!   (Prometheus, Loki, JSON HTTP, HTTP probe, DNS, TCP) and the `evidence:` config of backends.
 //! - [`schema`]: JSON Schemas generated from [`document`].
 //! - [`cli`]: the `rootfix` command, one module per subcommand.
 
@@ -21,6 +23,7 @@ pub mod config;
 pub mod document;
 pub mod engine;
 pub mod events;
+pub mod evidence;
 pub mod incident;
 pub mod metrics;
 pub mod model;

@@ -44,8 +44,8 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 fn live_evidence(config: &ServeConfig) -> Result<Arc<dyn EvidenceProvider>, String> {
-    let _ = config;
-    Ok(Arc::new(crate::engine::fixture::FixtureEvidence::new()))
+    let live = crate::evidence::LiveEvidence::new(&config.evidence).map_err(|e| e.to_string())?;
+    Ok(Arc::new(live))
 }
 
 fn init_logs(text: bool) {

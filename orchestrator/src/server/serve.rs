@@ -50,6 +50,7 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     let catalog =
         Catalog::load(&[config.playbooks.clone(), config.actions.clone()]).map_err(ServeError::Catalog)?;
     info!(summary = %catalog.summary(), "catalog loaded");
+    warn_unconfigured_backends(&catalog, &config);
     let catalog = CatalogHandle::new(catalog);
     let state: Arc<dyn StateStore> = Arc::new(connect_redis(&config).await?);
     let evidence = evidence(&config).map_err(ServeError::Evidence)?;
@@ -166,5 +167,39 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Signals that name a backend the config does not have fail at every walk; say so at start.
+fn warn_unconfigured_backends(catalog: &Catalog, config: &ServeConfig) {
+    use crate::model::playbook::SignalKind;
+    for playbook in &catalog.playbooks {
+        for signal in playbook.evidence.values() {
+            let (kind, source, configured) = match &signal.kind {
+                SignalKind::Prometheus { source, .. } => (
+                    "prometheus",
+                    source.as_str(),
+                    config.evidence.prometheus.contains_key(source),
+                ),
+                SignalKind::Loki { source, .. } => {
+                    ("loki", source.as_str(), config.evidence.loki.contains_key(source))
+                }
+                SignalKind::JsonHttp {
+                    source: Some(source), ..
+                } => (
+                    "jsonhttp",
+                    source.as_str(),
+                    config.evidence.jsonhttp.contains_key(source),
+                ),
+                _ => continue,
+            };
+            if !configured {
+                warn!(
+                    playbook = %playbook.name,
+                    signal = %signal.name,
+                    "the signal reads {kind} backend `{source}`, which evidence.{kind} does not configure; nodes reading it will be `error`"
+                );
+            }
+        }
     }
 }
