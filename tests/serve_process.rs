@@ -261,7 +261,10 @@ async fn the_incidents_command_lists_and_shows_through_the_api() {
     );
     // Live evidence: `goproxy.example` is a reserved name that never resolves, and the label has
     // no `,direct` fallback.
-    assert!(row.contains("go_module_proxy_failing → dns_unresolvable"), "{row}");
+    assert!(
+        row.contains("go_module_proxy_failing → dns_unresolvable"),
+        "{row}"
+    );
     assert!(row.ends_with("no_direct_fallback"), "{row}");
 
     let (code, out, err) = tokio::task::spawn_blocking({

@@ -1,0 +1,225 @@
+//! End to end with the real parts: a real Prometheus evaluates a rule that fires; the real
+//! Alertmanager sends the webhook with a bearer token to a real `rootfix serve`; rootfix opens an
+//! incident and walks a playbook whose conditions query that same Prometheus; the diagnosis shows
+//! the expected path with the real values. Then the rule stops firing, Alertmanager sends
+//! `resolved`, and the incident closes.
+
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use process::{Serve, write_config};
+use serde_json::{Value, json};
+use support::*;
+
+struct Killed(Child, &'static str);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rules(firing: bool) -> String {
+    let threshold = if firing { "0.9" } else { "2" };
+    format!(
+        r#"groups:
+  - name: checkout
+    interval: 1s
+    rules:
+      - record: e2e_heap_used_ratio
+        expr: label_replace(vector(0.97), "service", "checkout", "", "")
+      - record: e2e_gc_pause_ratio
+        expr: label_replace(vector(0.31), "service", "checkout", "", "")
+      - record: e2e_queue_depth
+        expr: label_replace(vector(12), "service", "checkout", "", "")
+      - alert: CheckoutHeapPressure
+        expr: e2e_heap_used_ratio > {threshold}
+        for: 0s
+        labels: {{severity: critical, env: staging, namespace: shop, deployment: checkout-api}}
+        annotations: {{summary: "checkout heap above 90 %"}}
+"#
+    )
+}
+
+fn start(dir: &Path, name: &'static str, args: &[String]) -> Killed {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(name)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} is installed (scripts/test-all.sh installs it): {e}"));
+    Killed(child, name)
+}
+
+async fn wait_http(url: &str) {
+    eventually(Duration::from_secs(30), url, || async {
+        reqwest::get(url)
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    })
+    .await;
+}
+
+async fn incident(rootfix: &str) -> Option<Value> {
+    let client = reqwest::Client::new();
+    let list: Value = client
+        .get(format!("{rootfix}/api/v1/incidents?playbook=checkout-heap"))
+        .bearer_auth(VIEWER_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let id = list["items"][0]["id"].as_str()?.to_string();
+    client
+        .get(format!("{rootfix}/api/v1/incidents/{id}"))
+        .bearer_auth(VIEWER_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rootfix_port, prom_port, am_port) = (free_port(), free_port(), free_port());
+    let prom_url = format!("http://127.0.0.1:{prom_port}");
+
+    let config = write_config(
+        dir.path(),
+        rootfix_port,
+        &redis_url(),
+        &unique_prefix("e2e"),
+        &repo_path("tests/fixtures/e2e/playbooks"),
+        &repo_path("actions"),
+        &format!("evidence:\n  prometheus:\n    default: {{url: '{prom_url}'}}\n"),
+    );
+    let serve = {
+        let (config, log) = (config.clone(), dir.path().join("rootfix.log"));
+        tokio::task::spawn_blocking(move || Serve::start(&config, rootfix_port, &log))
+            .await
+            .unwrap()
+    };
+
+    std::fs::write(
+        dir.path().join("am.yml"),
+        format!(
+            "route:\n  receiver: rootfix\n  group_by: [alertname, service]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: rootfix\n  webhook_configs:\n  - url: http://127.0.0.1:{rootfix_port}/api/v1/alerts/alertmanager\n    send_resolved: true\n    http_config:\n      authorization: {{credentials: {INGEST_TOKEN}}}\n"
+        ),
+    )
+    .unwrap();
+    let _am = start(
+        dir.path(),
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", dir.path().join("am.yml").display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+    wait_http(&format!("http://127.0.0.1:{am_port}/-/ready")).await;
+
+    std::fs::write(dir.path().join("rules.yml"), rules(true)).unwrap();
+    std::fs::write(
+        dir.path().join("prom.yml"),
+        format!(
+            "global: {{scrape_interval: 5s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers: [{{static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]}}]\n"
+        ),
+    )
+    .unwrap();
+    let _prom = start(
+        dir.path(),
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.path().join("prom.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--web.enable-lifecycle".into(),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+    );
+    wait_http(&format!("{prom_url}/-/ready")).await;
+
+    // The alert fires, Alertmanager posts it, rootfix walks the playbook against Prometheus.
+    let rootfix = serve.url.clone();
+    let inc = eventually(Duration::from_secs(90), "the diagnosed incident", || async {
+        incident(&rootfix).await.filter(|i| i["state"] == "open")
+    })
+    .await;
+    assert_eq!(inc["alertname"], "CheckoutHeapPressure");
+    assert_eq!(inc["service"], "checkout");
+    assert_eq!(inc["alert"]["labels"]["deployment"], "checkout-api");
+    let d = &inc["diagnosis"];
+    let outcomes: Vec<(String, String)> = d["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("checkout_heap_pressure".to_string(), "hit".to_string()),
+            ("heap_exhausted".to_string(), "hit".to_string()),
+            ("queue_backlog".to_string(), "miss".to_string()),
+        ],
+        "{d:#}"
+    );
+    // The real values Prometheus answered, at the alert's startsAt.
+    let value = |name: &str| d["evidence"][name]["value"].as_f64();
+    assert_eq!(value("heap_used_ratio"), Some(0.97));
+    assert_eq!(value("queue_depth"), Some(12.0));
+    assert_eq!(value("gc_pause_ratio"), Some(0.31));
+    assert_eq!(d["nodes"][1]["reads"]["heap_used_ratio"].as_f64(), Some(0.97));
+    let remedy = &d["remedies"][0];
+    assert_eq!(remedy["action"], "restart-jvm-pod");
+    assert_eq!(
+        remedy["params"],
+        json!({"namespace": "shop", "deployment": "checkout-api"})
+    );
+    assert_eq!(remedy["decision"]["kind"], "act");
+    assert!((remedy["score"].as_f64().unwrap() - 0.9).abs() < 1e-9);
+
+    // The rule stops firing; Alertmanager sends `resolved`; the incident closes.
+    std::fs::write(dir.path().join("rules.yml"), rules(false)).unwrap();
+    let reload = reqwest::Client::new()
+        .post(format!("{prom_url}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    let closed = eventually(Duration::from_secs(90), "the resolution", || async {
+        incident(&rootfix).await.filter(|i| i["state"] == "resolved")
+    })
+    .await;
+    assert_eq!(closed["id"], inc["id"]);
+    assert!(closed["resolved_at"].is_string());
+    let kinds: Vec<&str> = closed["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"opened"));
+    assert_eq!(kinds.last(), Some(&"resolved"));
+}
