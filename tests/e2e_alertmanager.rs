@@ -17,7 +17,7 @@ use process::{Serve, write_config};
 use serde_json::{Value, json};
 use support::*;
 
-struct Killed(Child, &'static str);
+struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -56,7 +56,7 @@ fn start(dir: &Path, name: &'static str, args: &[String]) -> Killed {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap_or_else(|e| panic!("{name} is installed (scripts/test-all.sh installs it): {e}"));
-    Killed(child, name)
+    Killed(child)
 }
 
 async fn wait_http(url: &str) {
