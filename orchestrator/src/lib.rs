@@ -28,6 +28,7 @@ pub mod incident;
 pub mod metrics;
 pub mod model;
 pub mod reload;
+pub mod runner;
 pub mod schema;
 pub mod server;
 pub mod state;

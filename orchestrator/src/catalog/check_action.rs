@@ -123,6 +123,30 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
         r.at_value("spec.network", "must not be empty");
     }
 
+    let mut mounts = Vec::new();
+    for (i, m) in spec.mounts.iter().enumerate() {
+        let field = format!("spec.mounts[{i}]");
+        if runner != Some(RunnerKind::Docker) {
+            r.at_key(&field, "mounts are for the docker runner");
+        }
+        for (name, path) in [("host", &m.host), ("container", &m.container)] {
+            if !path.starts_with('/') || path.split('/').any(|seg| seg == "..") {
+                r.at_value(
+                    &format!("{field}.{name}"),
+                    "must be an absolute path without `..`",
+                );
+            }
+        }
+        mounts.push(crate::model::action::Mount {
+            host: m.host.clone(),
+            container: m.container.clone(),
+            read_only: m.read_only.unwrap_or(true),
+        });
+    }
+    if spec.host_pid == Some(true) && runner != Some(RunnerKind::Docker) {
+        r.at_key("spec.host_pid", "host_pid is for the docker runner");
+    }
+
     let phases = check_phases(doc, purpose, runner, r);
 
     if r.problems.len() > before {
@@ -142,6 +166,8 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
         cpus,
         network,
         writable_root_fs: spec.writable_root_fs.unwrap_or(false),
+        mounts,
+        host_pid: spec.host_pid.unwrap_or(false),
         phases,
     })
 }

@@ -46,6 +46,12 @@ pub struct ActionSpec {
     /// Run the container with a writable root filesystem (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writable_root_fs: Option<bool>,
+    /// Host paths the container sees (docker runner), e.g. a config file it edits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountSpec>,
+    /// Share the host's process namespace (docker runner), e.g. to signal a daemon to reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_pid: Option<bool>,
     pub phases: PhasesSpec,
 }
 
@@ -60,6 +66,18 @@ pub struct ParamSpec {
     pub default: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// A host path mounted into the action's container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MountSpec {
+    /// Absolute path on the host.
+    pub host: String,
+    /// Absolute path in the container.
+    pub container: String,
+    /// Default true: the container cannot write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

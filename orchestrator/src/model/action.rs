@@ -23,7 +23,17 @@ pub struct Action {
     pub cpus: Option<f64>,
     pub network: String,
     pub writable_root_fs: bool,
+    pub mounts: Vec<Mount>,
+    pub host_pid: bool,
     pub phases: Phases,
+}
+
+/// A host path mounted into the action's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub host: String,
+    pub container: String,
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
