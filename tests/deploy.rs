@@ -1,0 +1,60 @@
+//! The files in `deploy/` are accepted by the tools that will read them: Prometheus rules by
+//! `promtool`, the Alertmanager receiver by `amtool`, the example config by rootfix itself.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::process::Command;
+
+use support::repo_path;
+
+fn tool(name: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(name)
+        .args(args)
+        .current_dir(repo_path("."))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{name} is installed with Prometheus/Alertmanager (scripts/test-all.sh): {e}")
+        });
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn prometheus_rules_pass_promtool() {
+    for file in [
+        "deploy/prometheus/rootfix-rules.yml",
+        "deploy/local/demo-rules.yml",
+    ] {
+        let (ok, out) = tool("promtool", &["check", "rules", file]);
+        assert!(ok, "{file}: {out}");
+        assert!(out.contains("SUCCESS"), "{file}: {out}");
+    }
+}
+
+#[test]
+fn the_alertmanager_receiver_passes_amtool() {
+    let (ok, out) = tool("amtool", &["check-config", "deploy/alertmanager/receiver.yml"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn the_example_config_is_a_valid_rootfix_config() {
+    let path = repo_path("deploy/rootfix.example.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let env = |name: &str| {
+        name.starts_with("ROOTFIX_")
+            .then(|| format!("{}-0123456789abcdef", name.to_lowercase()))
+    };
+    let config = rootfix::config::ServeConfig::parse(&path, &text, &env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.tokens.len(), 4);
+    assert!(config.evidence.prometheus.contains_key("default"));
+    assert!(config.playbooks.ends_with("deploy/playbooks"));
+}
