@@ -13,6 +13,7 @@ install_packages() {
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v curl >/dev/null || missing+=(curl)
+  [[ -x /bin/busybox ]] || missing+=(busybox-static)
   command -v cargo-nextest >/dev/null || command -v cargo >/dev/null || { log "cargo is missing"; exit 1; }
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"

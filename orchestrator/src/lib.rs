@@ -24,6 +24,7 @@ pub mod document;
 pub mod engine;
 pub mod events;
 pub mod evidence;
+pub mod fix;
 pub mod incident;
 pub mod metrics;
 pub mod model;

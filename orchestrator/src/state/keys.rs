@@ -11,7 +11,9 @@
 //! | `diag:streak:<service>` | hash | field `<node id>` → consecutive misses |
 //! | `diag:stats:<service>` | hash | field `<node id>:hit\|miss\|skip\|reprobe` → cumulative counts |
 //! | `rootfix:lock:<action>:<key>` | string, SET NX PX | fencing token of the fix holding the target |
-//! | `rootfix:journal:<incident>` | stream | phase transitions of a fix |
+//! | `rootfix:lock:fence` | string (INCR) | the last fencing token handed out |
+//! | `rootfix:journal:<incident>` | list | phase transitions of the incident's fixes (JSON) |
+//! | `rootfix:fixes:active` | set | `<incident>/<action>` of fixes started and not finished |
 //! | `rootfix:stage:<action>:<scope>` | hash | autonomy stage and when it was entered |
 //! | `rootfix:outcomes:<action>:<scope>` | sorted set | outcomes by time (for the 72 h window) |
 //! | `rootfix:approval:<id>` | hash | a pending or decided approval |
@@ -81,6 +83,14 @@ impl Keys {
 
     pub fn lock(&self, action: &str, target_key: &str) -> String {
         self.key(format_args!("rootfix:lock:{action}:{target_key}"))
+    }
+
+    pub fn lock_fence(&self) -> String {
+        self.key(format_args!("rootfix:lock:fence"))
+    }
+
+    pub fn active_fixes(&self) -> String {
+        self.key(format_args!("rootfix:fixes:active"))
     }
 
     pub fn journal(&self, incident: &str) -> String {

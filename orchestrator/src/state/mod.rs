@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::alert::Alert;
+use crate::fix::journal::JournalEntry;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
 
@@ -228,6 +229,37 @@ pub trait StateStore: Send + Sync {
     ) -> Result<IncidentPage, StateError>;
 
     async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError>;
+
+    // ── Fixes: idempotency locks and the execution journal ──
+
+    /// Takes `rootfix:lock:<action>:<key>` for `lease` if free; returns its fencing token (strictly
+    /// increasing across all locks), or `None` when another fix holds it.
+    async fn acquire_lock(&self, action: &str, key: &str, lease: Duration)
+    -> Result<Option<u64>, StateError>;
+
+    /// Extends the lease if `token` still holds the lock; false when it was lost.
+    async fn renew_lock(
+        &self,
+        action: &str,
+        key: &str,
+        token: u64,
+        lease: Duration,
+    ) -> Result<bool, StateError>;
+
+    /// Releases the lock if `token` still holds it.
+    async fn release_lock(&self, action: &str, key: &str, token: u64) -> Result<bool, StateError>;
+
+    /// Appends to `rootfix:journal:<incident>`.
+    async fn append_journal(&self, incident: &str, entry: &JournalEntry) -> Result<(), StateError>;
+
+    /// The journal of an incident, oldest first.
+    async fn journal(&self, incident: &str) -> Result<Vec<JournalEntry>, StateError>;
+
+    /// Marks a fix (`<incident>/<action>`) unfinished (`true`) or finished (`false`).
+    async fn set_fix_active(&self, fix: &str, active: bool) -> Result<(), StateError>;
+
+    /// Fixes that started and did not finish.
+    async fn active_fixes(&self) -> Result<Vec<String>, StateError>;
 }
 
 /// `now - ttl` in the prune time format: prunes older than this have expired.

@@ -1,0 +1,498 @@
+//! Runs a fix: takes the target's idempotency lock (fencing token, lease renewed while the fix
+//! runs), then precheck → execute → verify (retried; a container and/or a condition over fresh
+//! evidence) → rollback when execute or verify fails. Every phase transition is journaled before
+//! the next step starts; [`Executor::recover`] finishes what a crashed rootfix left: it resumes
+//! verify when execute completed and rolls back otherwise, so a completed execute never runs
+//! twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::journal::{FixOutcome, JournalEntry, JournalEvent, ResumePoint, fix_id, resume_point};
+use crate::model::action::{Action, PhaseName, RunnerKind};
+use crate::model::template::no_escape;
+use crate::runner::{PhaseExit, PhaseOutcome, PhaseRequest, Runner, RunnerError, validate_params};
+use crate::state::{StateError, StateStore};
+
+/// A verify condition over fresh evidence (the playbook's `remedy.verify`), evaluated by the caller.
+#[async_trait]
+pub trait VerifyCheck: Send + Sync {
+    /// Whether the fix shows in fresh evidence; an error counts as not yet.
+    async fn holds(&self) -> Result<bool, String>;
+    fn retries(&self) -> u32;
+    fn interval(&self) -> Duration;
+}
+
+/// What to run.
+pub struct FixPlan {
+    pub incident: String,
+    pub action: Arc<Action>,
+    pub params: BTreeMap<String, String>,
+    pub verify: Option<Arc<dyn VerifyCheck>>,
+}
+
+/// What happened, phase by phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixReport {
+    pub fix: String,
+    pub outcome: FixOutcome,
+    pub phases: Vec<(PhaseName, u32, PhaseExit)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("no runner is configured for `{0}` actions")]
+    NoRunner(&'static str),
+}
+
+/// When another fix holds the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockPolicy {
+    /// Refuse at once.
+    Refuse,
+    /// Wait up to this long for the lock, then refuse.
+    Wait(Duration),
+}
+
+pub struct Executor {
+    pub state: Arc<dyn StateStore>,
+    pub docker: Option<Arc<dyn Runner>>,
+    pub kubernetes: Option<Arc<dyn Runner>>,
+    pub kubernetes_job: Option<Arc<dyn Runner>>,
+    pub lease: Duration,
+    pub lock_policy: LockPolicy,
+}
+
+struct Run<'a> {
+    exec: &'a Executor,
+    plan: &'a FixPlan,
+    fix: String,
+    runner: Arc<dyn Runner>,
+    lost_lock: Arc<AtomicBool>,
+    phases: Vec<(PhaseName, u32, PhaseExit)>,
+}
+
+impl Executor {
+    fn runner_for(&self, kind: RunnerKind) -> Result<Arc<dyn Runner>, FixError> {
+        let (runner, name) = match kind {
+            RunnerKind::Docker => (&self.docker, "docker"),
+            RunnerKind::Kubernetes => (&self.kubernetes, "kubernetes"),
+            RunnerKind::KubernetesJob => (&self.kubernetes_job, "kubernetes-job"),
+        };
+        runner.clone().ok_or(FixError::NoRunner(name))
+    }
+
+    /// The target's key: the action's idempotency template over the params.
+    pub fn target_key(action: &Action, params: &BTreeMap<String, String>) -> String {
+        action
+            .idempotency_key
+            .as_ref()
+            .and_then(|t| t.render(&BTreeMap::new(), params, no_escape).ok())
+            .unwrap_or_else(|| action.name.clone())
+    }
+
+    /// Runs a fix from the start.
+    pub async fn run(&self, plan: FixPlan) -> Result<FixReport, FixError> {
+        let fix = fix_id(&plan.incident, &plan.action.name);
+        let span = info_span!("fix", incident = %plan.incident, action = %plan.action.name);
+        async {
+            let refused = |reason: String| FixReport {
+                fix: fix.clone(),
+                outcome: FixOutcome::Refused(reason),
+                phases: Vec::new(),
+            };
+            let params = match validate_params(&plan.action, &plan.params) {
+                Ok(p) => p,
+                Err(e) => return Ok(refused(e.to_string())),
+            };
+            let runner = self.runner_for(plan.action.runner)?;
+            let key = Self::target_key(&plan.action, &params);
+            let Some(token) = self.acquire(&plan.action.name, &key).await? else {
+                return Ok(refused(format!(
+                    "another fix holds `{}` on `{key}`",
+                    plan.action.name
+                )));
+            };
+            let plan = FixPlan { params, ..plan };
+            self.state.set_fix_active(&fix, true).await?;
+            let mut run = Run {
+                exec: self,
+                plan: &plan,
+                fix: fix.clone(),
+                runner,
+                lost_lock: Arc::new(AtomicBool::new(false)),
+                phases: Vec::new(),
+            };
+            run.journal(JournalEvent::FixStarted {
+                params: plan.params.clone(),
+                fencing_token: token,
+            })
+            .await?;
+            let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
+            let outcome = run.from_precheck().await;
+            renewer.abort();
+            let outcome = run.finish(outcome?).await?;
+            let _ = self.state.release_lock(&plan.action.name, &key, token).await;
+            Ok(FixReport {
+                fix,
+                outcome,
+                phases: run.phases,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Finishes every fix a crashed rootfix left unfinished. `actions` looks actions up by name;
+    /// `verify` gives the verify condition of a fix, when its playbook has one.
+    pub async fn recover(
+        &self,
+        actions: &BTreeMap<String, Arc<Action>>,
+        verify: &(dyn Fn(&str, &str) -> Option<Arc<dyn VerifyCheck>> + Sync),
+    ) -> Result<Vec<FixReport>, FixError> {
+        let mut reports = Vec::new();
+        for fix in self.state.active_fixes().await? {
+            let Some((incident, action_name)) = fix.split_once('/') else {
+                continue;
+            };
+            let entries: Vec<JournalEntry> = self
+                .state
+                .journal(incident)
+                .await?
+                .into_iter()
+                .filter(|e| e.fix == fix)
+                .collect();
+            let params = entries
+                .iter()
+                .find_map(|e| match &e.event {
+                    JournalEvent::FixStarted { params, .. } => Some(params.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let Some(action) = actions.get(action_name).cloned() else {
+                error!(%fix, "an unfinished fix names an action that is no longer loaded; leaving it for a human");
+                continue;
+            };
+            let plan = FixPlan {
+                incident: incident.to_string(),
+                action: action.clone(),
+                params,
+                verify: verify(incident, action_name),
+            };
+            let span = info_span!("recover", incident = %incident, action = %action_name);
+            let report = self.resume(plan, resume_point(&entries)).instrument(span).await?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    async fn resume(&self, plan: FixPlan, point: ResumePoint) -> Result<FixReport, FixError> {
+        let fix = fix_id(&plan.incident, &plan.action.name);
+        let runner = self.runner_for(plan.action.runner)?;
+        let key = Self::target_key(&plan.action, &plan.params);
+        // The dead process's lease runs out on its own; wait for it.
+        let token = match self
+            .acquire_waiting(&plan.action.name, &key, self.lease + Duration::from_secs(2))
+            .await?
+        {
+            Some(t) => t,
+            None => {
+                return Ok(FixReport {
+                    fix,
+                    outcome: FixOutcome::RollbackFailed(format!(
+                        "cannot take back the lock on `{key}`; a human must finish this fix"
+                    )),
+                    phases: Vec::new(),
+                });
+            }
+        };
+        let mut run = Run {
+            exec: self,
+            plan: &plan,
+            fix: fix.clone(),
+            runner,
+            lost_lock: Arc::new(AtomicBool::new(false)),
+            phases: Vec::new(),
+        };
+        let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
+        let outcome = match point {
+            ResumePoint::Finished(outcome) => Ok(outcome),
+            ResumePoint::BeforeExecute => {
+                run.journal(JournalEvent::Recovered {
+                    note: "rootfix stopped before execute; nothing was changed".into(),
+                })
+                .await?;
+                Ok(FixOutcome::Aborted(
+                    "interrupted before execute; nothing was changed".into(),
+                ))
+            }
+            ResumePoint::Verify { snapshot } => {
+                run.journal(JournalEvent::Recovered {
+                    note: "execute had completed; verifying".into(),
+                })
+                .await?;
+                run.from_verify(snapshot).await
+            }
+            ResumePoint::RollBack { snapshot, reason } => {
+                run.journal(JournalEvent::Recovered { note: reason.clone() })
+                    .await?;
+                run.rollback(snapshot, reason).await
+            }
+        };
+        renewer.abort();
+        let outcome = run.finish(outcome?).await?;
+        let _ = self.state.release_lock(&plan.action.name, &key, token).await;
+        Ok(FixReport {
+            fix,
+            outcome,
+            phases: run.phases,
+        })
+    }
+
+    async fn acquire(&self, action: &str, key: &str) -> Result<Option<u64>, FixError> {
+        match self.lock_policy {
+            LockPolicy::Refuse => Ok(self.state.acquire_lock(action, key, self.lease).await?),
+            LockPolicy::Wait(max) => self.acquire_waiting(action, key, max).await,
+        }
+    }
+
+    async fn acquire_waiting(&self, action: &str, key: &str, max: Duration) -> Result<Option<u64>, FixError> {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            if let Some(token) = self.state.acquire_lock(action, key, self.lease).await? {
+                return Ok(Some(token));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Renews the lease every third of it; flags `lost` when the lock is gone.
+    fn keep_lock(
+        &self,
+        action: &str,
+        key: &str,
+        token: u64,
+        lost: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (state, action, key, lease) = (
+            self.state.clone(),
+            action.to_string(),
+            key.to_string(),
+            self.lease,
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match state.renew_lock(&action, &key, token, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        error!(%action, %key, token, "the fix lost its lock");
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => warn!(error = %e, "renewing the fix's lock failed; retrying"),
+                }
+            }
+        })
+    }
+}
+
+impl Run<'_> {
+    async fn journal(&self, event: JournalEvent) -> Result<(), StateError> {
+        let entry = JournalEntry {
+            fix: self.fix.clone(),
+            at: Utc::now(),
+            event,
+        };
+        self.exec.state.append_journal(&self.plan.incident, &entry).await
+    }
+
+    async fn finish(&mut self, outcome: FixOutcome) -> Result<FixOutcome, FixError> {
+        self.journal(JournalEvent::FixFinished {
+            outcome: outcome.clone(),
+        })
+        .await?;
+        self.exec.state.set_fix_active(&self.fix, false).await?;
+        if outcome.pages() {
+            error!(fix = %self.fix, ?outcome, "fix needs a human now");
+        } else {
+            info!(fix = %self.fix, ?outcome, "fix finished");
+        }
+        Ok(outcome)
+    }
+
+    /// Runs one phase with journal entries before and after.
+    async fn phase(
+        &mut self,
+        phase: PhaseName,
+        attempt: u32,
+        snapshot: Option<&serde_json::Value>,
+    ) -> Result<PhaseOutcome, FixError> {
+        let spec = self.plan.action.phases.get(phase);
+        self.journal(JournalEvent::PhaseStarted { phase, attempt })
+            .await?;
+        let request = PhaseRequest {
+            incident: &self.plan.incident,
+            action: &self.plan.action,
+            phase,
+            params: &self.plan.params,
+            attempt,
+            timeout: spec.map_or(Duration::from_secs(120), |p| p.timeout),
+            snapshot,
+        };
+        let outcome = match self.runner.run_phase(request).await {
+            Ok(o) => o,
+            // Could not run at all (missing image, engine down): a failed phase, with the reason.
+            Err(e) => failed_outcome(&e),
+        };
+        self.journal(JournalEvent::PhaseFinished {
+            phase,
+            attempt,
+            exit: outcome.exit.clone(),
+            snapshot: outcome.snapshot.clone(),
+            stdout: outcome.stdout.clone(),
+            stderr: outcome.stderr.clone(),
+        })
+        .await?;
+        self.phases.push((phase, attempt, outcome.exit.clone()));
+        Ok(outcome)
+    }
+
+    fn lock_lost(&self) -> Option<FixOutcome> {
+        self.lost_lock.load(Ordering::SeqCst).then(|| {
+            FixOutcome::RollbackFailed(
+                "the fix lost its lock on the target; stopped without further changes".into(),
+            )
+        })
+    }
+
+    async fn from_precheck(&mut self) -> Result<FixOutcome, FixError> {
+        if self.plan.action.phases.precheck.is_some() {
+            let pre = self.phase(PhaseName::Precheck, 1, None).await?;
+            match pre.exit {
+                PhaseExit::Success => {}
+                PhaseExit::AlreadyHealthy => return Ok(FixOutcome::AlreadyHealthy),
+                other => return Ok(FixOutcome::Aborted(format!("precheck: {}", describe(&other)))),
+            }
+        }
+        if let Some(lost) = self.lock_lost() {
+            return Ok(lost);
+        }
+        let exec = self.phase(PhaseName::Execute, 1, None).await?;
+        let snapshot = exec.snapshot.clone();
+        if exec.exit != PhaseExit::Success {
+            return self
+                .rollback(snapshot, format!("execute: {}", describe(&exec.exit)))
+                .await;
+        }
+        self.from_verify(snapshot).await
+    }
+
+    async fn from_verify(&mut self, snapshot: Option<serde_json::Value>) -> Result<FixOutcome, FixError> {
+        let container = self.plan.action.phases.verify.clone();
+        let check = self.plan.verify.clone();
+        let attempts = container
+            .as_ref()
+            .map_or(1, |p| p.retries)
+            .max(check.as_ref().map_or(1, |c| c.retries()))
+            .max(1);
+        let interval = container
+            .as_ref()
+            .map(|p| p.interval)
+            .or_else(|| check.as_ref().map(|c| c.interval()))
+            .unwrap_or(Duration::from_secs(5));
+        let mut last = String::from("verify did not pass");
+        for attempt in 1..=attempts {
+            if let Some(lost) = self.lock_lost() {
+                return Ok(lost);
+            }
+            let mut passed = true;
+            if container.is_some() {
+                let out = self.phase(PhaseName::Verify, attempt, None).await?;
+                if out.exit != PhaseExit::Success {
+                    passed = false;
+                    last = format!("verify: {}", describe(&out.exit));
+                }
+            }
+            if passed && let Some(check) = &check {
+                let (held, error) = match check.holds().await {
+                    Ok(h) => (h, None),
+                    Err(e) => (false, Some(e)),
+                };
+                self.journal(JournalEvent::VerifyCondition {
+                    attempt,
+                    held,
+                    error: error.clone(),
+                })
+                .await?;
+                if !held {
+                    passed = false;
+                    last = format!(
+                        "verify condition: {}",
+                        error.unwrap_or_else(|| "does not hold".into())
+                    );
+                }
+            }
+            if passed {
+                return Ok(FixOutcome::Succeeded);
+            }
+            if attempt < attempts {
+                tokio::time::sleep(interval).await;
+            }
+        }
+        self.rollback(snapshot, format!("{last} after {attempts} attempts"))
+            .await
+    }
+
+    async fn rollback(
+        &mut self,
+        snapshot: Option<serde_json::Value>,
+        reason: String,
+    ) -> Result<FixOutcome, FixError> {
+        if self.plan.action.phases.rollback.is_none() {
+            return Ok(FixOutcome::RollbackFailed(format!(
+                "{reason}; the action has no rollback"
+            )));
+        }
+        let out = self.phase(PhaseName::Rollback, 1, snapshot.as_ref()).await?;
+        Ok(match out.exit {
+            PhaseExit::Success => FixOutcome::RolledBack(reason),
+            other => FixOutcome::RollbackFailed(format!("{reason}; rollback: {}", describe(&other))),
+        })
+    }
+}
+
+fn describe(exit: &PhaseExit) -> String {
+    match exit {
+        PhaseExit::Success => "succeeded".into(),
+        PhaseExit::AlreadyHealthy => "already healthy".into(),
+        PhaseExit::Failed { reason, .. } => reason.clone(),
+        PhaseExit::TimedOut { after_ms } => format!("timed out after {after_ms} ms and was killed"),
+    }
+}
+
+fn failed_outcome(e: &RunnerError) -> PhaseOutcome {
+    let now = Utc::now();
+    PhaseOutcome {
+        exit: PhaseExit::Failed {
+            code: None,
+            reason: e.to_string(),
+        },
+        stdout: String::new(),
+        stderr: e.to_string(),
+        started_at: now,
+        finished_at: now,
+        snapshot: None,
+    }
+}

@@ -1,0 +1,299 @@
+//! The `docker` runner (bollard): one container per phase, from the action's locally built image.
+//!
+//! The container gets the phase's argv (never a shell string), the params as `ROOTFIX_PARAM_*`
+//! environment variables, labels naming incident, action, phase and attempt, the action's memory
+//! and CPU limits and network, a read-only root filesystem with a small `/tmp` (unless the action
+//! asks for a writable one), `no-new-privileges`, the action's mounts, and a per-fix state folder
+//! at `/rootfix/state` shared by the fix's phases (precheck saves there what rollback restores).
+//! It is waited for with the phase timeout and killed when it runs over; its stdout and stderr are
+//! kept (capped) and the container is removed. Images are never pulled: a missing image is an
+//! error that names the build command.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use chrono::Utc;
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use super::{
+    EXIT_ALREADY_HEALTHY, PhaseExit, PhaseOutcome, PhaseRequest, Runner, RunnerError, cap_output, param_env,
+};
+use crate::model::action::{PhaseName, PhaseStep};
+
+/// Where phases find the per-fix state folder.
+pub const STATE_DIR_IN_CONTAINER: &str = "/rootfix/state";
+
+/// The command that builds every action image.
+pub const BUILD_COMMAND: &str = "bash actions/build.sh";
+
+pub struct DockerRunner {
+    docker: Docker,
+    /// Host folder under which each fix gets `<incident>/<action>/` as its state folder.
+    state_root: PathBuf,
+}
+
+fn engine(e: impl std::fmt::Display) -> RunnerError {
+    RunnerError::Engine(format!("docker: {e}"))
+}
+
+/// Container and folder names from ids: lowercase letters, digits and `-`.
+fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl DockerRunner {
+    /// Connects to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and agrees on an API
+    /// version with it.
+    pub async fn connect(state_root: PathBuf) -> Result<Self, RunnerError> {
+        let docker = Docker::connect_with_local_defaults().map_err(engine)?;
+        let docker = docker.negotiate_version().await.map_err(engine)?;
+        Ok(Self { docker, state_root })
+    }
+
+    /// The host folder a fix's phases share.
+    pub fn state_dir(&self, incident: &str, action: &str) -> PathBuf {
+        self.state_root.join(slug(incident)).join(slug(action))
+    }
+
+    /// Deletes a finished fix's state folder.
+    pub fn forget_fix(&self, incident: &str, action: &str) {
+        let _ = std::fs::remove_dir_all(self.state_dir(incident, action));
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn collect_logs(&self, name: &str) -> (String, String) {
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+        let mut stream = self.docker.logs(name, Some(options));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(LogOutput::StdOut { message }) => out.extend_from_slice(&message),
+                Ok(LogOutput::StdErr { message }) => err.extend_from_slice(&message),
+                Ok(_) => {}
+                Err(e) => {
+                    err.extend_from_slice(format!("\n[rootfix: reading logs failed: {e}]").as_bytes());
+                    break;
+                }
+            }
+            // Keep memory bounded even for a chatty phase: drop the middle, keep the end.
+            for buf in [&mut out, &mut err] {
+                if buf.len() > 4 * super::OUTPUT_CAP_BYTES {
+                    buf.drain(..buf.len() - 2 * super::OUTPUT_CAP_BYTES);
+                }
+            }
+        }
+        (
+            cap_output(&String::from_utf8_lossy(&out)),
+            cap_output(&String::from_utf8_lossy(&err)),
+        )
+    }
+
+    async fn remove(&self, name: &str) {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        if let Err(e) = self.docker.remove_container(name, Some(options)).await {
+            warn!(container = name, error = %e, "could not remove a phase container");
+        }
+    }
+}
+
+#[async_trait]
+impl Runner for DockerRunner {
+    async fn run_phase(&self, req: PhaseRequest<'_>) -> Result<PhaseOutcome, RunnerError> {
+        let action = req.action;
+        let phase = action
+            .phases
+            .get(req.phase)
+            .ok_or(RunnerError::NoPhase(req.phase.as_str()))?;
+        let PhaseStep::Run(argv) = &phase.step else {
+            return Err(RunnerError::Unsupported {
+                runner: "docker",
+                reason: "the phase is a Kubernetes operation".into(),
+            });
+        };
+        let image = action.image.clone().ok_or_else(|| RunnerError::Unsupported {
+            runner: "docker",
+            reason: "the action has no image".into(),
+        })?;
+        match self.docker.inspect_image(&image).await {
+            Ok(_) => {}
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                return Err(RunnerError::ImageMissing {
+                    image,
+                    build: BUILD_COMMAND.into(),
+                });
+            }
+            Err(e) => return Err(engine(e)),
+        }
+
+        let state_dir = self.state_dir(req.incident, &action.name);
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| engine(format!("state folder {}: {e}", state_dir.display())))?;
+        let mut env: Vec<String> = param_env(req.params, req.incident, &action.name, req.phase.as_str())
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        env.push(format!("ROOTFIX_STATE_DIR={STATE_DIR_IN_CONTAINER}"));
+        env.push(format!("ROOTFIX_ATTEMPT={}", req.attempt));
+        let mut binds: Vec<String> = action
+            .mounts
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{}{}",
+                    m.host,
+                    m.container,
+                    if m.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect();
+        binds.push(format!("{}:{STATE_DIR_IN_CONTAINER}", state_dir.display()));
+        let labels = HashMap::from([
+            ("rootfix.incident".to_string(), req.incident.to_string()),
+            ("rootfix.action".to_string(), action.name.clone()),
+            ("rootfix.phase".to_string(), req.phase.as_str().to_string()),
+            ("rootfix.attempt".to_string(), req.attempt.to_string()),
+        ]);
+        let host_config = HostConfig {
+            memory: action.memory_bytes.and_then(|m| i64::try_from(m).ok()),
+            nano_cpus: action.cpus.map(|c| (c * 1e9) as i64),
+            network_mode: Some(action.network.clone()),
+            readonly_rootfs: Some(!action.writable_root_fs),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "rw,noexec,nosuid,size=16m".to_string(),
+            )])),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            binds: Some(binds),
+            pid_mode: action.host_pid.then(|| "host".to_string()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            cmd: Some(argv.clone()),
+            // The image's entrypoint must not wrap the argv in a shell.
+            entrypoint: Some(Vec::new()),
+            env: Some(env),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let name = format!(
+            "rootfix-{}-{}-{}-{}",
+            slug(req.incident),
+            slug(&action.name),
+            req.phase.as_str(),
+            req.attempt
+        );
+        // A container of the same name is a leftover of a crashed rootfix: replace it.
+        self.remove(&name).await;
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(engine)?;
+        if let Err(e) = self.docker.start_container(&name, None).await {
+            self.remove(&name).await;
+            return Err(engine(e));
+        }
+        debug!(container = %name, "phase container started");
+
+        let wait = async {
+            let options = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut stream = self.docker.wait_container(&name, Some(options));
+            match stream.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(engine(e)),
+                None => Err(engine("the wait stream ended without a status")),
+            }
+        };
+        let exit = match tokio::time::timeout(req.timeout, wait).await {
+            Ok(Ok(code)) => exit_for(req.phase, code),
+            Ok(Err(e)) => {
+                self.remove(&name).await;
+                return Err(e);
+            }
+            Err(_) => {
+                let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+                if let Err(e) = self.docker.kill_container(&name, Some(kill)).await {
+                    warn!(container = %name, error = %e, "could not kill a phase container that ran over");
+                }
+                PhaseExit::TimedOut {
+                    after_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }
+            }
+        };
+        let (stdout, stderr) = self.collect_logs(&name).await;
+        self.remove(&name).await;
+        Ok(PhaseOutcome {
+            exit,
+            stdout,
+            stderr,
+            started_at,
+            finished_at: Utc::now(),
+            snapshot: None,
+        })
+    }
+}
+
+/// The exit-code contract.
+pub fn exit_for(phase: PhaseName, code: i64) -> PhaseExit {
+    match code {
+        0 => PhaseExit::Success,
+        EXIT_ALREADY_HEALTHY if phase == PhaseName::Precheck => PhaseExit::AlreadyHealthy,
+        code => PhaseExit::Failed {
+            code: Some(code),
+            reason: format!("exit code {code}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(exit_for(PhaseName::Execute, 0), PhaseExit::Success);
+        assert_eq!(exit_for(PhaseName::Precheck, 3), PhaseExit::AlreadyHealthy);
+        assert!(matches!(
+            exit_for(PhaseName::Execute, 3),
+            PhaseExit::Failed { code: Some(3), .. }
+        ));
+        assert!(matches!(
+            exit_for(PhaseName::Verify, 1),
+            PhaseExit::Failed { code: Some(1), .. }
+        ));
+    }
+
+    #[test]
+    fn slugs_are_safe_names() {
+        assert_eq!(slug("inc-1795651126453-0"), "inc-1795651126453-0");
+        assert_eq!(slug("a/b c;D"), "a-b-c-d");
+    }
+}
