@@ -29,6 +29,9 @@ pub trait VerifyCheck: Send + Sync {
     fn interval(&self) -> Duration;
 }
 
+/// Finds the verify condition of a fix (incident, action) when its playbook has one.
+pub type VerifyLookup = dyn Fn(&str, &str) -> Option<Arc<dyn VerifyCheck>> + Sync;
+
 /// What to run.
 pub struct FixPlan {
     pub incident: String,
@@ -137,7 +140,7 @@ impl Executor {
             })
             .await?;
             let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
-            let outcome = run.from_precheck().await;
+            let outcome = run.run_from_precheck().await;
             renewer.abort();
             let outcome = run.finish(outcome?).await?;
             let _ = self.state.release_lock(&plan.action.name, &key, token).await;
@@ -156,7 +159,7 @@ impl Executor {
     pub async fn recover(
         &self,
         actions: &BTreeMap<String, Arc<Action>>,
-        verify: &(dyn Fn(&str, &str) -> Option<Arc<dyn VerifyCheck>> + Sync),
+        verify: &VerifyLookup,
     ) -> Result<Vec<FixReport>, FixError> {
         let mut reports = Vec::new();
         for fix in self.state.active_fixes().await? {
@@ -239,7 +242,7 @@ impl Executor {
                     note: "execute had completed; verifying".into(),
                 })
                 .await?;
-                run.from_verify(snapshot).await
+                run.run_from_verify(snapshot).await
             }
             ResumePoint::RollBack { snapshot, reason } => {
                 run.journal(JournalEvent::Recovered { note: reason.clone() })
@@ -377,7 +380,7 @@ impl Run<'_> {
         })
     }
 
-    async fn from_precheck(&mut self) -> Result<FixOutcome, FixError> {
+    async fn run_from_precheck(&mut self) -> Result<FixOutcome, FixError> {
         if self.plan.action.phases.precheck.is_some() {
             let pre = self.phase(PhaseName::Precheck, 1, None).await?;
             match pre.exit {
@@ -396,10 +399,10 @@ impl Run<'_> {
                 .rollback(snapshot, format!("execute: {}", describe(&exec.exit)))
                 .await;
         }
-        self.from_verify(snapshot).await
+        self.run_from_verify(snapshot).await
     }
 
-    async fn from_verify(&mut self, snapshot: Option<serde_json::Value>) -> Result<FixOutcome, FixError> {
+    async fn run_from_verify(&mut self, snapshot: Option<serde_json::Value>) -> Result<FixOutcome, FixError> {
         let container = self.plan.action.phases.verify.clone();
         let check = self.plan.verify.clone();
         let attempts = container
