@@ -83,6 +83,29 @@ struct ConfigDocument {
     /// Consumer name in the stream's group; stable across restarts of one replica.
     #[serde(default)]
     consumer: Option<String>,
+    #[serde(default)]
+    fixes: FixesDocument,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+struct FixesDocument {
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    lease: Option<String>,
+    #[serde(default)]
+    lock_wait: Option<String>,
+}
+
+/// How fixes run.
+#[derive(Debug, Clone)]
+pub struct FixesConfig {
+    /// Host folder for the per-fix state folders the phases share (`/rootfix/state`).
+    pub state_dir: PathBuf,
+    /// Lease of a target's lock; renewed every third of it while the fix runs.
+    pub lease: Duration,
+    /// How long a fix waits for a target another fix holds; zero refuses at once.
+    pub lock_wait: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -161,6 +184,7 @@ pub struct ServeConfig {
     pub evidence: EvidenceBackends,
     pub limits: Limits,
     pub consumer: String,
+    pub fixes: FixesConfig,
 }
 
 /// Why the config could not be used.
@@ -317,6 +341,19 @@ impl ServeConfig {
             Duration::from_secs(1),
         );
 
+        let fixes = FixesConfig {
+            state_dir: relative(
+                doc.fixes
+                    .state_dir
+                    .clone()
+                    .unwrap_or_else(|| "/var/lib/rootfix/fixes".into()),
+            ),
+            lease: r.duration("fixes.lease", doc.fixes.lease.as_deref(), Duration::from_secs(30)),
+            lock_wait: match doc.fixes.lock_wait.as_deref() {
+                Some("0") | Some("0s") => Duration::ZERO,
+                other => r.duration("fixes.lock_wait", other, Duration::ZERO),
+            },
+        };
         let consumer = doc.consumer.clone().unwrap_or_else(default_consumer);
         if consumer.is_empty() || consumer.contains(char::is_whitespace) {
             r.at_value("consumer", "a consumer name has no spaces");
@@ -351,6 +388,7 @@ impl ServeConfig {
                 reload_interval,
             },
             consumer,
+            fixes,
         })
     }
 }

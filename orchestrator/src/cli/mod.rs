@@ -1,5 +1,6 @@
 //! The `rootfix` command line: one module per subcommand.
 
+pub mod fix;
 pub mod incidents;
 pub mod schema;
 pub mod serve;
@@ -31,6 +32,8 @@ pub enum Command {
     },
     /// Run the orchestrator: Alertmanager webhook, event loop, incidents API.
     Serve(serve::ServeArgs),
+    /// Run a fix now, finish fixes a stopped rootfix left, or read a fix journal.
+    Fix(fix::FixArgs),
     /// List and show incidents through the server's API.
     Incidents(incidents::IncidentsArgs),
     /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Incidents(args) => incidents::run(&args),
+        Command::Fix(args) => fix::run(&args),
     }
 }

@@ -84,6 +84,30 @@ struct Run<'a> {
 }
 
 impl Executor {
+    /// The executor `rootfix serve` and `rootfix fix` use: the runners this machine can reach.
+    pub async fn from_config(config: &crate::config::ServeConfig, state: Arc<dyn StateStore>) -> Self {
+        let docker: Option<Arc<dyn Runner>> =
+            match crate::runner::docker::DockerRunner::connect(config.fixes.state_dir.clone()).await {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) => {
+                    warn!(error = %e, "no Docker engine: actions with runner `docker` cannot run");
+                    None
+                }
+            };
+        Self {
+            state,
+            docker,
+            kubernetes: None,
+            kubernetes_job: None,
+            lease: config.fixes.lease,
+            lock_policy: if config.fixes.lock_wait.is_zero() {
+                LockPolicy::Refuse
+            } else {
+                LockPolicy::Wait(config.fixes.lock_wait)
+            },
+        }
+    }
+
     fn runner_for(&self, kind: RunnerKind) -> Result<Arc<dyn Runner>, FixError> {
         let (runner, name) = match kind {
             RunnerKind::Docker => (&self.docker, "docker"),
@@ -200,6 +224,10 @@ impl Executor {
     async fn resume(&self, plan: FixPlan, point: ResumePoint) -> Result<FixReport, FixError> {
         let fix = fix_id(&plan.incident, &plan.action.name);
         let runner = self.runner_for(plan.action.runner)?;
+        // A phase the dead process started may still be running: stop it before anything else.
+        if let Err(e) = runner.abandon(&plan.incident, &plan.action.name).await {
+            warn!(error = %e, "could not clean up what the stopped rootfix left running");
+        }
         let key = Self::target_key(&plan.action, &plan.params);
         // The dead process's lease runs out on its own; wait for it.
         let token = match self

@@ -18,8 +18,8 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use chrono::Utc;
 use futures::StreamExt;
@@ -119,6 +119,27 @@ impl DockerRunner {
 
 #[async_trait]
 impl Runner for DockerRunner {
+    async fn abandon(&self, incident: &str, action: &str) -> Result<(), RunnerError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("rootfix.incident={incident}"),
+                format!("rootfix.action={action}"),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let leftovers = self.docker.list_containers(Some(options)).await.map_err(engine)?;
+        for c in leftovers {
+            let Some(id) = c.id else { continue };
+            warn!(container = %id, incident, action, "removing a phase container a stopped rootfix left behind");
+            self.remove(&id).await;
+        }
+        Ok(())
+    }
+
     async fn run_phase(&self, req: PhaseRequest<'_>) -> Result<PhaseOutcome, RunnerError> {
         let action = req.action;
         let phase = action

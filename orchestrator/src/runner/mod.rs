@@ -88,6 +88,13 @@ pub enum RunnerError {
 pub trait Runner: Send + Sync {
     /// Runs one phase to its end (or its timeout) and reports how it ended.
     async fn run_phase(&self, request: PhaseRequest<'_>) -> Result<PhaseOutcome, RunnerError>;
+
+    /// Stops and removes whatever a crashed rootfix left running for this fix (containers, Jobs),
+    /// so that nothing changes the target behind the recovery's back.
+    async fn abandon(&self, incident: &str, action: &str) -> Result<(), RunnerError> {
+        let _ = (incident, action);
+        Ok(())
+    }
 }
 
 /// Keeps at most [`OUTPUT_CAP_BYTES`] of `text`: its end, which holds the error, with a marker.

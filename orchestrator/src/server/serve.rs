@@ -54,6 +54,24 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     let catalog = CatalogHandle::new(catalog);
     let state: Arc<dyn StateStore> = Arc::new(connect_redis(&config).await?);
     let evidence = evidence(&config).map_err(ServeError::Evidence)?;
+
+    // Finish fixes a stopped rootfix left: resume verify where execute completed, else roll back.
+    {
+        let executor = crate::fix::executor::Executor::from_config(&config, state.clone()).await;
+        let actions = catalog.current().actions.clone();
+        match executor.recover(&actions, &|_, _| None).await {
+            Ok(reports) => {
+                for r in reports {
+                    if r.outcome.pages() {
+                        error!(fix = %r.fix, outcome = ?r.outcome, "recovered fix needs a human now");
+                    } else {
+                        info!(fix = %r.fix, outcome = ?r.outcome, "recovered an unfinished fix");
+                    }
+                }
+            }
+            Err(e) => error!(error = %e, "recovering unfinished fixes failed; `rootfix fix recover` retries"),
+        }
+    }
     let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,0 +1,209 @@
+//! Crash safety: `rootfix fix run` is killed with SIGKILL inside each phase, then
+//! `rootfix fix recover` finishes the fix from the journal: before execute nothing is changed;
+//! inside execute it rolls back; after a completed execute it resumes verify; inside rollback it
+//! rolls back again. No execute ever runs twice (the action counts its runs in a host file).
+
+#[path = "support/docker.rs"]
+mod docker;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rootfix::fix::journal::{FixOutcome, JournalEvent};
+use rootfix::state::StateStore;
+use support::*;
+
+fn runs(control: &Path, phase: &str) -> usize {
+    std::fs::read_to_string(control.join(format!("{phase}.runs")))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    control: std::path::PathBuf,
+    config: std::path::PathBuf,
+    prefix: String,
+}
+
+fn setup(test: &str) -> Setup {
+    docker::test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control");
+    let actions = dir.path().join("actions/test-fix");
+    std::fs::create_dir_all(&control).unwrap();
+    std::fs::create_dir_all(&actions).unwrap();
+    std::fs::write(control.join("target"), "broken\n").unwrap();
+    std::fs::write(
+        actions.join("action.yaml"),
+        docker::test_action_yaml("test-fix", docker::TEST_IMAGE, &control, ""),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    let prefix = unique_prefix(test);
+    let config = dir.path().join("rootfix.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "redis: {{url: '{}', key_prefix: '{prefix}'}}\nplaybooks: playbooks\nactions: actions\ntokens:\n  - {{name: admin, role: admin, token: {ADMIN_TOKEN}}}\nfixes: {{state_dir: {}, lease: 3s}}\n",
+            redis_url(),
+            dir.path().join("fix-state").display()
+        ),
+    )
+    .unwrap();
+    Setup {
+        _dir: dir,
+        control,
+        config,
+        prefix,
+    }
+}
+
+fn rootfix(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootfix"));
+    cmd.arg("fix")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Starts a fix, waits until `phase` is running inside its container, and SIGKILLs rootfix.
+async fn kill_inside(s: &Setup, incident: &'static str, phase: &'static str) {
+    let (control, config) = (s.control.clone(), s.config.clone());
+    tokio::task::spawn_blocking(move || kill_inside_blocking(&control, &config, incident, phase))
+        .await
+        .unwrap();
+}
+
+fn kill_inside_blocking(control: &Path, config: &Path, incident: &str, phase: &str) {
+    std::fs::write(control.join(format!("{phase}.sleep")), "30").unwrap();
+    let mut child = rootfix(
+        config,
+        &[
+            "run",
+            "--incident",
+            incident,
+            "--action",
+            "test-fix",
+            "--param",
+            "target=checkout",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    let before = runs(control, phase);
+    while runs(control, phase) == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{phase} never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "rootfix ended before {phase}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::fs::remove_file(control.join(format!("{phase}.sleep"))).unwrap();
+}
+
+async fn recover(s: &Setup, incident: &str) -> FixOutcome {
+    let out = tokio::task::spawn_blocking({
+        let config = s.config.clone();
+        move || rootfix(&config, &["recover"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("fix {incident}/test-fix:")),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = rootfix::state::redis::RedisStateStore::connect(&redis_url(), &s.prefix)
+        .await
+        .unwrap();
+    assert!(
+        store.active_fixes().await.unwrap().is_empty(),
+        "the fix is still marked unfinished"
+    );
+    let journal = store.journal(incident).await.unwrap();
+    match journal.last().map(|e| &e.event) {
+        Some(JournalEvent::FixFinished { outcome }) => outcome.clone(),
+        other => panic!("the journal does not end with the outcome: {other:?}"),
+    }
+}
+
+fn target(s: &Setup) -> String {
+    std::fs::read_to_string(s.control.join("target"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_precheck_nothing_changes() {
+    let s = setup("crash-precheck");
+    let incident = "inc-crash-precheck";
+    kill_inside(&s, incident, "precheck").await;
+    let outcome = recover(&s, incident).await;
+    assert!(
+        matches!(&outcome, FixOutcome::Aborted(r) if r.contains("before execute")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        (runs(&s.control, "execute"), target(&s)),
+        (0, "broken".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_execute_rolls_back() {
+    let s = setup("crash-execute");
+    let incident = "inc-crash-execute";
+    kill_inside(&s, incident, "execute").await;
+    let outcome = recover(&s, incident).await;
+    assert!(
+        matches!(&outcome, FixOutcome::RolledBack(r) if r.contains("during execute")),
+        "{outcome:?}"
+    );
+    // The killed execute is not run again, and the leftover container was stopped before it acted.
+    assert_eq!(runs(&s.control, "execute"), 1);
+    assert_eq!(runs(&s.control, "rollback"), 1);
+    assert_eq!(target(&s), "broken");
+    assert!(docker::containers_of(incident).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_verify_resumes_verify_and_never_executes_twice() {
+    let s = setup("crash-verify");
+    let incident = "inc-crash-verify";
+    kill_inside(&s, incident, "verify").await;
+    assert_eq!(target(&s), "healthy", "execute completed before the kill");
+    let outcome = recover(&s, incident).await;
+    assert_eq!(outcome, FixOutcome::Succeeded);
+    assert_eq!(runs(&s.control, "execute"), 1, "a completed execute ran again");
+    assert_eq!(runs(&s.control, "rollback"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_rollback_rolls_back_again() {
+    let s = setup("crash-rollback");
+    let incident = "inc-crash-rollback";
+    std::fs::write(s.control.join("verify.exit"), "1").unwrap();
+    kill_inside(&s, incident, "rollback").await;
+    let outcome = recover(&s, incident).await;
+    assert!(matches!(&outcome, FixOutcome::RolledBack(_)), "{outcome:?}");
+    assert_eq!(runs(&s.control, "execute"), 1);
+    assert_eq!(runs(&s.control, "rollback"), 2);
+    assert_eq!(target(&s), "broken");
+}
