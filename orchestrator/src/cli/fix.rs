@@ -106,9 +106,7 @@ async fn execute(args: &FixArgs) -> Result<(String, bool), FixCliError> {
             action,
             params,
         } => {
-            let catalog = Catalog::load(&[config.actions.clone()]).map_err(|p| {
-                FixCliError::Catalog(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-            })?;
+            let catalog = load_actions(&config)?;
             let action = catalog
                 .actions
                 .get(action)
@@ -127,9 +125,7 @@ async fn execute(args: &FixArgs) -> Result<(String, bool), FixCliError> {
             Ok((render(&report), ok))
         }
         FixCommand::Recover => {
-            let catalog = Catalog::load(&[config.actions.clone()]).map_err(|p| {
-                FixCliError::Catalog(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-            })?;
+            let catalog = load_actions(&config)?;
             let executor = Executor::from_config(&config, state).await;
             let reports = executor.recover(&catalog.actions, &|_, _| None).await?;
             let mut out = String::new();
@@ -144,6 +140,11 @@ async fn execute(args: &FixArgs) -> Result<(String, bool), FixCliError> {
             Ok((out, ok))
         }
     }
+}
+
+fn load_actions(config: &ServeConfig) -> Result<Catalog, FixCliError> {
+    Catalog::load(std::slice::from_ref(&config.actions))
+        .map_err(|p| FixCliError::Catalog(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
 
 fn render(report: &FixReport) -> String {
