@@ -180,7 +180,7 @@ async fn killed_in_execute_rolls_back() {
     assert_eq!(runs(&s.control, "execute"), 1);
     assert_eq!(runs(&s.control, "rollback"), 1);
     assert_eq!(target(&s), "broken");
-    assert!(docker::containers_of(incident).is_empty());
+    docker::assert_no_containers_left(incident);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

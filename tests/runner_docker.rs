@@ -110,11 +110,7 @@ async fn a_fix_executes_and_verifies_and_journals_every_phase() {
         (1, 0)
     );
     // No container is left behind.
-    assert!(
-        docker::containers_of(&id).is_empty(),
-        "{:?}",
-        docker::containers_of(&id)
-    );
+    docker::assert_no_containers_left(&id);
     // The journal: started before finished, output kept, fix finished last.
     let journal = b.state.journal(&id).await.unwrap();
     let kinds: Vec<String> = journal
@@ -207,7 +203,7 @@ async fn a_hung_execute_is_killed_at_its_timeout_and_rolled_back() {
         report.outcome
     );
     assert_eq!(target(b.control.path()), "broken");
-    assert!(docker::containers_of(&id).is_empty());
+    docker::assert_no_containers_left(&id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,3 +90,20 @@ spec:
         control = control.display()
     )
 }
+
+/// Waits (up to 10 s) until no container of this incident is left; phase containers are removed
+/// in the background after their output is journaled.
+pub fn assert_no_containers_left(incident: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let left = containers_of(incident);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "containers left behind: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -46,6 +46,19 @@ pub struct FixReport {
     pub fix: String,
     pub outcome: FixOutcome,
     pub phases: Vec<(PhaseName, u32, PhaseExit)>,
+    /// rootfix's own overhead around each container phase (for the benchmark).
+    pub overhead: Vec<PhaseOverhead>,
+}
+
+/// rootfix's time around one phase, apart from the container's own run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseOverhead {
+    /// From deciding to run the phase (before its journal entry) to the engine's create request.
+    pub decision_to_create: Duration,
+    /// The engine's create-and-start time.
+    pub create_to_start: Duration,
+    /// From the container's exit to the journal entry being written.
+    pub exit_to_journal: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +94,7 @@ struct Run<'a> {
     runner: Arc<dyn Runner>,
     lost_lock: Arc<AtomicBool>,
     phases: Vec<(PhaseName, u32, PhaseExit)>,
+    overhead: Vec<PhaseOverhead>,
 }
 
 impl Executor {
@@ -135,6 +149,7 @@ impl Executor {
                 fix: fix.clone(),
                 outcome: FixOutcome::Refused(reason),
                 phases: Vec::new(),
+                overhead: Vec::new(),
             };
             let params = match validate_params(&plan.action, &plan.params) {
                 Ok(p) => p,
@@ -157,6 +172,7 @@ impl Executor {
                 runner,
                 lost_lock: Arc::new(AtomicBool::new(false)),
                 phases: Vec::new(),
+                overhead: Vec::new(),
             };
             run.journal(JournalEvent::FixStarted {
                 params: plan.params.clone(),
@@ -172,6 +188,7 @@ impl Executor {
                 fix,
                 outcome,
                 phases: run.phases,
+                overhead: run.overhead,
             })
         }
         .instrument(span)
@@ -242,6 +259,7 @@ impl Executor {
                         "cannot take back the lock on `{key}`; a human must finish this fix"
                     )),
                     phases: Vec::new(),
+                    overhead: Vec::new(),
                 });
             }
         };
@@ -252,6 +270,7 @@ impl Executor {
             runner,
             lost_lock: Arc::new(AtomicBool::new(false)),
             phases: Vec::new(),
+            overhead: Vec::new(),
         };
         let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
         let outcome = match point {
@@ -285,6 +304,7 @@ impl Executor {
             fix,
             outcome,
             phases: run.phases,
+            overhead: run.overhead,
         })
     }
 
@@ -371,6 +391,7 @@ impl Run<'_> {
         snapshot: Option<&serde_json::Value>,
     ) -> Result<PhaseOutcome, FixError> {
         let spec = self.plan.action.phases.get(phase);
+        let decided = std::time::Instant::now();
         self.journal(JournalEvent::PhaseStarted { phase, attempt })
             .await?;
         let request = PhaseRequest {
@@ -396,6 +417,13 @@ impl Run<'_> {
             stderr: outcome.stderr.clone(),
         })
         .await?;
+        if let Some(t) = outcome.timing {
+            self.overhead.push(PhaseOverhead {
+                decision_to_create: t.create_sent.saturating_duration_since(decided),
+                create_to_start: t.started.saturating_duration_since(t.create_sent),
+                exit_to_journal: t.exited.elapsed(),
+            });
+        }
         self.phases.push((phase, attempt, outcome.exit.clone()));
         Ok(outcome)
     }
@@ -525,5 +553,6 @@ fn failed_outcome(e: &RunnerError) -> PhaseOutcome {
         started_at: now,
         finished_at: now,
         snapshot: None,
+        timing: None,
     }
 }

@@ -26,7 +26,8 @@ use futures::StreamExt;
 use tracing::{debug, warn};
 
 use super::{
-    EXIT_ALREADY_HEALTHY, PhaseExit, PhaseOutcome, PhaseRequest, Runner, RunnerError, cap_output, param_env,
+    EXIT_ALREADY_HEALTHY, PhaseExit, PhaseOutcome, PhaseRequest, Runner, RunnerError, RunnerTiming,
+    cap_output, param_env,
 };
 use crate::model::action::{PhaseName, PhaseStep};
 
@@ -231,6 +232,7 @@ impl Runner for DockerRunner {
         let started = Instant::now();
         let started_at = Utc::now();
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let create_sent = Instant::now();
         self.docker
             .create_container(Some(options), body)
             .await
@@ -239,6 +241,7 @@ impl Runner for DockerRunner {
             self.remove(&name).await;
             return Err(engine(e));
         }
+        let container_started = Instant::now();
         debug!(container = %name, "phase container started");
 
         let wait = async {
@@ -253,7 +256,9 @@ impl Runner for DockerRunner {
                 None => Err(engine("the wait stream ended without a status")),
             }
         };
-        let exit = match tokio::time::timeout(req.timeout, wait).await {
+        let waited = tokio::time::timeout(req.timeout, wait).await;
+        let exited = Instant::now();
+        let exit = match waited {
             Ok(Ok(code)) => exit_for(req.phase, code),
             Ok(Err(e)) => {
                 self.remove(&name).await;
@@ -270,7 +275,15 @@ impl Runner for DockerRunner {
             }
         };
         let (stdout, stderr) = self.collect_logs(&name).await;
-        self.remove(&name).await;
+        // Removal is the engine's slow part and nothing waits on it: let the journal be written
+        // first. A container whose removal is lost is removed by `abandon` at the next recovery.
+        let docker = self.docker.clone();
+        tokio::spawn(async move {
+            let options = RemoveContainerOptionsBuilder::default().force(true).build();
+            if let Err(e) = docker.remove_container(&name, Some(options)).await {
+                warn!(container = %name, error = %e, "could not remove a phase container");
+            }
+        });
         Ok(PhaseOutcome {
             exit,
             stdout,
@@ -278,6 +291,11 @@ impl Runner for DockerRunner {
             started_at,
             finished_at: Utc::now(),
             snapshot: None,
+            timing: Some(RunnerTiming {
+                create_sent,
+                started: container_started,
+                exited,
+            }),
         })
     }
 }

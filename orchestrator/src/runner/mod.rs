@@ -67,6 +67,20 @@ pub struct PhaseOutcome {
     /// Native Kubernetes operations: the object as it was before `execute`, for `rollback`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub snapshot: Option<serde_json::Value>,
+    /// When the runner talked to the engine (for the overhead benchmark); not persisted.
+    #[serde(skip)]
+    pub timing: Option<RunnerTiming>,
+}
+
+/// Instants of one phase inside a runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerTiming {
+    /// Just before the create request was sent.
+    pub create_sent: std::time::Instant,
+    /// When the engine said the container started.
+    pub started: std::time::Instant,
+    /// When the runner learned the container exited.
+    pub exited: std::time::Instant,
 }
 
 /// Why a phase could not be run at all (as opposed to running and failing).
