@@ -7,7 +7,6 @@
 #[path = "../../tests/support/docker.rs"]
 mod docker;
 #[path = "../../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;
