@@ -42,13 +42,14 @@ state_dir() {
 
 # write_atomic TARGET SOURCE: replaces TARGET by a copy of SOURCE through a temporary file in
 # TARGET's folder and a rename, so a reader sees the old or the new file, never half of one.
-# Keeps TARGET's mode.
+# Keeps TARGET's mode and owner.
 write_atomic() {
   _wa_dir=$(dirname -- "$1")
   _wa_tmp="$_wa_dir/.rootfix.$$.tmp"
   cp -- "$2" "$_wa_tmp" || die "cannot write $_wa_tmp"
   if [ -e "$1" ]; then
     chmod "$(stat -c %a -- "$1")" "$_wa_tmp" 2>/dev/null || true
+    chown "$(stat -c %u:%g -- "$1")" "$_wa_tmp" 2>/dev/null || true
   fi
   mv -f -- "$_wa_tmp" "$1" || { rm -f -- "$_wa_tmp"; die "cannot replace $1"; }
 }
