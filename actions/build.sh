@@ -2,7 +2,7 @@
 # Builds the image of every action offline: a root filesystem made of Debian's busybox-static
 # (/bin/busybox and the applet links below), the client binaries an action lists in its
 # `binaries` file (copied from the host with the shared libraries `ldd` names), the shared
-# /rootfix/lib/common.sh and the action's own rootfix/ folder, imported with `docker import` as the
+# /rootfix/lib/*.sh and the action's own rootfix/ folder, imported with `docker import` as the
 # `image:` of its action.yaml. Nothing is pulled. An image whose inputs did not change is kept.
 #
 #   actions/build.sh            build every image (installs busybox-static with apt if missing)
@@ -77,7 +77,7 @@ build_one() {
   [ -n "$tag" ] || { log "$name: no image (runner without containers); skipped"; return 0; }
   [ -d "$here/$name/rootfix" ] || { log "$name: no rootfix/ folder with phase scripts"; return 1; }
   for bin in $(binaries_of "$name"); do
-    [ -x "$bin" ] || { log "$name: $bin is missing on this host (see actions/$name/binaries)"; return 1; }
+    [ -f "$bin" ] || { log "$name: $bin is missing on this host (see actions/$name/binaries)"; return 1; }
   done
   hash=$(input_hash "$name")
   current=$(docker image inspect -f '{{ index .Config.Labels "rootfix.build" }}' "$tag" 2>/dev/null || true)
@@ -101,10 +101,10 @@ build_one() {
       copy_host_file "$lib" "$root"
     done
   done
-  cp "$here/lib/common.sh" "$root/rootfix/lib/common.sh"
+  cp "$here"/lib/*.sh "$root/rootfix/lib/"
   cp -R "$here/$name/rootfix/." "$root/rootfix/"
   find "$root/rootfix" -type f ! -name '*.sh' -exec chmod 0755 {} +
-  chmod 0644 "$root/rootfix/lib/common.sh"
+  chmod 0644 "$root"/rootfix/lib/*.sh
   tar -C "$root" --numeric-owner --owner=0 --group=0 -c . |
     docker import \
       --change "LABEL rootfix.build=$hash" \
