@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 # Applets every image gets (a small, fixed surface: no init, mount, reboot, ...).
-APPLETS="sh ash awk basename cat chmod chown cmp cp cut date dirname echo env expr false grep head id
+APPLETS="sh ash adjtimex awk basename cat chmod chown cmp cp cut date dirname echo env expr false grep head id
 kill ls mkdir mktemp mv nc nslookup od printf ps rm sed seq sha256sum sleep sort stat tail tee
 test [ timeout touch tr true uniq wc wget xargs"
 

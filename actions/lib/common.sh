@@ -67,7 +67,8 @@ json_escape() {
   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/	/\\t/g' | tr -d '\r' | awk 'NR > 1 { printf "\\n" } { printf "%s", $0 }'
 }
 
-# now_ms: milliseconds since the epoch (busybox date has no %N; /proc/uptime gives centiseconds).
+# now_ms: milliseconds since the epoch with microseconds (adjtimex only reads the clock; busybox
+# date has no %N).
 now_ms() {
-  awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+  adjtimex | awk '/time.tv_sec/ { s = $2 } /time.tv_usec/ { u = $2 } END { printf "%.3f\n", s * 1000 + u / 1000 }'
 }

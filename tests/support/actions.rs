@@ -110,6 +110,7 @@ pub struct Fix {
     pub params: BTreeMap<String, String>,
     state: tempfile::TempDir,
     mounts: BTreeMap<String, PathBuf>,
+    network: Option<String>,
 }
 
 impl Fix {
@@ -131,6 +132,7 @@ impl Fix {
             params,
             state,
             mounts: BTreeMap::new(),
+            network: None,
         }
     }
 
@@ -143,6 +145,18 @@ impl Fix {
             self.action.name
         );
         self.mounts.insert(container.to_string(), host.to_path_buf());
+        self
+    }
+
+    /// Runs the containers in `network` instead of the action's own. Only for `kubernetes-job`
+    /// actions, whose pod would have the cluster's network: here `host` stands in for it.
+    pub fn network(mut self, network: &str) -> Self {
+        assert_eq!(
+            self.action.runner,
+            rootfix::model::action::RunnerKind::KubernetesJob,
+            "only a kubernetes-job action's network is replaced in tests"
+        );
+        self.network = Some(network.to_string());
         self
     }
 
@@ -176,7 +190,10 @@ impl Fix {
             .map(String::from)
             .collect();
         args.extend(["--security-opt".into(), "no-new-privileges".into()]);
-        args.extend(["--network".into(), a.network.clone()]);
+        args.extend([
+            "--network".into(),
+            self.network.clone().unwrap_or_else(|| a.network.clone()),
+        ]);
         if a.host_pid {
             args.extend(["--pid".into(), "host".into()]);
         }
