@@ -36,7 +36,13 @@ fi
 log() { printf '==> %s\n' "$*" >&2; }
 
 command -v docker >/dev/null || { log "docker is missing"; exit 1; }
-if [ ! -x /bin/busybox ] || ! /bin/busybox --list | grep -qx wget; then
+# Debian's busybox-static: one static binary (the dynamic `busybox` package would need its
+# libraries in every image).
+busybox_static() {
+  [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx wget &&
+    ! ldd /bin/busybox 2>/dev/null | grep -q '=>'
+}
+if ! busybox_static; then
   log "installing busybox-static"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null; }

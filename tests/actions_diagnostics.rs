@@ -21,13 +21,21 @@ use serde_json::json;
 async fn network_troubleshoot_reports_dns_and_tcp_of_an_open_port() {
     let server = serve(|_| Reply::text(200, "ok")).await;
     let target = format!("localhost:{}", server.port());
-    let run = Fix::new("network-troubleshoot", &[("target", &target)]).run(Execute).await;
+    let run = Fix::new("network-troubleshoot", &[("target", &target)])
+        .run(Execute)
+        .await;
     run.expect_code(0);
     let out = run.json();
     assert_eq!(out["target"], json!(target));
     assert_eq!(out["port"], json!(server.port()));
     assert_eq!(out["dns"]["resolved"], json!(true), "{out}");
-    assert!(out["dns"]["addresses"].as_array().expect("addresses").contains(&json!("127.0.0.1")), "{out}");
+    assert!(
+        out["dns"]["addresses"]
+            .as_array()
+            .expect("addresses")
+            .contains(&json!("127.0.0.1")),
+        "{out}"
+    );
     assert_eq!(out["tcp"]["connected"], json!(true), "{out}");
     assert_eq!(out["tcp"]["address"], json!("127.0.0.1"));
     let connect_ms = out["connect_ms"].as_f64().expect("connect_ms");
@@ -43,10 +51,16 @@ async fn network_troubleshoot_reports_dns_and_tcp_of_an_open_port() {
 async fn network_troubleshoot_reports_a_refused_connection_as_evidence() {
     let port = closed_port();
     let target = format!("127.0.0.1:{port}");
-    let run = Fix::new("network-troubleshoot", &[("target", &target)]).run(Execute).await;
+    let run = Fix::new("network-troubleshoot", &[("target", &target)])
+        .run(Execute)
+        .await;
     run.expect_code(0);
     let out = run.json();
-    assert_eq!(out["dns"]["resolved"], json!(true), "an address needs no lookup: {out}");
+    assert_eq!(
+        out["dns"]["resolved"],
+        json!(true),
+        "an address needs no lookup: {out}"
+    );
     assert_eq!(out["tcp"]["connected"], json!(false), "{out}");
     assert_eq!(out["connect_ms"], json!(null));
     let error = out["tcp"]["error"].as_str().expect("error");
@@ -60,8 +74,10 @@ fn dump_fix(url: &str) -> Fix {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_thread_stack_summarises_an_actuator_thread_dump() {
-    let body = std::fs::read_to_string(support::repo_path("tests/fixtures/actions/actuator-threaddump.json"))
-        .expect("fixture");
+    let body = std::fs::read_to_string(support::repo_path(
+        "tests/fixtures/actions/actuator-threaddump.json",
+    ))
+    .expect("fixture");
     let server = serve(move |seen| {
         if seen.path == "/actuator/threaddump" {
             Reply::json(200, &body)
@@ -91,10 +107,21 @@ async fn dump_thread_stack_summarises_an_actuator_thread_dump() {
     assert_eq!(out["focus"], json!("payment"));
     assert_eq!(out["deadlocked"], json!(["worker-a", "worker-b"]));
     let top = out["top_frames"].as_array().expect("top_frames");
-    assert!(top.contains(&json!({"frame": "com.shop.payment.PaymentClient.charge", "threads": 5})), "{out}");
-    assert!(top.iter().all(|f| !f["frame"].as_str().unwrap_or("").starts_with("java.")), "JDK frames are left out: {out}");
+    assert!(
+        top.contains(&json!({"frame": "com.shop.payment.PaymentClient.charge", "threads": 5})),
+        "{out}"
+    );
+    assert!(
+        top.iter()
+            .all(|f| !f["frame"].as_str().unwrap_or("").starts_with("java.")),
+        "JDK frames are left out: {out}"
+    );
     let blocked = out["blocked_threads"].as_array().expect("blocked_threads");
-    assert_eq!(blocked[0]["state"], json!("BLOCKED"), "BLOCKED threads first: {out}");
+    assert_eq!(
+        blocked[0]["state"],
+        json!("BLOCKED"),
+        "BLOCKED threads first: {out}"
+    );
     assert_eq!(blocked[0]["name"], json!("http-nio-8080-exec-6"));
     assert_eq!(blocked[0]["lock_owner"], json!("http-nio-8080-exec-7"));
     assert_eq!(
@@ -117,9 +144,15 @@ async fn dump_thread_stack_fails_without_a_thread_dump() {
     for path in ["/html/actuator/threaddump", "/missing/actuator/threaddump"] {
         let run = dump_fix(&server.url(path)).run(Execute).await;
         run.expect_code(1);
-        assert!(run.stdout.trim().is_empty(), "no evidence on failure: {}", run.stdout);
+        assert!(
+            run.stdout.trim().is_empty(),
+            "no evidence on failure: {}",
+            run.stdout
+        );
     }
-    let run = dump_fix(&format!("http://127.0.0.1:{}/actuator/threaddump", closed_port())).run(Execute).await;
+    let run = dump_fix(&format!("http://127.0.0.1:{}/actuator/threaddump", closed_port()))
+        .run(Execute)
+        .await;
     run.expect_code(1);
 }
 
@@ -134,14 +167,19 @@ async fn hostile_param_values_are_refused_or_inert() {
         assert_eq!(run.code, 2, "target={value:?}: {}", run.stderr);
         assert!(run.stdout.is_empty());
     }
-    let run = net.run_unchecked(Execute, &[("connect_timeout", "1; reboot")]).await;
+    let run = net
+        .run_unchecked(Execute, &[("connect_timeout", "1; reboot")])
+        .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_not_executed(net.state_dir(), "network-troubleshoot");
 
     let dump = dump_fix(&server.url("/actuator/threaddump"));
     for (name, value) in [
         ("url", evil.as_str()),
-        ("url", "http://127.0.0.1:1/actuator/threaddump -O /rootfix/state/x"),
+        (
+            "url",
+            "http://127.0.0.1:1/actuator/threaddump -O /rootfix/state/x",
+        ),
         ("url", "file:///etc/passwd#/threaddump"),
         ("focus", "payment\") | halt_error(1"),
         ("top", "$(reboot)"),
@@ -150,5 +188,8 @@ async fn hostile_param_values_are_refused_or_inert() {
         assert_eq!(run.code, 2, "{name}={value:?}: {}", run.stderr);
     }
     assert_not_executed(dump.state_dir(), "dump-thread-stack");
-    assert!(server.requests().is_empty(), "nothing was sent with a refused param");
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent with a refused param"
+    );
 }

@@ -66,15 +66,21 @@ impl World {
     }
 
     fn fix(&self, goproxy: &str) -> Fix {
-        Fix::new("go-proxy-switch", &[("runner_group", "ci-go"), ("goproxy", goproxy)])
-            .mount("/runners", &self.runners)
-            .mount("/etc/ssl/certs", &self.certs)
+        Fix::new(
+            "go-proxy-switch",
+            &[("runner_group", "ci-go"), ("goproxy", goproxy)],
+        )
+        .mount("/runners", &self.runners)
+        .mount("/etc/ssl/certs", &self.certs)
     }
 }
 
 fn chain(proxy: &Server) -> String {
-    format!("https://localhost:{}/,https://proxy.golang.org,direct", proxy.port())
-        .replace("/,", ",")
+    format!(
+        "https://localhost:{}/,https://proxy.golang.org,direct",
+        proxy.port()
+    )
+    .replace("/,", ",")
 }
 
 fn read(path: &Path) -> String {
@@ -89,12 +95,25 @@ async fn switch_rewrites_the_line_verifies_through_the_proxy_and_rollback_restor
     let fix = world.fix(&chain);
 
     fix.run(Precheck).await.expect_code(0);
-    assert_eq!(proxy.requests().iter().filter(|r| r.path == INFO_PATH).count(), 1, "precheck probed the new proxy");
-    assert_eq!(read(&fix.state_dir().join("goproxy.line")), "GOPROXY=https://proxy.golang.org,direct\n");
+    assert_eq!(
+        proxy.requests().iter().filter(|r| r.path == INFO_PATH).count(),
+        1,
+        "precheck probed the new proxy"
+    );
+    assert_eq!(
+        read(&fix.state_dir().join("goproxy.line")),
+        "GOPROXY=https://proxy.golang.org,direct\n"
+    );
 
     fix.run(Execute).await.expect_code(0);
     let once = read(&world.env_file());
-    assert_eq!(once, ENV_FILE.replace("GOPROXY=https://proxy.golang.org,direct", &format!("GOPROXY={chain}")));
+    assert_eq!(
+        once,
+        ENV_FILE.replace(
+            "GOPROXY=https://proxy.golang.org,direct",
+            &format!("GOPROXY={chain}")
+        )
+    );
     fix.run(Execute).await.expect_code(0);
     assert_eq!(read(&world.env_file()), once, "execute twice = once");
 
@@ -129,7 +148,10 @@ async fn a_missing_line_is_appended_and_rollback_removes_it() {
 async fn precheck_refuses_a_chain_whose_first_proxy_does_not_serve_the_module() {
     let world = World::new(Some(ENV_FILE));
     // Answers, but with 404 for the module.
-    let wrong = serve_tls(world.ca.server(&["localhost"], None), |_| Reply::text(404, "not found")).await;
+    let wrong = serve_tls(world.ca.server(&["localhost"], None), |_| {
+        Reply::text(404, "not found")
+    })
+    .await;
     // Answers 200, but an HTML page (a captive portal, a login page), not a .info JSON.
     let html = serve_tls(world.ca.server(&["localhost"], None), |_| {
         Reply::text(200, "<html>please log in</html>")

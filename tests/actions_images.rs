@@ -13,7 +13,10 @@ use rootfix::catalog::Catalog;
 use rootfix::model::action::{PhaseName, PhaseStep, RunnerKind};
 
 fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker").args(args).output().expect("docker CLI runs")
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs")
 }
 
 #[test]
@@ -34,25 +37,52 @@ fn build_sh_builds_every_image_and_every_phase_program_is_in_it() {
     let mut images = Vec::new();
     for action in catalog.actions.values() {
         let Some(image) = &action.image else {
-            assert_eq!(action.runner, RunnerKind::Kubernetes, "{} has no image", action.name);
+            assert_eq!(
+                action.runner,
+                RunnerKind::Kubernetes,
+                "{} has no image",
+                action.name
+            );
             continue;
         };
         images.push(image.clone());
-        assert!(listed.contains(image), "build.sh --list misses {image}: {listed:?}");
-        let inspect = docker(&["image", "inspect", "-f", "{{ index .Config.Labels \"rootfix.action\" }}", image]);
-        assert!(inspect.status.success(), "{image} is not on the engine after build.sh");
+        assert!(
+            listed.contains(image),
+            "build.sh --list misses {image}: {listed:?}"
+        );
+        let inspect = docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{ index .Config.Labels \"rootfix.action\" }}",
+            image,
+        ]);
+        assert!(
+            inspect.status.success(),
+            "{image} is not on the engine after build.sh"
+        );
         assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), action.name);
         for phase in PhaseName::ALL {
-            let Some(spec) = action.phases.get(phase) else { continue };
+            let Some(spec) = action.phases.get(phase) else {
+                continue;
+            };
             let PhaseStep::Run(argv) = &spec.step else {
                 panic!("{}: a container action with an operation", action.name)
             };
             let program = &argv[0];
             // Executable, and (for scripts) valid sh syntax for the image's busybox ash.
             let check = docker(&[
-                "run", "--rm", "--network", "none", "--read-only", image, "/bin/sh", "-c",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--read-only",
+                image,
+                "/bin/sh",
+                "-c",
                 r#"test -f "$1" && test -x "$1" && { head -c 2 "$1" | grep -q '#!' && sh -n "$1" || true; }"#,
-                "sh", program,
+                "sh",
+                program,
             ]);
             assert!(
                 check.status.success(),
@@ -66,15 +96,30 @@ fn build_sh_builds_every_image_and_every_phase_program_is_in_it() {
     images.sort();
     let mut listed_sorted = listed.clone();
     listed_sorted.sort();
-    assert_eq!(images, listed_sorted, "build.sh --list names exactly the images of the actions");
+    assert_eq!(
+        images, listed_sorted,
+        "build.sh --list names exactly the images of the actions"
+    );
 }
 
 #[test]
 fn images_hold_only_the_busybox_applets_the_actions_need() {
     actions::ensure_images();
-    let image = actions::action("nginx-upstream-failover").image.clone().expect("image");
+    let image = actions::action("nginx-upstream-failover")
+        .image
+        .clone()
+        .expect("image");
     for absent in ["/bin/reboot", "/bin/mount", "/bin/su", "/sbin/init", "/bin/bash"] {
-        let run = docker(&["run", "--rm", "--network", "none", &image, "/bin/test", "-e", absent]);
+        let run = docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "/bin/test",
+            "-e",
+            absent,
+        ]);
         assert!(!run.status.success(), "{absent} should not be in {image}");
     }
 }
@@ -82,15 +127,26 @@ fn images_hold_only_the_busybox_applets_the_actions_need() {
 #[test]
 fn build_sh_is_idempotent_and_keeps_unchanged_images() {
     actions::ensure_images();
-    let image = actions::action("nginx-upstream-failover").image.clone().expect("image");
-    let id = |i: &str| String::from_utf8_lossy(&docker(&["image", "inspect", "-f", "{{.Id}}", i]).stdout).trim().to_string();
+    let image = actions::action("nginx-upstream-failover")
+        .image
+        .clone()
+        .expect("image");
+    let id = |i: &str| {
+        String::from_utf8_lossy(&docker(&["image", "inspect", "-f", "{{.Id}}", i]).stdout)
+            .trim()
+            .to_string()
+    };
     let before = id(&image);
     let again = Command::new("bash")
         .arg(support::repo_path("actions/build.sh"))
         .arg("nginx-upstream-failover")
         .output()
         .expect("build.sh");
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert!(String::from_utf8_lossy(&again.stderr).contains("up to date"));
     assert_eq!(id(&image), before, "an unchanged image is kept");
 }

@@ -64,16 +64,26 @@ impl Cc {
                            "numTotalPartitionMovements": 7, "numFinishedPartitionMovements": 3,
                            "numInProgressPartitionMovements": 2, "numPendingPartitionMovements": 2})
                 };
-                Reply::json(200, &json!({
-                    "ExecutorState": executor,
-                    "version": 1
-                }).to_string())
+                Reply::json(
+                    200,
+                    &json!({
+                        "ExecutorState": executor,
+                        "version": 1
+                    })
+                    .to_string(),
+                )
             }
             ("GET", "/kafkacruisecontrol/kafka_cluster_state") => {
-                let urp: Vec<_> = self.urp.iter().map(|(t, p)| json!({
-                    "topic": t, "partition": p, "leader": 1, "replicas": [1, 2, 3],
-                    "in-sync": [1, 2], "out-of-sync": [3], "offline": []
-                })).collect();
+                let urp: Vec<_> = self
+                    .urp
+                    .iter()
+                    .map(|(t, p)| {
+                        json!({
+                            "topic": t, "partition": p, "leader": 1, "replicas": [1, 2, 3],
+                            "in-sync": [1, 2], "out-of-sync": [3], "offline": []
+                        })
+                    })
+                    .collect();
                 Reply::json(200, &json!({
                     "KafkaPartitionState": {"offline": [], "urp": urp, "with-offline-replicas": [], "under-min-isr": []},
                     "KafkaBrokerState": {"LeaderCountByBrokerId": {"1": 12, "2": 10, "3": 2},
@@ -93,7 +103,11 @@ impl Cc {
                         "operationProgress": [{"step": "AGGREGATING_METRICS", "description": "Retrieve the metrics of all the partitions from the aggregated metrics.", "time-in-ms": 12, "completionPercentage": 100.0}]}],
                         "version": 1}).to_string()));
                 }
-                assert_eq!(seen.header("user-task-id"), Some(TASK_ID), "the second request names the task");
+                assert_eq!(
+                    seen.header("user-task-id"),
+                    Some(TASK_ID),
+                    "the second request names the task"
+                );
                 self.computing = false;
                 self.executor = "INTER_BROKER_REPLICA_MOVEMENT_TASK_IN_PROGRESS";
                 self.moving_for = 2;
@@ -102,7 +116,10 @@ impl Cc {
             ("POST", "/kafkacruisecontrol/stop_proposal_execution") => {
                 self.executor = "STOPPING_EXECUTION";
                 self.moving_for = 1;
-                Reply::json(200, &json!({"message": "Proposal execution stopped.", "version": 1}).to_string())
+                Reply::json(
+                    200,
+                    &json!({"message": "Proposal execution stopped.", "version": 1}).to_string(),
+                )
             }
             _ => Reply::json(404, &json!({"errorMessage": "Unrecognized endpoint"}).to_string()),
         }
@@ -162,7 +179,11 @@ async fn rebalance_runs_once_and_verify_waits_for_the_movements() {
 
     let pre = fix.run(Precheck).await;
     pre.expect_code(0);
-    assert!(pre.stderr.contains("7 under-replicated"), "audit's partition does not count: {}", pre.stderr);
+    assert!(
+        pre.stderr.contains("7 under-replicated"),
+        "audit's partition does not count: {}",
+        pre.stderr
+    );
     let state = calls(&server, "GET", "kafka_cluster_state");
     assert_eq!(state[0].param("topic"), Some("^(orders|payments)$"));
     assert_eq!(state[0].param("json"), Some("true"));
@@ -174,10 +195,20 @@ async fn rebalance_runs_once_and_verify_waits_for_the_movements() {
 
     fix.run(Execute).await.expect_code(0);
     let posts = calls(&server, "POST", "rebalance");
-    assert_eq!(posts.len(), 3, "dry run, then 202 and the repeat with the task id");
+    assert_eq!(
+        posts.len(),
+        3,
+        "dry run, then 202 and the repeat with the task id"
+    );
     assert_eq!(posts[1].param("dryrun"), Some("false"));
-    assert_eq!(posts[1].param("excluded_topics"), Some("^(?!(orders|payments)$).*"));
-    assert_eq!(posts[1].param("reason"), Some(format!("rootfix-incident-{}", fix.incident).as_str()));
+    assert_eq!(
+        posts[1].param("excluded_topics"),
+        Some("^(?!(orders|payments)$).*")
+    );
+    assert_eq!(
+        posts[1].param("reason"),
+        Some(format!("rootfix-incident-{}", fix.incident).as_str())
+    );
     assert_eq!(posts[2].header("user-task-id"), Some(TASK_ID));
 
     // Idempotent: a second execute starts nothing new.
@@ -230,7 +261,10 @@ async fn precheck_aborts_while_cruise_control_is_busy_and_skips_a_healthy_cluste
         cc.urp.retain(|(t, _)| *t == "audit");
     }
     fix(&server).run(Precheck).await.expect_code(3);
-    assert!(calls(&server, "POST", "rebalance").is_empty(), "no rebalance for a healthy cluster");
+    assert!(
+        calls(&server, "POST", "rebalance").is_empty(),
+        "no rebalance for a healthy cluster"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,5 +286,8 @@ async fn hostile_param_values_are_refused_or_inert() {
         }
     }
     assert_not_executed(fix.state_dir(), "kafka-partition-rebalance");
-    assert!(server.requests().is_empty(), "nothing was sent with a refused param");
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent with a refused param"
+    );
 }

@@ -60,10 +60,24 @@ async fn fix_db_leak_kills_only_the_leaked_idle_connections_of_the_user() {
 
     fix.run(Execute).await.expect_code(0);
     let left = db.processes("order");
-    assert_eq!(left.len(), 2, "the busy and the fresh connection remain: {left:?}");
-    assert!(ids(&left).iter().all(|id| !leaked_ids.contains(id)), "{left:?} vs {leaked_ids:?}");
-    assert!(left.iter().any(|(_, cmd)| cmd == "Query"), "the busy one survived: {left:?}");
-    assert_eq!(db.processes("other").len(), 1, "another user's connection is untouched");
+    assert_eq!(
+        left.len(),
+        2,
+        "the busy and the fresh connection remain: {left:?}"
+    );
+    assert!(
+        ids(&left).iter().all(|id| !leaked_ids.contains(id)),
+        "{left:?} vs {leaked_ids:?}"
+    );
+    assert!(
+        left.iter().any(|(_, cmd)| cmd == "Query"),
+        "the busy one survived: {left:?}"
+    );
+    assert_eq!(
+        db.processes("other").len(),
+        1,
+        "another user's connection is untouched"
+    );
 
     // Idempotent: nothing more to kill, same survivors.
     let again = fix.run(Execute).await;
@@ -141,7 +155,10 @@ async fn read_only_mode_stops_writes_and_rollback_allows_them_again() {
     fix.run(Execute).await.expect_code(0);
     assert_eq!(db.global("read_only"), "1");
     let refused = write().expect_err("a write on a read-only server fails");
-    assert!(refused.contains("read-only") || refused.contains("READ ONLY"), "{refused}");
+    assert!(
+        refused.contains("read-only") || refused.contains("READ ONLY"),
+        "{refused}"
+    );
     fix.run(Execute).await.expect_code(0);
     fix.run(Verify).await.expect_code(0);
 

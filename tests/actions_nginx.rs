@@ -67,30 +67,49 @@ async fn failover_fixes_real_nginx_and_rollback_restores_it() {
     drop(flaky);
     let broken = measure(&front, REQUESTS).await;
     let failures_before = REQUESTS - ok_count(&broken);
-    assert!(failures_before > 0, "the dead server must make requests fail: {broken:?}");
+    assert!(
+        failures_before > 0,
+        "the dead server must make requests fail: {broken:?}"
+    );
     assert!(broken.iter().all(|s| *s == 200 || *s == 502), "{broken:?}");
     // Verify measures, so it fails while the service fails.
     fix.run(Verify).await.expect_code(1);
 
     let pre = fix.run(Precheck).await;
     pre.expect_code(0);
-    assert!(pre.stderr.contains(&format!("127.0.0.1:{flaky_port}")), "{}", pre.stderr);
+    assert!(
+        pre.stderr.contains(&format!("127.0.0.1:{flaky_port}")),
+        "{}",
+        pre.stderr
+    );
     assert_eq!(read(&fix.state_dir().join("upstream.orig")), original);
 
     let served_before = healthy.requests().len();
     fix.run(Execute).await.expect_code(0);
     let once = read(&nginx.upstream_file());
     assert!(
-        once.contains(&format!("server 127.0.0.1:{flaky_port} max_fails=0 down;  # payment-1")),
+        once.contains(&format!(
+            "server 127.0.0.1:{flaky_port} max_fails=0 down;  # payment-1"
+        )),
         "{once}"
     );
     assert!(
-        once.contains(&format!("server 127.0.0.1:{} max_fails=0;  # payment-0", healthy.port())),
+        once.contains(&format!(
+            "server 127.0.0.1:{} max_fails=0;  # payment-0",
+            healthy.port()
+        )),
         "the healthy server stays up: {once}"
     );
     let after = measure(&front, REQUESTS).await;
-    assert_eq!(ok_count(&after), REQUESTS, "after the failover every request succeeds: {after:?}");
-    assert!(healthy.requests().len() >= served_before + REQUESTS, "served by the healthy server");
+    assert_eq!(
+        ok_count(&after),
+        REQUESTS,
+        "after the failover every request succeeds: {after:?}"
+    );
+    assert!(
+        healthy.requests().len() >= served_before + REQUESTS,
+        "served by the healthy server"
+    );
 
     // Idempotent: a second execute leaves the same file (and nginx still serves).
     fix.run(Execute).await.expect_code(0);
@@ -104,14 +123,24 @@ async fn failover_fixes_real_nginx_and_rollback_restores_it() {
     assert_eq!(read(&nginx.upstream_file()), original);
     let rolled_back = measure(&front, REQUESTS).await;
     let failures_after = REQUESTS - ok_count(&rolled_back);
-    assert!(failures_after > 0, "after rollback the dead server is in rotation again: {rolled_back:?}");
-    assert!(failures_after.abs_diff(failures_before) <= 4, "{failures_before} vs {failures_after}");
+    assert!(
+        failures_after > 0,
+        "after rollback the dead server is in rotation again: {rolled_back:?}"
+    );
+    assert!(
+        failures_after.abs_diff(failures_before) <= 4,
+        "{failures_before} vs {failures_after}"
+    );
 
     // nginx was reloaded, never restarted.
     assert!(nginx.is_running(), "{}", nginx.error_log());
     let pid: u32 = read(&nginx.pid_file()).trim().parse().expect("pid");
     assert_eq!(pid, nginx.master_pid());
-    assert!(nginx.error_log().contains("reconfiguring"), "{}", nginx.error_log());
+    assert!(
+        nginx.error_log().contains("reconfiguring"),
+        "{}",
+        nginx.error_log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +206,10 @@ async fn execute_never_signals_a_process_that_is_not_the_nginx_master() {
     let run = fix.run(Precheck).await;
     run.expect_code(1);
     assert!(run.stderr.contains("not an nginx master"), "{}", run.stderr);
-    assert!(matches!(bystander.0.try_wait(), Ok(None)), "the bystander is alive");
+    assert!(
+        matches!(bystander.0.try_wait(), Ok(None)),
+        "the bystander is alive"
+    );
 }
 
 /// A process the action must leave alone; killed when the test ends.
@@ -199,12 +231,23 @@ async fn hostile_param_values_are_refused_or_inert() {
     let original = read(&nginx.upstream_file());
     let fix = fix(&nginx);
     let evil = hostile("/rootfix/state");
-    for name in ["upstream", "upstream_file", "pid_file", "front_url", "health_path", "requests"] {
+    for name in [
+        "upstream",
+        "upstream_file",
+        "pid_file",
+        "front_url",
+        "health_path",
+        "requests",
+    ] {
         for value in [evil.as_str(), "$(reboot)", "../../etc/passwd", "a\nb"] {
             for phase in [Precheck, Execute] {
                 let run = fix.run_unchecked(phase, &[(name, value)]).await;
                 assert_eq!(run.code, 2, "{name}={value:?} in {phase:?}: {}", run.stderr);
-                assert!(run.stderr.contains(&format!("param {name}: refused")), "{}", run.stderr);
+                assert!(
+                    run.stderr.contains(&format!("param {name}: refused")),
+                    "{}",
+                    run.stderr
+                );
             }
         }
     }

@@ -61,11 +61,19 @@ pub fn action(name: &str) -> Arc<Action> {
         Catalog::load(&crate::support::shipped_paths()).unwrap_or_else(|problems| {
             panic!(
                 "shipped catalog invalid:\n{}",
-                problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )
         })
     });
-    catalog.actions.get(name).unwrap_or_else(|| panic!("no action {name}")).clone()
+    catalog
+        .actions
+        .get(name)
+        .unwrap_or_else(|| panic!("no action {name}"))
+        .clone()
 }
 
 /// How a phase container ended.
@@ -118,8 +126,10 @@ impl Fix {
     pub fn new(action_name: &str, params: &[(&str, &str)]) -> Self {
         ensure_images();
         let action = action(action_name);
-        let given: BTreeMap<String, String> =
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let given: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let params = validate_params(&action, &given)
             .unwrap_or_else(|e| panic!("params of {action_name} refused: {e}"));
         let state = tempfile::Builder::new()
@@ -321,9 +331,7 @@ pub async fn measure(url: &str, count: usize) -> Vec<u16> {
 /// A param value that does something if any shell ever evaluates it: each form creates a file
 /// in the state dir (`pwned-1`, `-2`, `-3`).
 pub fn hostile(state: &str) -> String {
-    format!(
-        "x; touch {state}/pwned-1 $(touch {state}/pwned-2) `touch {state}/pwned-3`; rm -rf /"
-    )
+    format!("x; touch {state}/pwned-1 $(touch {state}/pwned-2) `touch {state}/pwned-3`; rm -rf /")
 }
 
 /// Panics when a hostile param value was executed (a `pwned-*` file exists in `state`).

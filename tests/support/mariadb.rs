@@ -20,10 +20,17 @@ pub const ACTION_PASSWORD: &str = "rootfix-test-pw";
 
 impl MariaDb {
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("rootfix-mariadb-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("rootfix-mariadb-")
+            .tempdir()
+            .expect("tempdir");
         let data = dir.path().join("data");
         let install = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal"])
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+            ])
             .arg("--skip-test-db")
             .arg(format!("--datadir={}", data.display()))
             .output()

@@ -19,7 +19,9 @@ pub struct Nginx {
 pub fn payment_upstream(ports: &[u16]) -> String {
     let mut text = String::from("# the payment upstream (managed by rootfix tests)\nupstream payment {\n");
     for (i, port) in ports.iter().enumerate() {
-        text.push_str(&format!("    server 127.0.0.1:{port} max_fails=0;  # payment-{i}\n"));
+        text.push_str(&format!(
+            "    server 127.0.0.1:{port} max_fails=0;  # payment-{i}\n"
+        ));
     }
     text.push_str("}\n");
     text
@@ -28,7 +30,10 @@ pub fn payment_upstream(ports: &[u16]) -> String {
 impl Nginx {
     /// Starts nginx with `upstream` as `conf.d/payment.conf`, waits until the front port accepts.
     pub fn start(upstream: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("rootfix-nginx-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("rootfix-nginx-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path();
         for sub in ["conf.d", "tmp"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
@@ -69,7 +74,9 @@ impl Nginx {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("nginx starts ({binary}; scripts/test-all.sh installs nginx-light): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("nginx starts ({binary}; scripts/test-all.sh installs nginx-light): {e}")
+            });
         let nginx = Self {
             child,
             dir,
