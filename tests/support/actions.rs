@@ -29,29 +29,35 @@ use rootfix::runner::{param_env, validate_params};
 pub const STATE_IN_CONTAINER: &str = "/rootfix/state";
 
 /// Makes sure the action images are built: runs `actions/build.sh` once per test process (a quick
-/// no-op when the images are current; serialized between the processes nextest starts by a lock
-/// file), unless `ROOTFIX_ACTIONS_BUILT=1` says `scripts/test-all.sh` built them already. Panics
-/// with the script's output when it fails.
+/// no-op when the images are current), unless `ROOTFIX_ACTIONS_BUILT=1` says
+/// `scripts/test-all.sh` built them already.
 pub fn ensure_images() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        if std::env::var("ROOTFIX_ACTIONS_BUILT").as_deref() == Ok("1") {
-            return;
+        if std::env::var("ROOTFIX_ACTIONS_BUILT").as_deref() != Ok("1") {
+            run_build_sh(&[]);
         }
-        let lock = std::env::temp_dir().join("rootfix-actions-build.lock");
-        let out = Command::new("flock")
-            .arg(&lock)
-            .arg("bash")
-            .arg(crate::support::repo_path("actions/build.sh"))
-            .output()
-            .expect("flock and bash run actions/build.sh");
-        assert!(
-            out.status.success(),
-            "actions/build.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
     });
+}
+
+/// Runs `actions/build.sh ARGS` (serialized between the processes nextest starts by a lock file)
+/// and returns its stderr; panics with its output when it fails.
+pub fn run_build_sh(args: &[&str]) -> String {
+    let lock = std::env::temp_dir().join("rootfix-actions-build.lock");
+    let out = Command::new("flock")
+        .arg(&lock)
+        .arg("bash")
+        .arg(crate::support::repo_path("actions/build.sh"))
+        .args(args)
+        .output()
+        .expect("flock and bash run actions/build.sh");
+    assert!(
+        out.status.success(),
+        "actions/build.sh {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The shipped catalog's action `name`.
