@@ -12,19 +12,35 @@ install_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  # The action images (actions/build.sh) and their tests: busybox-static is the images' base; curl,
+  # jq and the mariadb client are copied into them; nginx and mariadb-server are the real services
+  # the action tests fix.
+  { [ -x /bin/busybox ] && ! ldd /bin/busybox 2>/dev/null | grep -q '=>'; } || missing+=(busybox-static)
   command -v curl >/dev/null || missing+=(curl)
-  [[ -x /bin/busybox ]] || missing+=(busybox-static)
+  command -v jq >/dev/null || missing+=(jq)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  [ -e /usr/lib/x86_64-linux-gnu/libmariadb3/plugin/caching_sha2_password.so ] || missing+=(libmariadb3)
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v flock >/dev/null || missing+=(util-linux)
   command -v cargo-nextest >/dev/null || command -v cargo >/dev/null || { log "cargo is missing"; exit 1; }
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Packages with a daemon (nginx, mariadb) must not start it on install: the tests start their
+    # own on free ports.
+    local own_policy=''
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
   fi
   # The Debian packages start their services through systemd where it runs; stop those copies so
   # the ports belong to the servers started below.
   if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
-    systemctl stop redis-server prometheus prometheus-alertmanager >/dev/null 2>&1 || true
+    systemctl stop redis-server prometheus prometheus-alertmanager nginx mariadb >/dev/null 2>&1 || true
   fi
 }
 
@@ -43,4 +59,13 @@ start_redis() {
   done
   log "redis did not start; see $ROOTFIX_RUN_DIR/redis/redis.log"
   exit 1
+}
+
+# Builds every action image offline (actions/build.sh; a no-op for images whose inputs did not
+# change) and tells the tests they are built.
+build_action_images() {
+  docker info >/dev/null 2>&1 || { log "the docker engine does not answer (docker info)"; exit 1; }
+  log "building the action images"
+  bash actions/build.sh
+  export ROOTFIX_ACTIONS_BUILT=1
 }
