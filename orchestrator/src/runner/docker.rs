@@ -16,7 +16,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -177,18 +177,20 @@ impl Runner for DockerRunner {
             .collect();
         env.push(format!("ROOTFIX_STATE_DIR={STATE_DIR_IN_CONTAINER}"));
         env.push(format!("ROOTFIX_ATTEMPT={}", req.attempt));
-        let mut binds: Vec<String> = action
+        // Action mounts are strict bind mounts: a missing host path is an error, not a new empty
+        // folder on the host (which `-v`-style binds would create, e.g. in place of a pid file).
+        let mounts: Vec<Mount> = action
             .mounts
             .iter()
-            .map(|m| {
-                format!(
-                    "{}:{}{}",
-                    m.host,
-                    m.container,
-                    if m.read_only { ":ro" } else { "" }
-                )
+            .map(|m| Mount {
+                target: Some(m.container.clone()),
+                source: Some(m.host.clone()),
+                typ: Some(MountType::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
             })
             .collect();
+        let mut binds = Vec::new();
         binds.push(format!("{}:{STATE_DIR_IN_CONTAINER}", state_dir.display()));
         let labels = HashMap::from([
             ("rootfix.incident".to_string(), req.incident.to_string()),
@@ -207,6 +209,7 @@ impl Runner for DockerRunner {
             )])),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
             binds: Some(binds),
+            mounts: Some(mounts),
             pid_mode: action.host_pid.then(|| "host".to_string()),
             ..Default::default()
         };
