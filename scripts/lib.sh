@@ -12,6 +12,8 @@ install_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  # kubectl checks deploy/kubernetes offline (tests/kube_manifests.rs); no cluster is needed.
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
   command -v cargo-nextest >/dev/null || command -v cargo >/dev/null || { log "cargo is missing"; exit 1; }
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"

@@ -7,6 +7,7 @@
 //! `ROOTFIX_PARAM_<NAME>`, validated against their pattern first ([`validate_params`]), never
 //! through a shell string.
 
+pub mod kubernetes;
 pub mod params;
 
 use std::collections::BTreeMap;
