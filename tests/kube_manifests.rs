@@ -19,7 +19,13 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_json::Value;
 
-const FILES: [&str; 4] = ["namespace.yaml", "rbac.yaml", "config.yaml", "deployment.yaml"];
+const FILES: [&str; 5] = [
+    "namespace.yaml",
+    "rbac.yaml",
+    "action-rbac.yaml",
+    "config.yaml",
+    "deployment.yaml",
+];
 
 fn documents(file: &str) -> Vec<Value> {
     let path = support::repo_path(&format!("deploy/kubernetes/{file}"));
@@ -93,7 +99,7 @@ fn kubectl_builds_and_decodes_every_manifest_offline() {
     let got: BTreeSet<_> = objects.iter().map(identity).collect();
     let want: BTreeSet<_> = all_documents().iter().map(identity).collect();
     assert_eq!(got, want, "the kustomization holds every manifest");
-    assert_eq!(got.len(), 11);
+    assert_eq!(got.len(), 14);
 
     // The check can fail: kubectl refuses an object whose metadata does not decode.
     let bad = tempfile::tempdir().unwrap();
@@ -140,6 +146,7 @@ fn round_trip(doc: &Value) -> Result<(), String> {
         "PodDisruptionBudget" => via::<policy::PodDisruptionBudget>(doc),
         "ClusterRole" => via::<rbac::ClusterRole>(doc),
         "ClusterRoleBinding" => via::<rbac::ClusterRoleBinding>(doc),
+        "Role" => via::<rbac::Role>(doc),
         "RoleBinding" => via::<rbac::RoleBinding>(doc),
         other => return Err(format!("no type for kind {other}")),
     }?;

@@ -586,9 +586,9 @@ mod scenario {
         api.expect("GET", &format!("/api/v1/namespaces/shop/pods/{name}-x7k2p/log"))
             .await
             .respond_text("done\n");
-        api.expect("DELETE", &format!("{JOBS_SHOP}/{name}"))
-            .await
-            .ok(job_deleting(&job_complete(&earlier)));
+        let delete = api.expect("DELETE", &format!("{JOBS_SHOP}/{name}")).await;
+        assert_eq!(delete.body["propagationPolicy"], "Foreground");
+        delete.ok(job_deleting(&job_complete(&earlier)));
         let out = outcome(task).await;
         assert_eq!(out.exit, PhaseExit::Success);
         assert_eq!(out.stdout, "done\n");
@@ -1519,6 +1519,48 @@ async fn rbac_grants_exactly_the_requests_the_runners_make() {
         cluster_grants.iter().all(|g| g.resource == "nodes"),
         "{cluster_grants:?}"
     );
+}
+
+/// With `job_service_account` set, the Job's pod runs as that account with its token mounted
+/// (dump-thread-stack needs the API); by default it gets no token at all. Pure: no request.
+#[tokio::test]
+async fn jobs_run_without_an_api_token_unless_an_account_is_configured() {
+    use rootfix::runner::kubernetes::job::build_job;
+    let action = action("dump-thread-stack");
+    let params: BTreeMap<String, String> = [("namespace", "shop"), ("deployment", "order-api")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let request = PhaseRequest {
+        incident: INCIDENT,
+        action: &action,
+        phase: PhaseName::Execute,
+        params: &params,
+        attempt: 2,
+        timeout: Duration::from_secs(90),
+        snapshot: None,
+    };
+    let argv = ["/rootfix/diagnose".to_string()];
+    let (client, _api) = MockApi::new("rootfix");
+    let plain = KubeRunner::new(client.clone(), "rootfix");
+    let job = serde_json::to_value(build_job(&plain, &request, &argv, "shop").unwrap()).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert!(pod.get("serviceAccountName").is_none());
+    assert_eq!(
+        job["metadata"]["name"],
+        job_name(INCIDENT, "dump-thread-stack", PhaseName::Execute, 2).as_str()
+    );
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 90);
+    let with_account = KubeRunner::new(client, "rootfix").with_settings(KubeSettings {
+        job_service_account: Some("rootfix-action".into()),
+        job_ttl_after_finished: Duration::from_secs(600),
+        ..KubeSettings::default()
+    });
+    let job = serde_json::to_value(build_job(&with_account, &request, &argv, "shop").unwrap()).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(pod["serviceAccountName"], "rootfix-action");
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 600);
 }
 
 #[test]
