@@ -23,6 +23,8 @@ install_packages() {
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   command -v flock >/dev/null || missing+=(util-linux)
+  # kubectl checks deploy/kubernetes offline (tests/kube_manifests.rs); no cluster is needed.
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
   command -v cargo-nextest >/dev/null || command -v cargo >/dev/null || { log "cargo is missing"; exit 1; }
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"

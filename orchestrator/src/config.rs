@@ -85,6 +85,16 @@ struct ConfigDocument {
     consumer: Option<String>,
     #[serde(default)]
     fixes: FixesDocument,
+    #[serde(default)]
+    kubernetes: KubernetesDocument,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+struct KubernetesDocument {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    default_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -95,6 +105,14 @@ struct FixesDocument {
     lease: Option<String>,
     #[serde(default)]
     lock_wait: Option<String>,
+}
+
+/// The Kubernetes runners: on when `enabled`, with the in-cluster or kubeconfig credentials.
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    pub enabled: bool,
+    /// Namespace of Jobs whose action has no `namespace` param.
+    pub default_namespace: String,
 }
 
 /// How fixes run.
@@ -185,6 +203,7 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub consumer: String,
     pub fixes: FixesConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
 /// Why the config could not be used.
@@ -389,6 +408,14 @@ impl ServeConfig {
             },
             consumer,
             fixes,
+            kubernetes: KubernetesConfig {
+                enabled: doc.kubernetes.enabled.unwrap_or(false),
+                default_namespace: doc
+                    .kubernetes
+                    .default_namespace
+                    .clone()
+                    .unwrap_or_else(|| "rootfix".into()),
+            },
         })
     }
 }

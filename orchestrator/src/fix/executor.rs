@@ -108,11 +108,25 @@ impl Executor {
                     None
                 }
             };
+        let kube: Option<Arc<dyn Runner>> = if config.kubernetes.enabled {
+            match kube::Client::try_default().await {
+                Ok(client) => Some(Arc::new(crate::runner::kubernetes::KubeRunner::new(
+                    client,
+                    config.kubernetes.default_namespace.clone(),
+                ))),
+                Err(e) => {
+                    warn!(error = %e, "no Kubernetes API: actions with runner `kubernetes`/`kubernetes-job` cannot run");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Self {
             state,
             docker,
-            kubernetes: None,
-            kubernetes_job: None,
+            kubernetes: kube.clone(),
+            kubernetes_job: kube,
             lease: config.fixes.lease,
             lock_policy: if config.fixes.lock_wait.is_zero() {
                 LockPolicy::Refuse

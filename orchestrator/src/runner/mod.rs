@@ -8,6 +8,7 @@
 //! through a shell string.
 
 pub mod docker;
+pub mod kubernetes;
 pub mod params;
 
 use std::collections::BTreeMap;
