@@ -11,6 +11,7 @@ source scripts/lib.sh
 
 install_packages
 start_redis
+build_action_images
 log "building rootfix (release)"
 cargo build --release --quiet
 bin=$root/target/release/rootfix
@@ -32,6 +33,7 @@ set -a; source "$run/tokens.env"; set +a
 sed -e "s|^playbooks: playbooks.*|playbooks: $root/playbooks|" \
     -e "s|^actions: actions|actions: $root/actions|" \
     -e "s|^consumer: .*|consumer: local|" \
+    -e "s|  state_dir: /var/lib/rootfix/fixes|  state_dir: $run/fixes|" \
     -e '/^  loki:/,+1d' -e '/^  jsonhttp:/,+1d' \
     deploy/rootfix.example.yaml >"$run/rootfix.yaml"
 
