@@ -179,15 +179,7 @@ impl Executor {
             };
             let plan = FixPlan { params, ..plan };
             self.state.set_fix_active(&fix, true).await?;
-            let mut run = Run {
-                exec: self,
-                plan: &plan,
-                fix: fix.clone(),
-                runner,
-                lost_lock: Arc::new(AtomicBool::new(false)),
-                phases: Vec::new(),
-                overhead: Vec::new(),
-            };
+            let mut run = Run::new(self, &plan, fix.clone(), runner);
             run.journal(JournalEvent::FixStarted {
                 params: plan.params.clone(),
                 fencing_token: token,
@@ -277,15 +269,7 @@ impl Executor {
                 });
             }
         };
-        let mut run = Run {
-            exec: self,
-            plan: &plan,
-            fix: fix.clone(),
-            runner,
-            lost_lock: Arc::new(AtomicBool::new(false)),
-            phases: Vec::new(),
-            overhead: Vec::new(),
-        };
+        let mut run = Run::new(self, &plan, fix.clone(), runner);
         let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
         let outcome = match point {
             ResumePoint::Finished(outcome) => Ok(outcome),
@@ -373,7 +357,19 @@ impl Executor {
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(exec: &'a Executor, plan: &'a FixPlan, fix: String, runner: Arc<dyn Runner>) -> Self {
+        Self {
+            exec,
+            plan,
+            fix,
+            runner,
+            lost_lock: Arc::new(AtomicBool::new(false)),
+            phases: Vec::new(),
+            overhead: Vec::new(),
+        }
+    }
+
     async fn journal(&self, event: JournalEvent) -> Result<(), StateError> {
         let entry = JournalEntry {
             fix: self.fix.clone(),

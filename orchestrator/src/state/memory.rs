@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::keys::{Keys, PruneValue, prune_time};
 use super::{
-    CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome, StateError,
-    StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
+    CreateOutcome, IncidentPage, IncidentPager, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome,
+    StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
 use crate::fix::journal::JournalEntry;
@@ -518,32 +518,16 @@ impl StateStore for MemoryStateStore {
         limit: usize,
     ) -> Result<IncidentPage, StateError> {
         let incidents = self.incidents.lock().map_err(|_| poisoned())?;
-        let mut items = Vec::new();
-        let mut skipped = 0;
+        let mut pager = IncidentPager::new(filter, offset, limit);
         for (_, id) in incidents.order.iter().rev() {
             let Some((_, record)) = incidents.records.get(id) else {
                 continue;
             };
-            let incident = decode(id, record)?;
-            if !filter.accepts(&incident) {
-                continue;
+            if let Some(page) = pager.offer(decode(id, record)?) {
+                return Ok(page);
             }
-            if skipped < offset {
-                skipped += 1;
-                continue;
-            }
-            if items.len() == limit {
-                return Ok(IncidentPage {
-                    items,
-                    next_offset: Some(offset + limit),
-                });
-            }
-            items.push(incident);
         }
-        Ok(IncidentPage {
-            items,
-            next_offset: None,
-        })
+        Ok(pager.finish())
     }
 
     async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError> {

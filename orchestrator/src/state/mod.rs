@@ -126,6 +126,55 @@ pub struct IncidentPage {
     pub next_offset: Option<usize>,
 }
 
+/// Builds an [`IncidentPage`] from incidents offered newest first: filters, skips `offset`
+/// matches, and stops after `limit` (one more match means there is a next page).
+pub(crate) struct IncidentPager<'a> {
+    filter: &'a IncidentFilter,
+    offset: usize,
+    limit: usize,
+    skipped: usize,
+    items: Vec<Incident>,
+}
+
+impl<'a> IncidentPager<'a> {
+    pub(crate) fn new(filter: &'a IncidentFilter, offset: usize, limit: usize) -> Self {
+        Self {
+            filter,
+            offset,
+            limit,
+            skipped: 0,
+            items: Vec::new(),
+        }
+    }
+
+    /// Offers the next incident; returns the finished page once it is full.
+    pub(crate) fn offer(&mut self, incident: Incident) -> Option<IncidentPage> {
+        if !self.filter.accepts(&incident) {
+            return None;
+        }
+        if self.skipped < self.offset {
+            self.skipped += 1;
+            return None;
+        }
+        if self.items.len() == self.limit {
+            return Some(IncidentPage {
+                items: std::mem::take(&mut self.items),
+                next_offset: Some(self.offset + self.limit),
+            });
+        }
+        self.items.push(incident);
+        None
+    }
+
+    /// The page when the incidents ran out.
+    pub(crate) fn finish(self) -> IncidentPage {
+        IncidentPage {
+            items: self.items,
+            next_offset: None,
+        }
+    }
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Round trip to the store; the readiness probe uses it.

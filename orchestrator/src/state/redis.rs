@@ -12,8 +12,8 @@ use redis::{AsyncCommands, Script};
 
 use super::keys::{Keys, PruneValue, prune_time};
 use super::{
-    CONSUMER_GROUP, CreateOutcome, IncidentPage, NodeStats, PruneEntry, PruneGate, PruneUpdate, SaveOutcome,
-    StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
+    CONSUMER_GROUP, CreateOutcome, IncidentPage, IncidentPager, NodeStats, PruneEntry, PruneGate,
+    PruneUpdate, SaveOutcome, StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
 use crate::fix::journal::JournalEntry;
@@ -160,6 +160,36 @@ impl RedisStateStore {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// XREADGROUP on the alert stream from `from` (`>` for new entries, an id for the consumer's
+    /// own pending ones), blocking up to `block` when given.
+    async fn read_group(
+        &self,
+        conn: &mut ConnectionManager,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+        from: &str,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
+        if let Some(block) = block {
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        cmd.arg("STREAMS").arg(self.keys.alerts_stream()).arg(from);
+        let reply: Option<StreamReadReply> = cmd.query_async(conn).await.map_err(unavailable)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|id| stream_entry(&id))
+            .collect())
     }
 
     /// A clone of the multiplexed connection, for modules that own other parts of the schema.
@@ -368,26 +398,8 @@ impl StateStore for RedisStateStore {
         block: Duration,
     ) -> Result<Vec<StreamEntry>, StateError> {
         let mut conn = self.blocking.clone();
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(CONSUMER_GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1))
-            .arg("STREAMS")
-            .arg(self.keys.alerts_stream())
-            .arg(">")
-            .query_async(&mut conn)
+        self.read_group(&mut conn, consumer, count, Some(block), ">")
             .await
-            .map_err(unavailable)?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .map(|id| stream_entry(&id))
-            .collect())
     }
 
     async fn own_pending_alerts(
@@ -397,24 +409,7 @@ impl StateStore for RedisStateStore {
         count: usize,
     ) -> Result<Vec<StreamEntry>, StateError> {
         let mut conn = self.conn.clone();
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(CONSUMER_GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(self.keys.alerts_stream())
-            .arg(after)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .map(|id| stream_entry(&id))
-            .collect())
+        self.read_group(&mut conn, consumer, count, None, after).await
     }
 
     async fn claim_stale_alerts(
@@ -592,8 +587,7 @@ impl StateStore for RedisStateStore {
         limit: usize,
     ) -> Result<IncidentPage, StateError> {
         let mut conn = self.conn.clone();
-        let mut items = Vec::new();
-        let mut skipped = 0usize;
+        let mut pager = IncidentPager::new(filter, offset, limit);
         let mut start = 0isize;
         const CHUNK: isize = 256;
         loop {
@@ -602,10 +596,7 @@ impl StateStore for RedisStateStore {
                 .await
                 .map_err(unavailable)?;
             if ids.is_empty() {
-                return Ok(IncidentPage {
-                    items,
-                    next_offset: None,
-                });
+                return Ok(pager.finish());
             }
             let mut pipe = redis::pipe();
             for id in &ids {
@@ -620,21 +611,9 @@ impl StateStore for RedisStateStore {
                 let (Some(version), Some(record)) = row else {
                     continue;
                 };
-                let incident = decode(&self.keys.incident(id), &record, version)?;
-                if !filter.accepts(&incident) {
-                    continue;
+                if let Some(page) = pager.offer(decode(&self.keys.incident(id), &record, version)?) {
+                    return Ok(page);
                 }
-                if skipped < offset {
-                    skipped += 1;
-                    continue;
-                }
-                if items.len() == limit {
-                    return Ok(IncidentPage {
-                        items,
-                        next_offset: Some(offset + limit),
-                    });
-                }
-                items.push(incident);
             }
             start += CHUNK;
         }
