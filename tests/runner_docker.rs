@@ -316,3 +316,52 @@ async fn hostile_param_values_are_refused_or_pass_through_inert() {
     );
     assert!(report.phases.is_empty());
 }
+
+/// The seed's verify: "active JDBC connections dropped by at least 80 %", read afresh after execute
+/// and compared with the value at diagnosis.
+fn seed_verify(fresh_ratio: f64) -> Arc<dyn rootfix::fix::executor::VerifyCheck> {
+    let catalog = Catalog::load(&support::shipped_paths()).unwrap();
+    let playbook = catalog.playbook("order-service-timeout").unwrap().clone();
+    let leak = playbook.node("db_connection_leak").unwrap();
+    let condition = leak.remedy.as_ref().unwrap().verify.clone().unwrap();
+    Arc::new(rootfix::fix::verify::ConditionVerify {
+        playbook,
+        condition,
+        alert: support::fixture_alert("order-service-timeout.firing"),
+        baseline: BTreeMap::from([("db_active_connection_ratio".to_string(), serde_json::json!(0.98))]),
+        evidence: Arc::new(rootfix::engine::fixture::FixtureEvidence::new().with_signal(
+            "db_active_connection_ratio",
+            serde_json::json!(fresh_ratio),
+            Duration::ZERO,
+        )),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_condition_over_fresh_evidence_decides_with_the_container() {
+    let b = bench("docker-verify-condition", LockPolicy::Refuse).await;
+    let a = action("test-fix", docker::TEST_IMAGE, b.control.path(), "");
+    // 0.98 → 0.12: dropped by more than 80 %.
+    let mut fixed = plan(&incident("verify-cond-ok"), a.clone(), "checkout");
+    fixed.verify = Some(seed_verify(0.12));
+    let report = b.executor.run(fixed).await.unwrap();
+    assert_eq!(report.outcome, FixOutcome::Succeeded);
+    let journal = b.state.journal(&incident("verify-cond-ok")).await.unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|e| matches!(e.event, JournalEvent::VerifyCondition { held: true, .. }))
+    );
+
+    // 0.98 → 0.9: the container's verify passes, the evidence does not: rolled back.
+    std::fs::write(b.control.path().join("target"), "broken\n").unwrap();
+    let mut not_fixed = plan(&incident("verify-cond-no"), a, "checkout");
+    not_fixed.verify = Some(seed_verify(0.9));
+    let report = b.executor.run(not_fixed).await.unwrap();
+    assert!(
+        matches!(&report.outcome, FixOutcome::RolledBack(r) if r.contains("verify condition: does not hold")),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(target(b.control.path()), "broken");
+}
