@@ -365,3 +365,69 @@ async fn a_verify_condition_over_fresh_evidence_decides_with_the_container() {
     );
     assert_eq!(target(b.control.path()), "broken");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_stops_new_fixes_and_lets_a_running_one_finish() {
+    use rootfix::audit::KillSwitch;
+    let b = bench("docker-killswitch", LockPolicy::Refuse).await;
+    let a = action("test-fix", docker::TEST_IMAGE, b.control.path(), "");
+    let on = KillSwitch {
+        by: "admin".into(),
+        reason: "test".into(),
+        since: chrono::Utc::now(),
+    };
+    b.state.set_killswitch(Some(&on)).await.unwrap();
+    let report = b
+        .executor
+        .run(plan(&incident("ks-refused"), a.clone(), "checkout"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.outcome, FixOutcome::Refused(r) if r.contains("kill switch is on")),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(runs(b.control.path(), "precheck"), 0);
+    b.state.set_killswitch(None).await.unwrap();
+
+    // Turned on while execute runs: execute finishes, then the fix verifies (and succeeds); a fix
+    // started after the switch is refused at once.
+    std::fs::write(b.control.path().join("execute.sleep"), "2").unwrap();
+    let running = {
+        let (executor, a) = (b.executor.clone(), a.clone());
+        tokio::spawn(async move {
+            executor
+                .run(plan(&incident("ks-running"), a, "checkout"))
+                .await
+                .unwrap()
+        })
+    };
+    while runs(b.control.path(), "execute") == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.state.set_killswitch(Some(&on)).await.unwrap();
+    let started = std::time::Instant::now();
+    let refused = b
+        .executor
+        .run(plan(&incident("ks-new"), a, "payment"))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refusing took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(refused.outcome, FixOutcome::Refused(_)),
+        "{:?}",
+        refused.outcome
+    );
+    let report = running.await.unwrap();
+    assert_eq!(report.outcome, FixOutcome::Succeeded);
+    let phases: Vec<PhaseName> = report.phases.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(
+        phases,
+        [PhaseName::Precheck, PhaseName::Execute, PhaseName::Verify]
+    );
+    b.state.set_killswitch(None).await.unwrap();
+}

@@ -179,10 +179,13 @@ async fn every_route_checks_its_token_and_role() {
     let server = start("auth", None, 1 << 20).await;
     let client = reqwest::Client::new();
     // (method, path, a token whose role is too weak)
-    let routes: [(&str, &str, &str); 3] = [
+    let routes: [(&str, &str, &str); 6] = [
         ("POST", "/api/v1/alerts/alertmanager", VIEWER_TOKEN),
         ("GET", "/api/v1/incidents", INGEST_TOKEN),
         ("GET", "/api/v1/incidents/inc-1-0", INGEST_TOKEN),
+        ("GET", "/api/v1/killswitch", INGEST_TOKEN),
+        ("PUT", "/api/v1/killswitch", APPROVER_TOKEN),
+        ("GET", "/api/v1/audit", INGEST_TOKEN),
     ];
     for (method, path, weak) in routes {
         for (label, token, expected) in [
@@ -330,4 +333,54 @@ async fn real_payloads_open_join_and_resolve_incidents() {
     let stats = server.state.stream_stats().await.unwrap();
     assert_eq!((stats.length, stats.pending, stats.lag), (4, 0, 0));
     let _ = server.stop.send(true);
+}
+
+#[tokio::test]
+async fn the_kill_switch_needs_an_admin_and_a_reason_and_is_audited() {
+    let server = start("killswitch", None, 1 << 20).await;
+    let client = reqwest::Client::new();
+    let put = |token: &'static str, body: Value| {
+        client
+            .put(format!("{}/api/v1/killswitch", server.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let resp = put(ADMIN_TOKEN, json!({"on": true})).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "a reason is required to turn the kill switch on"
+    );
+    assert_eq!(
+        put(APPROVER_TOKEN, json!({"on": true, "reason": "x"}))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let resp = put(
+        ADMIN_TOKEN,
+        json!({"on": true, "reason": "bad deploy in progress"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (status, state) = get(&server, "/api/v1/killswitch").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (state["on"].clone(), state["state"]["by"].clone()),
+        (json!(true), json!("admin"))
+    );
+    assert!(server.state.killswitch().await.unwrap().is_some());
+    put(ADMIN_TOKEN, json!({"on": false})).await.unwrap();
+    assert!(server.state.killswitch().await.unwrap().is_none());
+    let (_, audit) = get(&server, "/api/v1/audit").await;
+    let actions: Vec<(&str, &str)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["identity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("killswitch.off", "admin"), ("killswitch.on", "admin")]);
 }

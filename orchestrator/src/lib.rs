@@ -17,6 +17,7 @@
 //! - [`cli`]: the `rootfix` command, one module per subcommand.
 
 pub mod alert;
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 
 pub mod fix;
 pub mod incidents;
+pub mod killswitch;
 pub mod schema;
 pub mod serve;
 pub mod simulate;
@@ -34,6 +35,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run a fix now, finish fixes a stopped rootfix left, or read a fix journal.
     Fix(fix::FixArgs),
+    /// Turn the kill switch on or off, or show it.
+    Killswitch(killswitch::KillSwitchArgs),
+    /// The newest audit events.
+    Audit(killswitch::AuditArgs),
     /// List and show incidents through the server's API.
     Incidents(incidents::IncidentsArgs),
     /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
@@ -55,5 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Incidents(args) => incidents::run(&args),
         Command::Fix(args) => fix::run(&args),
+        Command::Killswitch(args) => killswitch::run(&args),
+        Command::Audit(args) => killswitch::run_audit(&args),
     }
 }

@@ -169,6 +169,13 @@ impl Executor {
                 Ok(p) => p,
                 Err(e) => return Ok(refused(e.to_string())),
             };
+            // Fail closed: an unreachable state store is an error here, and no fix starts.
+            if let Some(k) = self.state.killswitch().await? {
+                return Ok(refused(format!(
+                    "the kill switch is on (by {}: {})",
+                    k.by, k.reason
+                )));
+            }
             let runner = self.runner_for(plan.action.runner)?;
             let key = Self::target_key(&plan.action, &params);
             let Some(token) = self.acquire(&plan.action.name, &key).await? else {
@@ -457,6 +464,14 @@ impl<'a> Run<'a> {
         }
         if let Some(lost) = self.lock_lost() {
             return Ok(lost);
+        }
+        // The kill switch stops a fix before it changes anything; once execute has started, the
+        // fix finishes it and then verifies or rolls back, so nothing is left half done.
+        if let Some(k) = self.exec.state.killswitch().await? {
+            return Ok(FixOutcome::Aborted(format!(
+                "the kill switch was turned on (by {}: {}); nothing was changed",
+                k.by, k.reason
+            )));
         }
         let exec = self.phase(PhaseName::Execute, 1, None).await?;
         let snapshot = exec.snapshot.clone();

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod incidents;
 pub mod ingest;
+pub mod killswitch;
 pub mod ops;
 pub mod serve;
 
@@ -36,6 +37,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/alerts/alertmanager", post(ingest::alertmanager))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/killswitch", get(killswitch::get).put(killswitch::set))
+        .route("/api/v1/audit", get(killswitch::audit))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -14,6 +14,7 @@ use super::{
     StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
+use crate::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
 use crate::fix::journal::JournalEntry;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
@@ -44,6 +45,8 @@ struct Incidents {
 
 #[derive(Debug, Default)]
 struct Fixes {
+    killswitch: Option<KillSwitch>,
+    audit: std::collections::VecDeque<AuditEvent>,
     /// lock key → (token, expires at).
     locks: HashMap<String, (u64, Instant)>,
     fence: u64,
@@ -625,5 +628,28 @@ impl StateStore for MemoryStateStore {
     async fn active_fixes(&self) -> Result<Vec<String>, StateError> {
         let fixes = self.fixes.lock().map_err(|_| poisoned())?;
         Ok(fixes.active.iter().cloned().collect())
+    }
+
+    async fn killswitch(&self) -> Result<Option<KillSwitch>, StateError> {
+        Ok(self.fixes.lock().map_err(|_| poisoned())?.killswitch.clone())
+    }
+
+    async fn set_killswitch(&self, state: Option<&KillSwitch>) -> Result<(), StateError> {
+        self.fixes.lock().map_err(|_| poisoned())?.killswitch = state.cloned();
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
+        let mut fixes = self.fixes.lock().map_err(|_| poisoned())?;
+        fixes.audit.push_back(event.clone());
+        while fixes.audit.len() > AUDIT_CAP {
+            fixes.audit.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError> {
+        let fixes = self.fixes.lock().map_err(|_| poisoned())?;
+        Ok(fixes.audit.iter().rev().take(limit).cloned().collect())
     }
 }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::alert::Alert;
+use crate::audit::{AuditEvent, KillSwitch};
 use crate::fix::journal::JournalEntry;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
@@ -309,6 +310,20 @@ pub trait StateStore: Send + Sync {
 
     /// Fixes that started and did not finish.
     async fn active_fixes(&self) -> Result<Vec<String>, StateError>;
+
+    // ── Kill switch and audit ──
+
+    /// The kill switch, when it is on.
+    async fn killswitch(&self) -> Result<Option<KillSwitch>, StateError>;
+
+    /// Turns the kill switch on (`Some`) or off (`None`).
+    async fn set_killswitch(&self, state: Option<&KillSwitch>) -> Result<(), StateError>;
+
+    /// Appends to the capped audit stream.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
+
+    /// The newest `limit` audit events, newest first.
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError>;
 }
 
 /// `now - ttl` in the prune time format: prunes older than this have expired.

@@ -16,6 +16,7 @@ use super::{
     PruneUpdate, SaveOutcome, StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
+use crate::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
 use crate::fix::journal::JournalEntry;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
@@ -725,6 +726,83 @@ impl StateStore for RedisStateStore {
             .map_err(unavailable)?;
         fixes.sort();
         Ok(fixes)
+    }
+
+    async fn killswitch(&self) -> Result<Option<KillSwitch>, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.killswitch();
+        let raw: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+        raw.map(|r| {
+            serde_json::from_str(&r).map_err(|e| StateError::Corrupt {
+                key: key.clone(),
+                value: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_killswitch(&self, state: Option<&KillSwitch>) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.killswitch();
+        match state {
+            Some(k) => {
+                let json = serde_json::to_string(k).map_err(|e| StateError::Corrupt {
+                    key: key.clone(),
+                    value: e.to_string(),
+                })?;
+                let _: () = conn.set(&key, json).await.map_err(unavailable)?;
+            }
+            None => {
+                let _: i64 = conn.del(&key).await.map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.audit();
+        let json = serde_json::to_string(event).map_err(|e| StateError::Corrupt {
+            key: key.clone(),
+            value: e.to_string(),
+        })?;
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(AUDIT_CAP)
+            .arg("*")
+            .arg("event")
+            .arg(json)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.audit();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        reply
+            .ids
+            .iter()
+            .map(|id| {
+                let json: String = id.get("event").unwrap_or_default();
+                serde_json::from_str(&json).map_err(|e| StateError::Corrupt {
+                    key: key.clone(),
+                    value: e.to_string(),
+                })
+            })
+            .collect()
     }
 }
 

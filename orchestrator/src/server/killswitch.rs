@@ -1,0 +1,93 @@
+//! `GET /api/v1/killswitch` (role viewer) and `PUT /api/v1/killswitch` (role admin, body
+//! `{"on": true, "reason": "..."}`; a reason is required to turn it on), and `GET /api/v1/audit`
+//! (role viewer). Every change is audited with the caller's identity.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::authorize;
+use super::error::ApiError;
+use crate::audit::{AuditEvent, KillSwitch};
+use crate::config::Role;
+
+#[derive(Debug, Deserialize)]
+pub struct SetKillSwitch {
+    on: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+fn unavailable(e: crate::state::StateError) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&app.tokens, &headers, Role::Viewer)?;
+    let state = app.state.killswitch().await.map_err(unavailable)?;
+    Ok(Json(serde_json::json!({"on": state.is_some(), "state": state})))
+}
+
+pub async fn set(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SetKillSwitch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let identity = authorize(&app.tokens, &headers, Role::Admin)?;
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let reason = body.reason.trim().to_string();
+    if body.on && reason.is_empty() {
+        return Err(ApiError::BadRequest(
+            "a reason is required to turn the kill switch on".into(),
+        ));
+    }
+    let now = Utc::now();
+    let state = body.on.then(|| KillSwitch {
+        by: identity.name.clone(),
+        reason: reason.clone(),
+        since: now,
+    });
+    app.state
+        .set_killswitch(state.as_ref())
+        .await
+        .map_err(unavailable)?;
+    app.state
+        .append_audit(&AuditEvent {
+            at: now,
+            identity: identity.name,
+            action: if body.on {
+                "killswitch.on".into()
+            } else {
+                "killswitch.off".into()
+            },
+            detail: reason,
+        })
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(serde_json::json!({"on": body.on, "state": state})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    limit: Option<usize>,
+}
+
+pub async fn audit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&app.tokens, &headers, Role::Viewer)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::BadRequest("limit must be in 1..=1000".into()));
+    }
+    let events = app.state.audit(limit).await.map_err(unavailable)?;
+    Ok(Json(serde_json::json!({"items": events})))
+}
