@@ -7,19 +7,12 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+use super::api::{ApiArgs, block_on, call};
+
 #[derive(Debug, clap::Args)]
 pub struct IncidentsArgs {
-    /// rootfix's base URL.
-    #[arg(
-        long,
-        env = "ROOTFIX_URL",
-        default_value = "http://127.0.0.1:5001",
-        global = true
-    )]
-    pub server: String,
-    /// A bearer token with role viewer or more.
-    #[arg(long, env = "ROOTFIX_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -46,81 +39,42 @@ pub enum IncidentsCommand {
     Show { id: String },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("no token: pass --token or set ROOTFIX_TOKEN")]
-    NoToken,
-    #[error("cannot reach {url}: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("{status}: {message}")]
-    Refused { status: u16, message: String },
-}
-
 pub fn run(args: &IncidentsArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rootfix incidents: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("rootfix incidents: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn execute(args: &IncidentsArgs) -> Result<String, ClientError> {
-    let token = args.token.as_deref().ok_or(ClientError::NoToken)?;
-    let base = args.server.trim_end_matches('/');
-    let (url, query): (String, Vec<(&str, String)>) = match &args.command {
-        IncidentsCommand::List {
-            state,
-            service,
-            playbook,
-            limit,
-            offset,
-        } => {
-            let mut q = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-            for (k, v) in [("state", state), ("service", service), ("playbook", playbook)] {
-                if let Some(v) = v {
-                    q.push((k, v.clone()));
+    block_on("incidents", async {
+        let path = match &args.command {
+            IncidentsCommand::List {
+                state,
+                service,
+                playbook,
+                limit,
+                offset,
+            } => {
+                let mut query = url::form_urlencoded::Serializer::new(String::new());
+                query
+                    .append_pair("limit", &limit.to_string())
+                    .append_pair("offset", &offset.to_string());
+                for (k, v) in [("state", state), ("service", service), ("playbook", playbook)] {
+                    if let Some(v) = v {
+                        query.append_pair(k, v);
+                    }
                 }
+                format!("/api/v1/incidents?{}", query.finish())
             }
-            (format!("{base}/api/v1/incidents"), q)
+            IncidentsCommand::Show { id } => {
+                format!(
+                    "/api/v1/incidents/{}",
+                    url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+                )
+            }
+        };
+        let body = call(&args.api, reqwest::Method::GET, &path, None).await?;
+        if args.json {
+            return Ok(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n");
         }
-        IncidentsCommand::Show { id } => (format!("{base}/api/v1/incidents/{id}"), Vec::new()),
-    };
-    let response = reqwest::Client::new()
-        .get(&url)
-        .query(&query)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if status != 200 {
-        return Err(ClientError::Refused {
-            status,
-            message: body["error"].as_str().unwrap_or("no reason given").to_string(),
-        });
-    }
-    if args.json {
-        return Ok(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n");
-    }
-    Ok(match &args.command {
-        IncidentsCommand::List { .. } => render_list(&body),
-        IncidentsCommand::Show { .. } => render_incident(&body),
+        Ok(match &args.command {
+            IncidentsCommand::List { .. } => render_list(&body),
+            IncidentsCommand::Show { .. } => render_incident(&body),
+        })
     })
 }
 

@@ -1,5 +1,6 @@
 //! The `rootfix` command line: one module per subcommand.
 
+pub mod api;
 pub mod fix;
 pub mod incidents;
 pub mod killswitch;
