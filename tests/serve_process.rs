@@ -303,3 +303,58 @@ async fn the_incidents_command_lists_and_shows_through_the_api() {
         (1, "rootfix incidents: 404: incident inc-0-0 not found")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_killswitch_command_turns_it_on_and_off_and_the_audit_shows_who() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        &redis_url(),
+        &unique_prefix("ks-cli"),
+        &repo_path("playbooks"),
+        &repo_path("actions"),
+        "",
+    );
+    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let url = serve.url.clone();
+    let run = |args: &'static [&'static str], token: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || cli(args, &url, Some(token)))
+    };
+    let (code, _, err) = run(&["killswitch", "on", "--reason", "bad deploy"], VIEWER_TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            "rootfix killswitch: 403: a token with role viewer cannot do this; it needs role admin"
+        )
+    );
+    let (code, out, err) = run(&["killswitch", "on", "--reason", "bad deploy"], ADMIN_TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("kill switch ON since ") && out.trim_end().ends_with("by admin: bad deploy"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["killswitch", "status"], VIEWER_TOKEN).await.unwrap();
+    assert!(out.starts_with("kill switch ON"), "{out}");
+    let (code, out, _) = run(&["killswitch", "off"], ADMIN_TOKEN).await.unwrap();
+    assert_eq!((code, out.as_str()), (0, "kill switch off\n"));
+    let (code, out, _) = run(&["audit", "--limit", "5"], VIEWER_TOKEN).await.unwrap();
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("admin") && lines[0].contains("killswitch.off"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("killswitch.on") && lines[1].ends_with("bad deploy"),
+        "{out}"
+    );
+}
