@@ -29,10 +29,9 @@ use rootfix::runner::docker::DockerRunner;
 
 const REQUESTS: usize = 20;
 
-/// The shipped action, with its host mounts pointed at this test's nginx.
-fn shipped_action(nginx: &Nginx) -> Arc<Action> {
-    let path = support::repo_path("actions/nginx-upstream-failover/action.yaml");
-    let text = std::fs::read_to_string(&path)
+/// The shipped action's file, with its host mounts pointed at this test's nginx.
+fn shipped_action_text(nginx: &Nginx) -> String {
+    std::fs::read_to_string(support::repo_path("actions/nginx-upstream-failover/action.yaml"))
         .unwrap()
         .replace(
             "host: /etc/nginx/conf.d,",
@@ -41,9 +40,30 @@ fn shipped_action(nginx: &Nginx) -> Arc<Action> {
         .replace(
             "host: /run/nginx.pid,",
             &format!("host: {},", nginx.pid_file().display()),
-        );
-    let catalog = Catalog::from_sources(&[Source { path, text }]).unwrap_or_else(|p| panic!("{p:#?}"));
+        )
+}
+
+fn action_from(text: String) -> Arc<Action> {
+    let source = Source {
+        path: "action.yaml".into(),
+        text,
+    };
+    let catalog = Catalog::from_sources(&[source]).unwrap_or_else(|p| panic!("{p:#?}"));
     catalog.actions["nginx-upstream-failover"].clone()
+}
+
+/// The executor with the Docker runner and real Redis state.
+async fn docker_executor(test: &str, state_root: &std::path::Path) -> Executor {
+    Executor {
+        state: Arc::new(support::redis_store(test).await),
+        docker: Some(Arc::new(
+            DockerRunner::connect(state_root.to_path_buf()).await.unwrap(),
+        )),
+        kubernetes: None,
+        kubernetes_job: None,
+        lease: Duration::from_secs(30),
+        lock_policy: LockPolicy::Refuse,
+    }
 }
 
 fn ok(statuses: &[u16]) -> usize {
@@ -60,19 +80,8 @@ async fn the_executor_fails_over_a_real_nginx_and_the_service_measures_healthy()
     let original = std::fs::read_to_string(nginx.upstream_file()).unwrap();
 
     let state_root = tempfile::tempdir().unwrap();
-    let executor = Executor {
-        state: Arc::new(support::redis_store("fix-nginx").await),
-        docker: Some(Arc::new(
-            DockerRunner::connect(state_root.path().to_path_buf())
-                .await
-                .unwrap(),
-        )),
-        kubernetes: None,
-        kubernetes_job: None,
-        lease: Duration::from_secs(30),
-        lock_policy: LockPolicy::Refuse,
-    };
-    let action = shipped_action(&nginx);
+    let executor = docker_executor("fix-nginx", state_root.path()).await;
+    let action = action_from(shipped_action_text(&nginx));
     let params = BTreeMap::from([
         ("upstream".to_string(), "payment".to_string()),
         (
@@ -141,40 +150,16 @@ async fn a_verify_that_cannot_pass_rolls_nginx_back_as_it_was() {
     let original = std::fs::read_to_string(nginx.upstream_file()).unwrap();
     drop(flaky);
     let state_root = tempfile::tempdir().unwrap();
-    let executor = Executor {
-        state: Arc::new(support::redis_store("fix-nginx-rollback").await),
-        docker: Some(Arc::new(
-            DockerRunner::connect(state_root.path().to_path_buf())
-                .await
-                .unwrap(),
-        )),
-        kubernetes: None,
-        kubernetes_job: None,
-        lease: Duration::from_secs(30),
-        lock_policy: LockPolicy::Refuse,
-    };
+    let executor = docker_executor("fix-nginx-rollback", state_root.path()).await;
     // Verify measures a front that does not answer: it cannot pass.
-    let text = std::fs::read_to_string(support::repo_path("actions/nginx-upstream-failover/action.yaml"))
-        .unwrap()
-        .replace(
-            "host: /etc/nginx/conf.d,",
-            &format!("host: {},", nginx.conf_d().display()),
-        )
-        .replace(
-            "host: /run/nginx.pid,",
-            &format!("host: {},", nginx.pid_file().display()),
-        )
-        .replace("retries: 5, interval: 5s", "retries: 2, interval: 200ms");
-    let catalog = Catalog::from_sources(&[Source {
-        path: "a.yaml".into(),
-        text,
-    }])
-    .unwrap();
+    let action = action_from(
+        shipped_action_text(&nginx).replace("retries: 5, interval: 5s", "retries: 2, interval: 200ms"),
+    );
     let front = nginx.front_url("/pay");
     let report = executor
         .run(FixPlan {
             incident: format!("inc-nginx-rb-{}", std::process::id()),
-            action: catalog.actions["nginx-upstream-failover"].clone(),
+            action,
             params: BTreeMap::from([
                 ("upstream".to_string(), "payment".to_string()),
                 (

@@ -37,20 +37,27 @@ async fn post_alert(url: &str, body: String) -> u16 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_gracefully_with_exit_code_0() {
+/// `rootfix serve` with the shipped playbooks and actions, on real Redis under a fresh prefix.
+fn start_shipped(test: &str) -> (tempfile::TempDir, Serve) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let prefix = unique_prefix(test);
     let config = write_config(
         dir.path(),
         port,
         &redis_url(),
-        &unique_prefix("sigterm"),
+        &prefix,
         &repo_path("playbooks"),
         &repo_path("actions"),
         "",
     );
-    let mut serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    (dir, serve)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_gracefully_with_exit_code_0() {
+    let (_dir, mut serve) = start_shipped("sigterm");
     let status = serve
         .terminate(Duration::from_secs(20))
         .expect("rootfix exits after SIGTERM");
@@ -211,18 +218,7 @@ fn cli(args: &[&str], url: &str, token: Option<&str>) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_incidents_command_lists_and_shows_through_the_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(
-        dir.path(),
-        port,
-        &redis_url(),
-        &unique_prefix("cli"),
-        &repo_path("playbooks"),
-        &repo_path("actions"),
-        "",
-    );
-    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let (_dir, serve) = start_shipped("cli");
     let firing = std::fs::read_to_string(repo_path(
         "tests/fixtures/alertmanager/go-module-proxy.firing.json",
     ))
@@ -306,18 +302,7 @@ async fn the_incidents_command_lists_and_shows_through_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_killswitch_command_turns_it_on_and_off_and_the_audit_shows_who() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(
-        dir.path(),
-        port,
-        &redis_url(),
-        &unique_prefix("ks-cli"),
-        &repo_path("playbooks"),
-        &repo_path("actions"),
-        "",
-    );
-    let serve = Serve::start(&config, port, &dir.path().join("serve.log"));
+    let (_dir, serve) = start_shipped("ks-cli");
     let url = serve.url.clone();
     let run = |args: &'static [&'static str], token: &'static str| {
         let url = url.clone();

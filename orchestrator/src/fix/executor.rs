@@ -194,15 +194,7 @@ impl Executor {
             .await?;
             let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
             let outcome = run.run_from_precheck().await;
-            renewer.abort();
-            let outcome = run.finish(outcome?).await?;
-            let _ = self.state.release_lock(&plan.action.name, &key, token).await;
-            Ok(FixReport {
-                fix,
-                outcome,
-                phases: run.phases,
-                overhead: run.overhead,
-            })
+            run.close(outcome, &key, token, renewer).await
         }
         .instrument(span)
         .await
@@ -302,15 +294,7 @@ impl Executor {
                 run.rollback(snapshot, reason).await
             }
         };
-        renewer.abort();
-        let outcome = run.finish(outcome?).await?;
-        let _ = self.state.release_lock(&plan.action.name, &key, token).await;
-        Ok(FixReport {
-            fix,
-            outcome,
-            phases: run.phases,
-            overhead: run.overhead,
-        })
+        run.close(outcome, &key, token, renewer).await
     }
 
     async fn acquire(&self, action: &str, key: &str) -> Result<Option<u64>, FixError> {
@@ -384,6 +368,29 @@ impl<'a> Run<'a> {
             event,
         };
         self.exec.state.append_journal(&self.plan.incident, &entry).await
+    }
+
+    /// Ends the fix: stops renewing the lock, journals the outcome, releases the lock.
+    async fn close(
+        mut self,
+        outcome: Result<FixOutcome, FixError>,
+        key: &str,
+        token: u64,
+        renewer: tokio::task::JoinHandle<()>,
+    ) -> Result<FixReport, FixError> {
+        renewer.abort();
+        let outcome = self.finish(outcome?).await?;
+        let _ = self
+            .exec
+            .state
+            .release_lock(&self.plan.action.name, key, token)
+            .await;
+        Ok(FixReport {
+            fix: self.fix,
+            outcome,
+            phases: self.phases,
+            overhead: self.overhead,
+        })
     }
 
     async fn finish(&mut self, outcome: FixOutcome) -> Result<FixOutcome, FixError> {
