@@ -18,6 +18,7 @@
 
 pub mod alert;
 pub mod audit;
+pub mod autonomy;
 pub mod catalog;
 pub mod cli;
 pub mod config;

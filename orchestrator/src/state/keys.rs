@@ -14,9 +14,14 @@
 //! | `rootfix:lock:fence` | string (INCR) | the last fencing token handed out |
 //! | `rootfix:journal:<incident>` | list | phase transitions of the incident's fixes (JSON) |
 //! | `rootfix:fixes:active` | set | `<incident>/<action>` of fixes started and not finished |
-//! | `rootfix:stage:<action>:<scope>` | hash | autonomy stage and when it was entered |
-//! | `rootfix:outcomes:<action>:<scope>` | sorted set | outcomes by time (for the 72 h window) |
-//! | `rootfix:approval:<id>` | hash | a pending or decided approval |
+//! | `rootfix:stage:<action>:<scope>` | string | autonomy stage, when it was entered, any proposal (JSON) |
+//! | `rootfix:stage:history:<action>:<scope>` | list | every stage change (JSON), oldest first |
+//! | `rootfix:stages` | set | `<action>/<scope>` of every pair with a stage |
+//! | `rootfix:outcomes:<action>:<scope>` | sorted set | outcomes (JSON) by time in ms (for the 72 h window) |
+//! | `rootfix:approval:<id>` | string | a pending or decided approval (JSON) |
+//! | `rootfix:approvals` | sorted set | approval ids by creation time (ms) |
+//! | `rootfix:approvals:pending` | sorted set | ids of pending approvals by creation time (ms) |
+//! | `rootfix:running:<scope>` | sorted set | fixes running in the scope, by slot expiry (ms) |
 //! | `rootfix:audit` | capped stream | every decision with identity and time |
 //! | `rootfix:killswitch` | string | set while the kill switch is on |
 //! | `rootfix:rate:<scope>` | sorted set | fix start times (sliding-window rate limit) |
@@ -103,6 +108,26 @@ impl Keys {
 
     pub fn outcomes(&self, action: &str, scope: &str) -> String {
         self.key(format_args!("rootfix:outcomes:{action}:{scope}"))
+    }
+
+    pub fn stage_history(&self, action: &str, scope: &str) -> String {
+        self.key(format_args!("rootfix:stage:history:{action}:{scope}"))
+    }
+
+    pub fn stages(&self) -> String {
+        self.key(format_args!("rootfix:stages"))
+    }
+
+    pub fn approvals(&self) -> String {
+        self.key(format_args!("rootfix:approvals"))
+    }
+
+    pub fn approvals_pending(&self) -> String {
+        self.key(format_args!("rootfix:approvals:pending"))
+    }
+
+    pub fn running(&self, scope: &str) -> String {
+        self.key(format_args!("rootfix:running:{scope}"))
     }
 
     pub fn approval(&self, id: &str) -> String {

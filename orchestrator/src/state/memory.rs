@@ -15,6 +15,9 @@ use super::{
 };
 use crate::alert::Alert;
 use crate::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
+use crate::autonomy::approval::{Approval, ApprovalState, DecideOutcome};
+use crate::autonomy::outcome::Outcome;
+use crate::autonomy::stage::{Stage, StageChange, StageEntry, StageState};
 use crate::fix::journal::JournalEntry;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
@@ -44,6 +47,30 @@ struct Incidents {
 }
 
 #[derive(Debug, Default)]
+struct Autonomy {
+    /// (action, scope) → stage and its history.
+    stages: BTreeMap<(String, String), (StageState, Vec<StageChange>)>,
+    outcomes: HashMap<(String, String), Vec<Outcome>>,
+    /// id → approval; `approval_order` keeps creation order.
+    approvals: HashMap<String, Approval>,
+    approval_order: Vec<String>,
+    /// scope → (fix, started ms).
+    rate: HashMap<String, Vec<(String, i64)>>,
+    /// scope → fix → slot expiry ms.
+    running: HashMap<String, HashMap<String, i64>>,
+    /// (holder, lease end).
+    leader: Option<(String, Instant)>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(Debug, Default)]
 struct Fixes {
     killswitch: Option<KillSwitch>,
     audit: std::collections::VecDeque<AuditEvent>,
@@ -57,6 +84,7 @@ struct Fixes {
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     fixes: Mutex<Fixes>,
+    autonomy: Mutex<Autonomy>,
     keys: Keys,
     hashes: Mutex<HashMap<String, Hash>>,
     stream: Mutex<Stream>,
@@ -651,5 +679,204 @@ impl StateStore for MemoryStateStore {
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError> {
         let fixes = self.fixes.lock().map_err(|_| poisoned())?;
         Ok(fixes.audit.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn stage(&self, action: &str, scope: &str) -> Result<Option<StageState>, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        Ok(a.stages.get(&(action.to_string(), scope.to_string())).map(|(s, _)| s.clone()))
+    }
+
+    async fn change_stage(
+        &self,
+        action: &str,
+        scope: &str,
+        expected: Option<Stage>,
+        state: &StageState,
+        change: Option<&StageChange>,
+    ) -> Result<bool, StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let key = (action.to_string(), scope.to_string());
+        let current = a.stages.get(&key).map(|(s, _)| s.stage);
+        if current != expected {
+            return Ok(false);
+        }
+        let entry = a.stages.entry(key).or_insert_with(|| (state.clone(), Vec::new()));
+        entry.0 = state.clone();
+        if let Some(c) = change {
+            entry.1.push(c.clone());
+        }
+        Ok(true)
+    }
+
+    async fn stage_history(&self, action: &str, scope: &str) -> Result<Vec<StageChange>, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        Ok(a.stages
+            .get(&(action.to_string(), scope.to_string()))
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default())
+    }
+
+    async fn stages(&self) -> Result<Vec<StageEntry>, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        Ok(a.stages
+            .iter()
+            .map(|((action, scope), (state, _))| StageEntry {
+                action: action.clone(),
+                scope: scope.clone(),
+                state: state.clone(),
+            })
+            .collect())
+    }
+
+    async fn record_outcome(
+        &self,
+        action: &str,
+        scope: &str,
+        outcome: &Outcome,
+        retain: Duration,
+    ) -> Result<(), StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let list = a.outcomes.entry((action.to_string(), scope.to_string())).or_default();
+        if !list.contains(outcome) {
+            list.push(outcome.clone());
+        }
+        let cutoff = ms(outcome.at).saturating_sub(dur_ms(retain));
+        list.retain(|o| ms(o.at) >= cutoff);
+        list.sort_by_key(|o| o.at);
+        Ok(())
+    }
+
+    async fn outcomes(&self, action: &str, scope: &str, since: DateTime<Utc>) -> Result<Vec<Outcome>, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        Ok(a.outcomes
+            .get(&(action.to_string(), scope.to_string()))
+            .map(|l| l.iter().filter(|o| o.at >= since).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn create_approval(&self, approval: &Approval) -> Result<bool, StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        if a.approvals.contains_key(&approval.id) {
+            return Ok(false);
+        }
+        a.approvals.insert(approval.id.clone(), approval.clone());
+        a.approval_order.push(approval.id.clone());
+        Ok(true)
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        Ok(a.approvals.get(id).cloned())
+    }
+
+    async fn decide_approval(&self, decided: &Approval) -> Result<DecideOutcome, StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let Some(stored) = a.approvals.get_mut(&decided.id) else {
+            return Ok(DecideOutcome::Missing);
+        };
+        if stored.state != ApprovalState::Pending {
+            return Ok(DecideOutcome::AlreadyDecided(Box::new(stored.clone())));
+        }
+        *stored = decided.clone();
+        Ok(DecideOutcome::Decided)
+    }
+
+    async fn list_approvals(&self, pending_only: bool, limit: usize) -> Result<Vec<Approval>, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let mut all: Vec<&Approval> = a
+            .approval_order
+            .iter()
+            .filter_map(|id| a.approvals.get(id))
+            .filter(|ap| !pending_only || ap.state == ApprovalState::Pending)
+            .collect();
+        all.sort_by(|x, y| y.created_at.cmp(&x.created_at).then_with(|| y.id.cmp(&x.id)));
+        Ok(all.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn take_rate_slot(
+        &self,
+        scope: &str,
+        fix: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> Result<bool, StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let list = a.rate.entry(scope.to_string()).or_default();
+        let cutoff = ms(now).saturating_sub(dur_ms(window));
+        list.retain(|(_, t)| *t > cutoff);
+        if list.iter().any(|(f, _)| f == fix) {
+            return Ok(true);
+        }
+        if list.len() >= limit as usize {
+            return Ok(false);
+        }
+        list.push((fix.to_string(), ms(now)));
+        Ok(true)
+    }
+
+    async fn release_rate_slot(&self, scope: &str, fix: &str) -> Result<(), StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        if let Some(list) = a.rate.get_mut(scope) {
+            list.retain(|(f, _)| f != fix);
+        }
+        Ok(())
+    }
+
+    async fn rate_count(&self, scope: &str, now: DateTime<Utc>, window: Duration) -> Result<u32, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let cutoff = ms(now).saturating_sub(dur_ms(window));
+        let n = a
+            .rate
+            .get(scope)
+            .map_or(0, |l| l.iter().filter(|(_, t)| *t > cutoff && *t <= ms(now)).count());
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn take_run_slot(
+        &self,
+        scope: &str,
+        fix: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<bool, StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let slots = a.running.entry(scope.to_string()).or_default();
+        slots.retain(|_, until| *until > ms(now));
+        if !slots.contains_key(fix) && slots.len() >= limit as usize {
+            return Ok(false);
+        }
+        slots.insert(fix.to_string(), ms(now).saturating_add(dur_ms(lease)));
+        Ok(true)
+    }
+
+    async fn release_run_slot(&self, scope: &str, fix: &str) -> Result<(), StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        if let Some(slots) = a.running.get_mut(scope) {
+            slots.remove(fix);
+        }
+        Ok(())
+    }
+
+    async fn running_count(&self, scope: &str, now: DateTime<Utc>) -> Result<u32, StateError> {
+        let a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let n = a
+            .running
+            .get(scope)
+            .map_or(0, |s| s.values().filter(|until| **until > ms(now)).count());
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn try_lead(&self, holder: &str, lease: Duration) -> Result<bool, StateError> {
+        let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        match &a.leader {
+            Some((h, until)) if h != holder && *until > now => Ok(false),
+            _ => {
+                a.leader = Some((holder.to_string(), now + lease));
+                Ok(true)
+            }
+        }
     }
 }

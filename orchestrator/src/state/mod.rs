@@ -16,6 +16,9 @@ use chrono::{DateTime, Utc};
 
 use crate::alert::Alert;
 use crate::audit::{AuditEvent, KillSwitch};
+use crate::autonomy::approval::{Approval, DecideOutcome};
+use crate::autonomy::outcome::Outcome;
+use crate::autonomy::stage::{Stage, StageChange, StageEntry, StageState};
 use crate::fix::journal::JournalEntry;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
@@ -324,6 +327,87 @@ pub trait StateStore: Send + Sync {
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError>;
+
+    // ── Autonomy: stages, outcomes, approvals, rate and concurrency limits, the leader ──
+
+    async fn stage(&self, action: &str, scope: &str) -> Result<Option<StageState>, StateError>;
+
+    /// Writes the pair's stage if its stored stage is still `expected` (`None`: never set), and
+    /// appends `change` (when given) to its history, atomically. False when the stage changed
+    /// meanwhile (nothing written).
+    async fn change_stage(
+        &self,
+        action: &str,
+        scope: &str,
+        expected: Option<Stage>,
+        state: &StageState,
+        change: Option<&StageChange>,
+    ) -> Result<bool, StateError>;
+
+    /// Every stage change of the pair, oldest first.
+    async fn stage_history(&self, action: &str, scope: &str) -> Result<Vec<StageChange>, StateError>;
+
+    /// Every (action, scope) with a stage, ordered by action then scope.
+    async fn stages(&self) -> Result<Vec<StageEntry>, StateError>;
+
+    /// Records an outcome; outcomes older than `retain` before it are dropped.
+    async fn record_outcome(
+        &self,
+        action: &str,
+        scope: &str,
+        outcome: &Outcome,
+        retain: Duration,
+    ) -> Result<(), StateError>;
+
+    /// Outcomes at or after `since`, oldest first.
+    async fn outcomes(&self, action: &str, scope: &str, since: DateTime<Utc>) -> Result<Vec<Outcome>, StateError>;
+
+    /// Stores a new approval; false (nothing written) when one with its id exists.
+    async fn create_approval(&self, approval: &Approval) -> Result<bool, StateError>;
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StateError>;
+
+    /// Replaces the approval with `decided` only while the stored one is still pending.
+    async fn decide_approval(&self, decided: &Approval) -> Result<DecideOutcome, StateError>;
+
+    /// Approvals newest first; only pending ones when `pending_only`.
+    async fn list_approvals(&self, pending_only: bool, limit: usize) -> Result<Vec<Approval>, StateError>;
+
+    /// Counts a fix start against the scope's sliding window (`window` ending at `now`) if fewer
+    /// than `limit` started in it; false when the limit is reached.
+    async fn take_rate_slot(
+        &self,
+        scope: &str,
+        fix: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> Result<bool, StateError>;
+
+    /// Gives back a slot taken for a fix that did not start after all.
+    async fn release_rate_slot(&self, scope: &str, fix: &str) -> Result<(), StateError>;
+
+    /// Fix starts in the window ending at `now`.
+    async fn rate_count(&self, scope: &str, now: DateTime<Utc>, window: Duration) -> Result<u32, StateError>;
+
+    /// Takes one of the scope's `limit` running-fix slots until `now + lease` (a crashed holder's
+    /// slot frees itself then); false when all are taken.
+    async fn take_run_slot(
+        &self,
+        scope: &str,
+        fix: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<bool, StateError>;
+
+    async fn release_run_slot(&self, scope: &str, fix: &str) -> Result<(), StateError>;
+
+    /// Fixes holding a running slot at `now`.
+    async fn running_count(&self, scope: &str, now: DateTime<Utc>) -> Result<u32, StateError>;
+
+    /// Becomes (or stays) the leader for `lease`; false when another holder leads.
+    async fn try_lead(&self, holder: &str, lease: Duration) -> Result<bool, StateError>;
 }
 
 /// `now - ttl` in the prune time format: prunes older than this have expired.

@@ -1,0 +1,15 @@
+//! Staged autonomy: which fixes rootfix may run on its own, where, and how fast.
+//!
+//! - [`scope`]: named label selectors over the target, each with a stage cap, a rate limit, a
+//!   concurrency limit and a dry-run switch.
+//! - [`stage`]: `manual` → `silent` → `auto` per (action, scope), with its history.
+//! - [`outcome`] and [`promotion`]: outcomes per (action, scope) and the promotion gate over them.
+//! - [`approval`]: what a `manual` fix waits for.
+//! - [`clock`]: the injectable clock every decision here reads.
+
+pub mod approval;
+pub mod clock;
+pub mod outcome;
+pub mod promotion;
+pub mod scope;
+pub mod stage;

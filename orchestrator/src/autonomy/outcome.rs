@@ -1,0 +1,162 @@
+//! Outcomes of fixes per (action, scope), kept time-ordered for the promotion gate's window, and
+//! the SRE's confirmation verdicts (`correct`, or `misfix` with a severity) that amend them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How bad a misfix was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    P0,
+    P1,
+    P2,
+    P3,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::P0 => "P0",
+            Severity::P1 => "P1",
+            Severity::P2 => "P2",
+            Severity::P3 => "P3",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "P0" => Some(Severity::P0),
+            "P1" => Some(Severity::P1),
+            "P2" => Some(Severity::P2),
+            "P3" => Some(Severity::P3),
+            _ => None,
+        }
+    }
+}
+
+/// What an outcome says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum OutcomeKind {
+    /// Executed and verified (or the precheck found the target healthy).
+    Succeeded,
+    /// Aborted by its precheck, or executed and rolled back.
+    Failed,
+    RolledBack,
+    /// Rollback failed: demotes to `manual` at once.
+    RollbackFailed,
+    /// An SRE confirmed the fix was right.
+    Correct,
+    /// An SRE found the fix was wrong; a P0 misfix demotes to `manual` at once.
+    Misfix { severity: Severity },
+}
+
+impl OutcomeKind {
+    pub fn is_success(self) -> bool {
+        matches!(self, OutcomeKind::Succeeded | OutcomeKind::Correct)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Succeeded => "succeeded",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::RolledBack => "rolled-back",
+            OutcomeKind::RollbackFailed => "rollback-failed",
+            OutcomeKind::Correct => "correct",
+            OutcomeKind::Misfix { .. } => "misfix",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub at: DateTime<Utc>,
+    pub incident: String,
+    #[serde(flatten)]
+    pub kind: OutcomeKind,
+}
+
+/// The outcomes of a window, one per incident: a confirmation amends the fix's own outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OutcomeSummary {
+    /// Incidents with an outcome in the window.
+    pub samples: u32,
+    pub successes: u32,
+    /// `successes / samples`, or `None` without samples.
+    pub success_rate: Option<f64>,
+    pub p0_misfixes: u32,
+}
+
+impl OutcomeSummary {
+    /// Summarises outcomes (any order): per incident the latest counts; a P0 misfix counts even
+    /// when a later outcome of the same incident says otherwise.
+    pub fn of(outcomes: &[Outcome]) -> Self {
+        let mut latest: BTreeMap<&str, &Outcome> = BTreeMap::new();
+        let mut p0_misfixes = 0;
+        for o in outcomes {
+            if o.kind == (OutcomeKind::Misfix { severity: Severity::P0 }) {
+                p0_misfixes += 1;
+            }
+            match latest.get(o.incident.as_str()) {
+                Some(seen) if seen.at > o.at => {}
+                _ => {
+                    latest.insert(&o.incident, o);
+                }
+            }
+        }
+        let samples = u32::try_from(latest.len()).unwrap_or(u32::MAX);
+        let successes =
+            u32::try_from(latest.values().filter(|o| o.kind.is_success()).count()).unwrap_or(u32::MAX);
+        Self {
+            samples,
+            successes,
+            success_rate: (samples > 0).then(|| f64::from(successes) / f64::from(samples)),
+            p0_misfixes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::Duration::hours(h)
+    }
+
+    fn o(h: i64, incident: &str, kind: OutcomeKind) -> Outcome {
+        Outcome {
+            at: at(h),
+            incident: incident.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_confirmation_amends_its_incident_and_p0s_are_counted() {
+        let s = OutcomeSummary::of(&[
+            o(1, "a", OutcomeKind::Succeeded),
+            o(2, "b", OutcomeKind::Succeeded),
+            o(3, "a", OutcomeKind::Misfix { severity: Severity::P2 }),
+            o(4, "c", OutcomeKind::RolledBack),
+        ]);
+        assert_eq!((s.samples, s.successes, s.p0_misfixes), (3, 1, 0));
+        assert!((s.success_rate.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        let s = OutcomeSummary::of(&[
+            o(5, "d", OutcomeKind::Misfix { severity: Severity::P0 }),
+            o(1, "d", OutcomeKind::Succeeded),
+        ]);
+        assert_eq!((s.samples, s.successes, s.p0_misfixes), (1, 0, 1));
+        assert_eq!(OutcomeSummary::of(&[]).success_rate, None);
+    }
+
+    #[test]
+    fn outcomes_serialize_flat() {
+        let json = serde_json::to_value(o(0, "i", OutcomeKind::Misfix { severity: Severity::P0 })).unwrap();
+        assert_eq!(json["kind"], "misfix");
+        assert_eq!(json["severity"], "P0");
+        assert_eq!(json["incident"], "i");
+    }
+}
