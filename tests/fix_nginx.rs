@@ -106,6 +106,7 @@ async fn the_executor_fails_over_a_real_nginx_and_the_service_measures_healthy()
             action: action.clone(),
             params: params.clone(),
             verify: None,
+            dry_run: false,
         })
         .await
         .unwrap();
@@ -134,6 +135,7 @@ async fn the_executor_fails_over_a_real_nginx_and_the_service_measures_healthy()
             action,
             params,
             verify: None,
+            dry_run: false,
         })
         .await
         .unwrap();
@@ -174,6 +176,7 @@ async fn a_verify_that_cannot_pass_rolls_nginx_back_as_it_was() {
                 ("requests".to_string(), "5".to_string()),
             ]),
             verify: None,
+            dry_run: false,
         })
         .await
         .unwrap();

@@ -69,6 +69,7 @@ fn plan(incident: &str, action: Arc<Action>, target: &str) -> FixPlan {
         action,
         params: BTreeMap::from([("target".to_string(), target.to_string())]),
         verify: None,
+        dry_run: false,
     }
 }
 
@@ -307,6 +308,7 @@ async fn hostile_param_values_are_refused_or_pass_through_inert() {
             ("deployment".into(), "$(reboot)".into()),
         ]),
         verify: None,
+        dry_run: false,
     };
     let report = b.executor.run(plan).await.unwrap();
     assert!(

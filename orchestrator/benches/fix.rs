@@ -61,6 +61,7 @@ async fn main() {
                 action: action.clone(),
                 params: BTreeMap::from([("target".to_string(), "checkout".to_string())]),
                 verify: None,
+                dry_run: false,
             })
             .await
             .expect("fix");

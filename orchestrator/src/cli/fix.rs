@@ -119,6 +119,7 @@ async fn execute(args: &FixArgs) -> Result<(String, bool), FixCliError> {
                     action,
                     params: params.iter().cloned().collect::<BTreeMap<_, _>>(),
                     verify: None,
+                    dry_run: false,
                 })
                 .await?;
             let ok = matches!(report.outcome, FixOutcome::Succeeded | FixOutcome::AlreadyHealthy);
@@ -168,5 +169,6 @@ fn outcome_text(o: &FixOutcome) -> String {
         FixOutcome::RolledBack(r) => format!("rolled back: {r}"),
         FixOutcome::RollbackFailed(r) => format!("NEEDS A HUMAN: {r}"),
         FixOutcome::Refused(r) => format!("refused: {r}"),
+        FixOutcome::DryRun(r) => format!("dry run, nothing changed: {r}"),
     }
 }

@@ -38,6 +38,8 @@ pub struct FixPlan {
     pub action: Arc<Action>,
     pub params: BTreeMap<String, String>,
     pub verify: Option<Arc<dyn VerifyCheck>>,
+    /// Run everything but execute and rollback: precheck, then verify once, and report.
+    pub dry_run: bool,
 }
 
 /// What happened, phase by phase.
@@ -235,6 +237,7 @@ impl Executor {
                 action: action.clone(),
                 params,
                 verify: verify(incident, action_name),
+                dry_run: false,
             };
             let span = info_span!("recover", incident = %incident, action = %action_name);
             let report = self.resume(plan, resume_point(&entries)).instrument(span).await?;
@@ -480,6 +483,9 @@ impl<'a> Run<'a> {
                 k.by, k.reason
             )));
         }
+        if self.plan.dry_run {
+            return self.dry_run_verify().await;
+        }
         let exec = self.phase(PhaseName::Execute, 1, None).await?;
         let snapshot = exec.snapshot.clone();
         if exec.exit != PhaseExit::Success {
@@ -544,6 +550,32 @@ impl<'a> Run<'a> {
         }
         self.rollback(snapshot, format!("{last} after {attempts} attempts"))
             .await
+    }
+
+    /// A dry run's verify: one attempt of the container and the condition, for the report only.
+    async fn dry_run_verify(&mut self) -> Result<FixOutcome, FixError> {
+        let mut notes = vec!["precheck passed; execute skipped (dry run)".to_string()];
+        if self.plan.action.phases.verify.is_some() {
+            let out = self.phase(PhaseName::Verify, 1, None).await?;
+            notes.push(format!("verify container: {}", describe(&out.exit)));
+        }
+        if let Some(check) = self.plan.verify.clone() {
+            let (held, error) = match check.holds().await {
+                Ok(h) => (h, None),
+                Err(e) => (false, Some(e)),
+            };
+            self.journal(JournalEvent::VerifyCondition {
+                attempt: 1,
+                held,
+                error: error.clone(),
+            })
+            .await?;
+            notes.push(format!(
+                "verify condition: {}",
+                error.unwrap_or_else(|| if held { "holds".into() } else { "does not hold".into() })
+            ));
+        }
+        Ok(FixOutcome::DryRun(notes.join("; ")))
     }
 
     async fn rollback(

@@ -25,6 +25,8 @@ pub enum FixOutcome {
     RollbackFailed(String),
     /// Not started: params refused, or another fix holds the target.
     Refused(String),
+    /// A dry run: precheck and verify ran, execute and rollback did not.
+    DryRun(String),
 }
 
 impl FixOutcome {
