@@ -14,8 +14,13 @@
 //!   prometheus: {default: {url: http://127.0.0.1:9090}}
 //!   loki: {default: {url: http://loki:3100}}
 //!   jsonhttp: {tracing: {url: http://jaeger:16686}}
+//! silences:                     # optional: silence an alert for a cooldown after an auto fix
+//!   alertmanager: http://127.0.0.1:9093        # or alertmanager_env: NAME
+//!   cooldown: 30m
+//!   match_labels: [alertname, service]         # optional; default: every label of the alert
 //! ```
-//! Secrets come from the environment (`token_env`, `url_env`) so the file can be committed.
+//! Secrets come from the environment (`token_env`, `url_env`, `alertmanager_env`) so the file can
+//! be committed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +34,7 @@ use crate::catalog::problem::Problem;
 use crate::catalog::report::Reporter;
 use crate::catalog::spans::{SpanIndex, join_index};
 use crate::evidence::EvidenceBackends;
+use crate::silence::{DEFAULT_TIMEOUT, MAX_COOLDOWN, SilenceConfig, SilencesDocument};
 
 /// Roles of a bearer token. `admin` may do everything; `approver` also what `viewer` may;
 /// `ingest` may only post alerts.
@@ -87,6 +93,8 @@ struct ConfigDocument {
     fixes: FixesDocument,
     #[serde(default)]
     kubernetes: KubernetesDocument,
+    #[serde(default)]
+    silences: Option<SilencesDocument>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -204,6 +212,8 @@ pub struct ServeConfig {
     pub consumer: String,
     pub fixes: FixesConfig,
     pub kubernetes: KubernetesConfig,
+    /// The `silences:` section: where and how long to silence an alert after an auto fix.
+    pub silences: Option<SilenceConfig>,
 }
 
 /// Why the config could not be used.
@@ -385,6 +395,7 @@ impl ServeConfig {
         if let Err(e) = doc.evidence.validate() {
             r.at_value(&format!("evidence.{}", e.field), e.message);
         }
+        let silences = doc.silences.as_ref().and_then(|s| check_silences(s, env, &mut r));
 
         if !problems.is_empty() {
             crate::catalog::problem::sort_problems(&mut problems);
@@ -416,8 +427,83 @@ impl ServeConfig {
                     .clone()
                     .unwrap_or_else(|| "rootfix".into()),
             },
+            silences,
         })
     }
+}
+
+/// The `silences:` section; `None` after reporting when it is unusable.
+fn check_silences(
+    doc: &SilencesDocument,
+    env: &dyn Fn(&str) -> Option<String>,
+    r: &mut Reporter<'_>,
+) -> Option<SilenceConfig> {
+    let (field, text) = match (&doc.alertmanager, &doc.alertmanager_env) {
+        (Some(url), None) => ("silences.alertmanager", Some(url.clone())),
+        (None, Some(var)) => {
+            let value = env(var);
+            if value.is_none() {
+                r.at_value(
+                    "silences.alertmanager_env",
+                    format!("environment variable {var} is not set"),
+                );
+            }
+            ("silences.alertmanager_env", value)
+        }
+        _ => {
+            r.at_key("silences", "set exactly one of alertmanager and alertmanager_env");
+            ("silences", None)
+        }
+    };
+    let url = text.and_then(|text| {
+        crate::silence::parse_base_url(text.trim())
+            .map_err(|message| r.at_value(field, message))
+            .ok()
+    });
+    let cooldown = match doc.cooldown.as_deref() {
+        None => {
+            r.at_key("silences", "set cooldown, how long a silence lasts (e.g. 30m)");
+            None
+        }
+        Some(text) => {
+            let problems = r.problems.len();
+            let d = r.duration("silences.cooldown", Some(text), Duration::ZERO);
+            if r.problems.len() > problems {
+                None
+            } else if d > MAX_COOLDOWN {
+                r.at_value("silences.cooldown", "must be at most 7 days");
+                None
+            } else {
+                Some(d)
+            }
+        }
+    };
+    let mut matchers_from = Vec::new();
+    if let Some(names) = &doc.match_labels {
+        if names.is_empty() {
+            r.at_value(
+                "silences.match_labels",
+                "an empty list; leave match_labels out to match on every label of the alert",
+            );
+        }
+        for (i, name) in names.iter().enumerate() {
+            let item = join_index("silences.match_labels", i);
+            if !crate::silence::is_label_name(name) {
+                r.at_value(&item, format!("`{name}` is not a label name"));
+            } else if matchers_from.contains(name) {
+                r.at_value(&item, format!("`{name}` is listed twice"));
+            } else {
+                matchers_from.push(name.clone());
+            }
+        }
+    }
+    let timeout = r.duration("silences.timeout", doc.timeout.as_deref(), DEFAULT_TIMEOUT);
+    Some(SilenceConfig {
+        alertmanager_url: url?,
+        cooldown: cooldown?,
+        matchers_from,
+        timeout,
+    })
 }
 
 /// `<hostname>`, stable across restarts of one machine or pod.
@@ -479,6 +565,89 @@ mod tests {
                 "4:42: limits.claim_idle: must be longer than limits.walk_deadline, or live consumers' alerts would be taken over",
                 "5:1: extra: unknown field `extra`",
                 "8:20: evidence.prometheus.default.url: `ftp://x`: only http and https are supported",
+            ]
+        );
+    }
+
+    const BASE: &str = "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\n";
+
+    fn problem_lines(text: &str) -> Vec<String> {
+        let Err(ConfigError::Invalid(problems)) = parse(text) else {
+            panic!("accepted a bad config: {text}");
+        };
+        problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}: {}: {}",
+                    p.position.line, p.position.column, p.field, p.message
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn silences_are_optional_and_read_with_their_defaults() {
+        assert!(parse(BASE).unwrap().silences.is_none());
+        let c = parse(&format!(
+            "{BASE}silences:\n  alertmanager: http://127.0.0.1:9093\n  cooldown: 30m\n  match_labels: [alertname, service]\n"
+        ))
+        .unwrap();
+        let s = c.silences.unwrap();
+        assert_eq!(s.alertmanager_url.as_str(), "http://127.0.0.1:9093/");
+        assert_eq!(s.cooldown, Duration::from_secs(1800));
+        assert_eq!(s.matchers_from, ["alertname", "service"]);
+        assert_eq!(s.timeout, crate::silence::DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn silences_url_from_the_environment() {
+        let c = ServeConfig::parse(
+            Path::new("/etc/rootfix/rootfix.yaml"),
+            &format!("{BASE}silences: {{alertmanager_env: AM, cooldown: 7d, timeout: 2s}}\n"),
+            &|name| match name {
+                "INGEST" => Some("ingest-token-0123456789".into()),
+                "AM" => Some("https://am.example/prefix".into()),
+                _ => None,
+            },
+        )
+        .unwrap();
+        let s = c.silences.unwrap();
+        assert_eq!(s.alertmanager_url.as_str(), "https://am.example/prefix");
+        assert_eq!(s.cooldown, crate::silence::MAX_COOLDOWN);
+        assert!(s.matchers_from.is_empty());
+        assert_eq!(s.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn silences_problems_have_their_place() {
+        assert_eq!(
+            problem_lines(&format!(
+                "{BASE}silences:\n  alertmanager: ftp://am\n  cooldown: 8d\n  match_labels: [alertname, a-b, alertname]\n  extra: 1\n"
+            )),
+            [
+                "4:17: silences.alertmanager: `ftp://am`: only http and https are supported",
+                "5:13: silences.cooldown: must be at most 7 days",
+                "6:29: silences.match_labels[1]: `a-b` is not a label name",
+                "6:34: silences.match_labels[2]: `alertname` is listed twice",
+                "7:3: silences.extra: unknown field `extra`",
+            ]
+        );
+        assert_eq!(
+            problem_lines(&format!(
+                "{BASE}silences: {{alertmanager_env: NOPE, cooldown: 0s}}\n"
+            )),
+            [
+                "3:30: silences.alertmanager_env: environment variable NOPE is not set",
+                "3:46: silences.cooldown: must be longer than zero",
+            ]
+        );
+        assert_eq!(
+            problem_lines(&format!("{BASE}silences:\n  match_labels: []\n")),
+            [
+                "3:1: silences: set cooldown, how long a silence lasts (e.g. 30m)",
+                "3:1: silences: set exactly one of alertmanager and alertmanager_env",
+                "4:17: silences.match_labels: an empty list; leave match_labels out to match on every label of the alert",
             ]
         );
     }

@@ -14,6 +14,7 @@
 //! - [`evidence`]: live evidence behind [`engine::EvidenceProvider`]: one module per signal kind
 //!   (Prometheus, Loki, JSON HTTP, HTTP probe, DNS, TCP) and the `evidence:` config of backends.
 //! - [`schema`]: JSON Schemas generated from [`document`].
+//! - [`silence`]: Alertmanager silences (API v2) for a cooldown after an automatic fix.
 //! - [`cli`]: the `rootfix` command, one module per subcommand.
 
 pub mod alert;
@@ -34,4 +35,5 @@ pub mod reload;
 pub mod runner;
 pub mod schema;
 pub mod server;
+pub mod silence;
 pub mod state;

@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+/// A real Alertmanager for one test.
+pub mod alertmanager;
+
 /// The repository root (the integration tests are compiled as part of `orchestrator/`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
