@@ -14,6 +14,9 @@
 //!   prometheus: {default: {url: http://127.0.0.1:9090}}
 //!   loki: {default: {url: http://loki:3100}}
 //!   jsonhttp: {tracing: {url: http://jaeger:16686}}
+//! notifications:                # see crate::notify
+//!   receivers:
+//!     - {name: sre-slack, format: slack, url_env: ROOTFIX_SLACK_WEBHOOK}
 //! ```
 //! Secrets come from the environment (`token_env`, `url_env`) so the file can be committed.
 
@@ -29,6 +32,7 @@ use crate::catalog::problem::Problem;
 use crate::catalog::report::Reporter;
 use crate::catalog::spans::{SpanIndex, join_index};
 use crate::evidence::EvidenceBackends;
+use crate::notify::{NotificationsConfig, NotificationsDocument};
 
 /// Roles of a bearer token. `admin` may do everything; `approver` also what `viewer` may;
 /// `ingest` may only post alerts.
@@ -87,6 +91,8 @@ struct ConfigDocument {
     fixes: FixesDocument,
     #[serde(default)]
     kubernetes: KubernetesDocument,
+    #[serde(default)]
+    notifications: NotificationsDocument,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -204,6 +210,8 @@ pub struct ServeConfig {
     pub consumer: String,
     pub fixes: FixesConfig,
     pub kubernetes: KubernetesConfig,
+    /// The `notifications:` section; without receivers, notifications are off.
+    pub notifications: NotificationsConfig,
 }
 
 /// Why the config could not be used.
@@ -382,6 +390,8 @@ impl ServeConfig {
             r.at_value("redis.key_prefix", "a key prefix has no spaces");
         }
 
+        let notifications = crate::notify::check(&doc.notifications, &mut r, env);
+
         if let Err(e) = doc.evidence.validate() {
             r.at_value(&format!("evidence.{}", e.field), e.message);
         }
@@ -416,6 +426,7 @@ impl ServeConfig {
                     .clone()
                     .unwrap_or_else(|| "rootfix".into()),
             },
+            notifications,
         })
     }
 }
@@ -479,6 +490,82 @@ mod tests {
                 "4:42: limits.claim_idle: must be longer than limits.walk_deadline, or live consumers' alerts would be taken over",
                 "5:1: extra: unknown field `extra`",
                 "8:20: evidence.prometheus.default.url: `ftp://x`: only http and https are supported",
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_notifications_with_urls_from_the_environment() {
+        let c = ServeConfig::parse(
+            Path::new("/etc/rootfix/rootfix.yaml"),
+            "tokens:\n  - {name: am, role: ingest, token: ingest-token-0123456789}\nnotifications:\n  queue: 16\n  retries: 2\n  backoff: 250ms\n  timeout: 2s\n  receivers:\n    - {name: sre-slack, format: slack, url_env: SLACK}\n    - {name: oncall, format: dingtalk, url: 'https://oapi.dingtalk.com/robot/send?access_token=x', events: [rollback_failed, approval_expired]}\n    - {name: wecom, format: wecom, url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k'}\n    - {name: audit-sink, format: json, url: 'http://127.0.0.1:9000/hook'}\n",
+            &|name| (name == "SLACK").then(|| "https://hooks.slack.com/services/T/B/secret".to_string()),
+        )
+        .unwrap();
+        let n = &c.notifications;
+        assert_eq!((n.queue, n.retries), (16, 2));
+        assert_eq!(n.backoff, Duration::from_millis(250));
+        assert_eq!(n.timeout, Duration::from_secs(2));
+        let formats: Vec<_> = n.receivers.iter().map(|r| (r.name.as_str(), r.format)).collect();
+        use crate::notify::{Format, NotificationKind};
+        assert_eq!(
+            formats,
+            [
+                ("sre-slack", Format::Slack),
+                ("oncall", Format::DingTalk),
+                ("wecom", Format::WeCom),
+                ("audit-sink", Format::Json)
+            ]
+        );
+        assert_eq!(
+            n.receivers[0].url.as_str(),
+            "https://hooks.slack.com/services/T/B/secret"
+        );
+        assert_eq!(n.receivers[0].events.len(), NotificationKind::ALL.len());
+        assert_eq!(
+            n.receivers[1].events.iter().copied().collect::<Vec<_>>(),
+            [
+                NotificationKind::ApprovalExpired,
+                NotificationKind::RollbackFailed
+            ]
+        );
+        // The secret stays out of Debug output (ServeConfig is logged at start).
+        assert!(!format!("{c:?}").contains("secret"));
+
+        let defaults = parse("tokens:\n  - {name: am, role: ingest, token_env: INGEST}\n").unwrap();
+        assert_eq!(defaults.notifications, NotificationsConfig::default());
+        assert_eq!(defaults.notifications.queue, 1024);
+    }
+
+    #[test]
+    fn reports_notification_problems_with_their_place() {
+        let Err(ConfigError::Invalid(problems)) = parse(
+            "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\nnotifications:\n  queue: 0\n  backoff: soon\n  receivers:\n    - {name: a, format: teams, url: 'http://x/'}\n    - {name: b, format: slack, url: 'ftp://x/'}\n    - {name: c, format: json, url_env: NOPE}\n    - {name: d, format: json, url: 'http://x/', events: [fix_succeeded, fixed]}\n    - {name: d, format: json}\n    - {name: e, format: json, url: 'http://x/', events: []}\n    - {name: f, format: json, url: 'http://x/', colour: red}\n",
+        ) else {
+            panic!("accepted a bad config");
+        };
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}: {}: {}",
+                    p.position.line, p.position.column, p.field, p.message
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "4:10: notifications.queue: must be in 1..=1048576",
+                "5:12: notifications.backoff: `soon` is not a duration; write e.g. 250ms, 30s, 5m, 1h30m",
+                "7:25: notifications.receivers[0].format: unknown format `teams`; expected slack, dingtalk, wecom or json",
+                "8:37: notifications.receivers[1].url: `ftp://x/`: only http and https URLs are supported",
+                "9:40: notifications.receivers[2].url_env: environment variable NOPE is not set",
+                "10:73: notifications.receivers[3].events[1]: unknown event `fixed`; expected one of approval_requested, approval_expired, stage_changed, fix_succeeded, fix_failed, fix_rolled_back, rollback_failed",
+                "11:8: notifications.receivers[4]: set exactly one of url and url_env",
+                "11:14: notifications.receivers[4].name: another receiver is named `d`",
+                "12:57: notifications.receivers[5].events: an empty list sends nothing; leave `events` out to send every kind",
+                "13:49: notifications.receivers[6].colour: unknown field `colour`",
             ]
         );
     }
