@@ -18,6 +18,9 @@
 //!   alertmanager: http://127.0.0.1:9093        # or alertmanager_env: NAME
 //!   cooldown: 30m
 //!   match_labels: [alertname, service]         # optional; default: every label of the alert
+//! notifications:                # see crate::notify
+//!   receivers:
+//!     - {name: sre-slack, format: slack, url_env: ROOTFIX_SLACK_WEBHOOK}
 //! ```
 //! Secrets come from the environment (`token_env`, `url_env`, `alertmanager_env`) so the file can
 //! be committed.
@@ -35,6 +38,7 @@ use crate::catalog::report::Reporter;
 use crate::catalog::spans::{SpanIndex, join_index};
 use crate::evidence::EvidenceBackends;
 use crate::silence::{DEFAULT_TIMEOUT, MAX_COOLDOWN, SilenceConfig, SilencesDocument};
+use crate::notify::{NotificationsConfig, NotificationsDocument};
 
 /// Roles of a bearer token. `admin` may do everything; `approver` also what `viewer` may;
 /// `ingest` may only post alerts.
@@ -95,6 +99,7 @@ struct ConfigDocument {
     kubernetes: KubernetesDocument,
     #[serde(default)]
     silences: Option<SilencesDocument>,
+    notifications: NotificationsDocument,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -214,6 +219,8 @@ pub struct ServeConfig {
     pub kubernetes: KubernetesConfig,
     /// The `silences:` section: where and how long to silence an alert after an auto fix.
     pub silences: Option<SilenceConfig>,
+    /// The `notifications:` section; without receivers, notifications are off.
+    pub notifications: NotificationsConfig,
 }
 
 /// Why the config could not be used.
@@ -392,6 +399,8 @@ impl ServeConfig {
             r.at_value("redis.key_prefix", "a key prefix has no spaces");
         }
 
+        let notifications = crate::notify::check(&doc.notifications, &mut r, env);
+
         if let Err(e) = doc.evidence.validate() {
             r.at_value(&format!("evidence.{}", e.field), e.message);
         }
@@ -428,6 +437,7 @@ impl ServeConfig {
                     .unwrap_or_else(|| "rootfix".into()),
             },
             silences,
+            notifications,
         })
     }
 }
@@ -648,6 +658,82 @@ mod tests {
                 "3:1: silences: set cooldown, how long a silence lasts (e.g. 30m)",
                 "3:1: silences: set exactly one of alertmanager and alertmanager_env",
                 "4:17: silences.match_labels: an empty list; leave match_labels out to match on every label of the alert",
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_notifications_with_urls_from_the_environment() {
+        let c = ServeConfig::parse(
+            Path::new("/etc/rootfix/rootfix.yaml"),
+            "tokens:\n  - {name: am, role: ingest, token: ingest-token-0123456789}\nnotifications:\n  queue: 16\n  retries: 2\n  backoff: 250ms\n  timeout: 2s\n  receivers:\n    - {name: sre-slack, format: slack, url_env: SLACK}\n    - {name: oncall, format: dingtalk, url: 'https://oapi.dingtalk.com/robot/send?access_token=x', events: [rollback_failed, approval_expired]}\n    - {name: wecom, format: wecom, url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k'}\n    - {name: audit-sink, format: json, url: 'http://127.0.0.1:9000/hook'}\n",
+            &|name| (name == "SLACK").then(|| "https://hooks.slack.com/services/T/B/secret".to_string()),
+        )
+        .unwrap();
+        let n = &c.notifications;
+        assert_eq!((n.queue, n.retries), (16, 2));
+        assert_eq!(n.backoff, Duration::from_millis(250));
+        assert_eq!(n.timeout, Duration::from_secs(2));
+        let formats: Vec<_> = n.receivers.iter().map(|r| (r.name.as_str(), r.format)).collect();
+        use crate::notify::{Format, NotificationKind};
+        assert_eq!(
+            formats,
+            [
+                ("sre-slack", Format::Slack),
+                ("oncall", Format::DingTalk),
+                ("wecom", Format::WeCom),
+                ("audit-sink", Format::Json)
+            ]
+        );
+        assert_eq!(
+            n.receivers[0].url.as_str(),
+            "https://hooks.slack.com/services/T/B/secret"
+        );
+        assert_eq!(n.receivers[0].events.len(), NotificationKind::ALL.len());
+        assert_eq!(
+            n.receivers[1].events.iter().copied().collect::<Vec<_>>(),
+            [
+                NotificationKind::ApprovalExpired,
+                NotificationKind::RollbackFailed
+            ]
+        );
+        // The secret stays out of Debug output (ServeConfig is logged at start).
+        assert!(!format!("{c:?}").contains("secret"));
+
+        let defaults = parse("tokens:\n  - {name: am, role: ingest, token_env: INGEST}\n").unwrap();
+        assert_eq!(defaults.notifications, NotificationsConfig::default());
+        assert_eq!(defaults.notifications.queue, 1024);
+    }
+
+    #[test]
+    fn reports_notification_problems_with_their_place() {
+        let Err(ConfigError::Invalid(problems)) = parse(
+            "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\nnotifications:\n  queue: 0\n  backoff: soon\n  receivers:\n    - {name: a, format: teams, url: 'http://x/'}\n    - {name: b, format: slack, url: 'ftp://x/'}\n    - {name: c, format: json, url_env: NOPE}\n    - {name: d, format: json, url: 'http://x/', events: [fix_succeeded, fixed]}\n    - {name: d, format: json}\n    - {name: e, format: json, url: 'http://x/', events: []}\n    - {name: f, format: json, url: 'http://x/', colour: red}\n",
+        ) else {
+            panic!("accepted a bad config");
+        };
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}: {}: {}",
+                    p.position.line, p.position.column, p.field, p.message
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "4:10: notifications.queue: must be in 1..=1048576",
+                "5:12: notifications.backoff: `soon` is not a duration; write e.g. 250ms, 30s, 5m, 1h30m",
+                "7:25: notifications.receivers[0].format: unknown format `teams`; expected slack, dingtalk, wecom or json",
+                "8:37: notifications.receivers[1].url: `ftp://x/`: only http and https URLs are supported",
+                "9:40: notifications.receivers[2].url_env: environment variable NOPE is not set",
+                "10:73: notifications.receivers[3].events[1]: unknown event `fixed`; expected one of approval_requested, approval_expired, stage_changed, fix_succeeded, fix_failed, fix_rolled_back, rollback_failed",
+                "11:8: notifications.receivers[4]: set exactly one of url and url_env",
+                "11:14: notifications.receivers[4].name: another receiver is named `d`",
+                "12:57: notifications.receivers[5].events: an empty list sends nothing; leave `events` out to send every kind",
+                "13:49: notifications.receivers[6].colour: unknown field `colour`",
             ]
         );
     }

@@ -13,6 +13,8 @@
 //!   Alertmanager matchers, JSON paths). No I/O.
 //! - [`evidence`]: live evidence behind [`engine::EvidenceProvider`]: one module per signal kind
 //!   (Prometheus, Loki, JSON HTTP, HTTP probe, DNS, TCP) and the `evidence:` config of backends.
+//! - [`notify`]: notifications to Slack, DingTalk, WeCom and JSON webhooks, queued and delivered
+//!   in the background with retries.
 //! - [`schema`]: JSON Schemas generated from [`document`].
 //! - [`silence`]: Alertmanager silences (API v2) for a cooldown after an automatic fix.
 //! - [`cli`]: the `rootfix` command, one module per subcommand.
@@ -31,6 +33,7 @@ pub mod fix;
 pub mod incident;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod reload;
 pub mod runner;
 pub mod schema;

@@ -25,6 +25,8 @@ pub struct Metrics {
     walk_sum_micros: AtomicU64,
     evidence_errors: Mutex<BTreeMap<String, u64>>,
     reloads: Mutex<BTreeMap<&'static str, u64>>,
+    /// Notifications by receiver and result (`sent`, `failed`, `dropped`).
+    notifications: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -69,6 +71,13 @@ impl Metrics {
     pub fn reload(&self, outcome: &'static str) {
         if let Ok(mut m) = self.reloads.lock() {
             *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// A notification's end for `receiver`: `sent`, `failed` or `dropped` (queue full).
+    pub fn notification(&self, receiver: &str, result: &'static str) {
+        if let Ok(mut m) = self.notifications.lock() {
+            *m.entry((receiver.to_string(), result)).or_default() += 1;
         }
     }
 
@@ -170,6 +179,20 @@ impl Metrics {
             let _ = writeln!(out, "rootfix_catalog_reloads_total{{outcome=\"{outcome}\"}} {n}");
         }
 
+        counter(
+            &mut out,
+            "rootfix_notifications_total",
+            "Notifications by receiver and result (sent, failed, dropped).",
+        );
+        if let Ok(m) = self.notifications.lock() {
+            for ((receiver, result), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "rootfix_notifications_total{{receiver=\"{receiver}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+
         if let Some(counts) = incidents {
             let _ = writeln!(
                 out,
@@ -211,6 +234,9 @@ mod tests {
         m.alert_rejected("malformed");
         m.walk_finished(0.2);
         m.walk_finished(3.0);
+        m.notification("sre-slack", "sent");
+        m.notification("sre-slack", "sent");
+        m.notification("sre-slack", "dropped");
         let text = m.render(
             None,
             Some(StreamStats {
@@ -225,5 +251,7 @@ mod tests {
         assert!(text.contains("rootfix_walk_duration_seconds_bucket{le=\"5\"} 2\n"));
         assert!(text.contains("rootfix_walk_duration_seconds_count 2\n"));
         assert!(text.contains("rootfix_stream_lag 2\n"));
+        assert!(text.contains("rootfix_notifications_total{receiver=\"sre-slack\",result=\"sent\"} 2\n"));
+        assert!(text.contains("rootfix_notifications_total{receiver=\"sre-slack\",result=\"dropped\"} 1\n"));
     }
 }

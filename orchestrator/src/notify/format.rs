@@ -1,0 +1,356 @@
+//! The body of a notification in each receiver format (sources in the module doc). Pure.
+//!
+//! Every chat format shows the same parts: an urgent marker, the title, the text, the facts
+//! (incident, action, scope) that are present, a link when there is one, and a footer line
+//! `rootfix · <kind> · <time>` (which also satisfies a DingTalk robot's "custom keyword"
+//! security setting when the keyword is `rootfix`).
+
+use chrono::SecondsFormat;
+use serde_json::{Value, json};
+
+use super::{Format, Notification};
+
+/// Slack's limit on a section's or context element's text (characters).
+const SLACK_TEXT_MAX: usize = 3000;
+/// WeCom's limit on markdown content (bytes).
+const WECOM_CONTENT_MAX: usize = 4096;
+
+impl Format {
+    /// The JSON body this format posts for `n`.
+    pub fn body(self, n: &Notification) -> Value {
+        match self {
+            Format::Slack => slack(n),
+            Format::DingTalk => dingtalk(n),
+            Format::WeCom => wecom(n),
+            Format::Json => generic(n),
+        }
+    }
+
+    /// The request's `Content-Type`. DingTalk's documentation asks for the charset explicitly.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::DingTalk | Format::WeCom => "application/json; charset=utf-8",
+            Format::Slack | Format::Json => "application/json",
+        }
+    }
+}
+
+/// The optional facts that are present, labelled.
+fn facts(n: &Notification) -> Vec<(&'static str, &str)> {
+    [
+        ("incident", n.incident.as_deref()),
+        ("action", n.action.as_deref()),
+        ("scope", n.scope.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(label, value)| value.map(|v| (label, v)))
+    .collect()
+}
+
+fn footer(n: &Notification) -> String {
+    format!(
+        "rootfix · {} · {}",
+        n.kind.as_str(),
+        n.at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )
+}
+
+/// The headline then, when there is one, `text` on the next line.
+fn headline_and_text(headline: String, text: &str) -> String {
+    if text.trim().is_empty() {
+        headline
+    } else {
+        format!("{headline}\n{text}")
+    }
+}
+
+fn slack(n: &Notification) -> Value {
+    let marker = if n.urgent() { ":rotating_light: " } else { "" };
+    let title = slack_escape(&n.title);
+    let section = headline_and_text(format!("{marker}*{title}*"), &slack_escape(&n.text));
+    let mut context: Vec<String> = facts(n)
+        .into_iter()
+        .map(|(label, value)| format!("{label} `{}`", slack_escape(value)))
+        .collect();
+    if let Some(link) = &n.link {
+        context.push(format!("<{}|details>", slack_link(link)));
+    }
+    context.push(footer(n));
+    json!({
+        "text": truncate_chars(&format!("{marker}{title}"), SLACK_TEXT_MAX),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate_chars(&section, SLACK_TEXT_MAX)}},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": truncate_chars(&context.join(" · "), SLACK_TEXT_MAX)}
+            ]},
+        ],
+    })
+}
+
+/// The three characters Slack's mrkdwn reserves.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A URL inside `<url|label>`: `|` and `>` would end it early.
+fn slack_link(url: &str) -> String {
+    url.replace('|', "%7C").replace('>', "%3E").replace('<', "%3C")
+}
+
+fn markdown_lines(n: &Notification, facts_prefix: &str) -> Vec<String> {
+    let mut lines: Vec<String> = facts(n)
+        .into_iter()
+        .map(|(label, value)| format!("{facts_prefix}{label}: `{value}`"))
+        .collect();
+    if let Some(link) = &n.link {
+        lines.push(format!("[details]({link})"));
+    }
+    lines
+}
+
+fn dingtalk(n: &Notification) -> Value {
+    let title = if n.urgent() {
+        format!("[URGENT] {}", n.title)
+    } else {
+        n.title.clone()
+    };
+    let mut parts = vec![headline_and_text(format!("### {title}"), &n.text)];
+    let lines = markdown_lines(n, "- ");
+    if !lines.is_empty() {
+        parts.push(lines.join("\n"));
+    }
+    parts.push(format!("###### {}", footer(n)));
+    let mut body = json!({
+        "msgtype": "markdown",
+        "markdown": {"title": title, "text": parts.join("\n\n")},
+    });
+    if n.urgent() {
+        body["at"] = json!({"isAtAll": true});
+    }
+    body
+}
+
+fn wecom(n: &Notification) -> Value {
+    let marker = if n.urgent() {
+        "<font color=\"warning\">[URGENT]</font> "
+    } else {
+        ""
+    };
+    let mut lines = vec![headline_and_text(format!("## {marker}{}", n.title), &n.text)];
+    lines.extend(markdown_lines(n, "> "));
+    lines.push(format!("<font color=\"comment\">{}</font>", footer(n)));
+    json!({
+        "msgtype": "markdown",
+        "markdown": {"content": truncate_bytes(&lines.join("\n"), WECOM_CONTENT_MAX)},
+    })
+}
+
+fn generic(n: &Notification) -> Value {
+    json!({
+        "kind": n.kind.as_str(),
+        "urgent": n.urgent(),
+        "incident": n.incident,
+        "action": n.action,
+        "scope": n.scope,
+        "title": n.title,
+        "text": n.text,
+        "link": n.link,
+        "at": n.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    })
+}
+
+/// At most `max` characters, the last being `…` when cut.
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((cut, _)) if text.chars().count() > max => format!("{}…", &text[..cut]),
+        _ => text.to_string(),
+    }
+}
+
+/// At most `max` bytes (cut at a character boundary), the last being `…` when cut.
+fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let ellipsis = "…";
+    let mut cut = max.saturating_sub(ellipsis.len());
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{ellipsis}", &text[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::notify::NotificationKind;
+
+    fn at() -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 4, 5, 6, 7)
+            .single()
+            .expect("a valid time")
+    }
+
+    fn succeeded() -> Notification {
+        Notification {
+            kind: NotificationKind::FixSucceeded,
+            incident: Some("inc-42".into()),
+            action: Some("restart-nginx".into()),
+            scope: Some("web-1".into()),
+            title: "nginx restarted on web-1".into(),
+            text: "verify held: 5xx rate < 1% & p99 > 0".into(),
+            link: Some("https://rootfix.example/incidents/inc-42".into()),
+            at: at(),
+        }
+    }
+
+    fn rollback_failed() -> Notification {
+        Notification {
+            kind: NotificationKind::RollbackFailed,
+            incident: Some("inc-7".into()),
+            action: None,
+            scope: None,
+            title: "rollback of scale-up failed".into(),
+            text: String::new(),
+            link: None,
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn slack_body_is_text_and_mrkdwn_blocks_with_escapes() {
+        assert_eq!(
+            Format::Slack.body(&succeeded()),
+            json!({
+                "text": "nginx restarted on web-1",
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn",
+                        "text": "*nginx restarted on web-1*\nverify held: 5xx rate &lt; 1% &amp; p99 &gt; 0"}},
+                    {"type": "context", "elements": [{"type": "mrkdwn",
+                        "text": "incident `inc-42` · action `restart-nginx` · scope `web-1` · <https://rootfix.example/incidents/inc-42|details> · rootfix · fix_succeeded · 2025-03-04T05:06:07Z"}]},
+                ],
+            })
+        );
+        assert_eq!(
+            Format::Slack.body(&rollback_failed()),
+            json!({
+                "text": ":rotating_light: rollback of scale-up failed",
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn",
+                        "text": ":rotating_light: *rollback of scale-up failed*"}},
+                    {"type": "context", "elements": [{"type": "mrkdwn",
+                        "text": "incident `inc-7` · rootfix · rollback_failed · 2025-03-04T05:06:07Z"}]},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn dingtalk_body_is_markdown_and_urgent_ones_mention_everyone() {
+        assert_eq!(
+            Format::DingTalk.body(&succeeded()),
+            json!({
+                "msgtype": "markdown",
+                "markdown": {
+                    "title": "nginx restarted on web-1",
+                    "text": "### nginx restarted on web-1\nverify held: 5xx rate < 1% & p99 > 0\n\n- incident: `inc-42`\n- action: `restart-nginx`\n- scope: `web-1`\n[details](https://rootfix.example/incidents/inc-42)\n\n###### rootfix · fix_succeeded · 2025-03-04T05:06:07Z",
+                },
+            })
+        );
+        assert_eq!(
+            Format::DingTalk.body(&rollback_failed()),
+            json!({
+                "msgtype": "markdown",
+                "markdown": {
+                    "title": "[URGENT] rollback of scale-up failed",
+                    "text": "### [URGENT] rollback of scale-up failed\n\n- incident: `inc-7`\n\n###### rootfix · rollback_failed · 2025-03-04T05:06:07Z",
+                },
+                "at": {"isAtAll": true},
+            })
+        );
+    }
+
+    #[test]
+    fn wecom_body_is_markdown_content() {
+        assert_eq!(
+            Format::WeCom.body(&succeeded()),
+            json!({
+                "msgtype": "markdown",
+                "markdown": {"content": "## nginx restarted on web-1\nverify held: 5xx rate < 1% & p99 > 0\n> incident: `inc-42`\n> action: `restart-nginx`\n> scope: `web-1`\n[details](https://rootfix.example/incidents/inc-42)\n<font color=\"comment\">rootfix · fix_succeeded · 2025-03-04T05:06:07Z</font>"},
+            })
+        );
+        assert_eq!(
+            Format::WeCom.body(&rollback_failed()),
+            json!({
+                "msgtype": "markdown",
+                "markdown": {"content": "## <font color=\"warning\">[URGENT]</font> rollback of scale-up failed\n> incident: `inc-7`\n<font color=\"comment\">rootfix · rollback_failed · 2025-03-04T05:06:07Z</font>"},
+            })
+        );
+    }
+
+    #[test]
+    fn json_body_is_the_event() {
+        assert_eq!(
+            Format::Json.body(&succeeded()),
+            json!({
+                "kind": "fix_succeeded",
+                "urgent": false,
+                "incident": "inc-42",
+                "action": "restart-nginx",
+                "scope": "web-1",
+                "title": "nginx restarted on web-1",
+                "text": "verify held: 5xx rate < 1% & p99 > 0",
+                "link": "https://rootfix.example/incidents/inc-42",
+                "at": "2025-03-04T05:06:07Z",
+            })
+        );
+        assert_eq!(
+            Format::Json.body(&rollback_failed()),
+            json!({
+                "kind": "rollback_failed",
+                "urgent": true,
+                "incident": "inc-7",
+                "action": null,
+                "scope": null,
+                "title": "rollback of scale-up failed",
+                "text": "",
+                "link": null,
+                "at": "2025-03-04T05:06:07Z",
+            })
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_each_receivers_limit() {
+        let mut n = succeeded();
+        n.text = "é".repeat(5000);
+        let wecom = Format::WeCom.body(&n);
+        let content = wecom["markdown"]["content"].as_str().unwrap_or_default();
+        assert!(content.len() <= WECOM_CONTENT_MAX, "{}", content.len());
+        assert!(content.ends_with('…'));
+        let slack = Format::Slack.body(&n);
+        let section = slack["blocks"][0]["text"]["text"].as_str().unwrap_or_default();
+        assert_eq!(section.chars().count(), SLACK_TEXT_MAX);
+        assert!(section.ends_with('…'));
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_bytes("abc", 3), "abc");
+    }
+
+    #[test]
+    fn slack_links_cannot_break_out_of_their_brackets() {
+        let mut n = succeeded();
+        n.link = Some("https://x.example/a|b>c".into());
+        let body = Format::Slack.body(&n);
+        let context = body["blocks"][1]["elements"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            context.contains("<https://x.example/a%7Cb%3Ec|details>"),
+            "{context}"
+        );
+    }
+}
