@@ -41,6 +41,7 @@ async fn start(test: &str, events: Option<FixtureEvidence>, max_body_bytes: usiz
             walker: Arc::new(Walker::new(state.clone(), WalkOptions::default())),
             evidence: Arc::new(evidence),
             metrics: metrics.clone(),
+            autonomy: None,
         };
         let event_loop = EventLoop {
             state: state.clone(),
@@ -57,6 +58,7 @@ async fn start(test: &str, events: Option<FixtureEvidence>, max_body_bytes: usiz
         tokens: Arc::new(test_tokens()),
         metrics,
         max_body_bytes,
+        autonomy: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -302,6 +302,7 @@ fn incident(id: &str, fingerprint: &str, state: IncidentState, minute: u32) -> I
         applied_entries: vec![format!("{minute}-0")],
         diagnosis: None,
         timeline: Vec::new(),
+        fix: None,
         version: 0,
     }
 }

@@ -290,6 +290,7 @@ async fn main() {
         }]),
         metrics: Arc::new(Metrics::new()),
         max_body_bytes: 1 << 20,
+        autonomy: None,
     };
     let rootfix_url = format!("{}/api/v1/alerts/alertmanager", serve(router(app)).await);
     let bare_url = format!(

@@ -99,7 +99,10 @@ struct ConfigDocument {
     kubernetes: KubernetesDocument,
     #[serde(default)]
     silences: Option<SilencesDocument>,
+    #[serde(default)]
     notifications: NotificationsDocument,
+    #[serde(default)]
+    autonomy: crate::autonomy::config::AutonomyDocument,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -221,6 +224,8 @@ pub struct ServeConfig {
     pub silences: Option<SilenceConfig>,
     /// The `notifications:` section; without receivers, notifications are off.
     pub notifications: NotificationsConfig,
+    /// The `autonomy:` section: scopes, the promotion gate, approvals, dry-run.
+    pub autonomy: crate::autonomy::config::AutonomyConfig,
 }
 
 /// Why the config could not be used.
@@ -400,6 +405,7 @@ impl ServeConfig {
         }
 
         let notifications = crate::notify::check(&doc.notifications, &mut r, env);
+        let autonomy = crate::autonomy::config::check(&doc.autonomy, &mut r);
 
         if let Err(e) = doc.evidence.validate() {
             r.at_value(&format!("evidence.{}", e.field), e.message);
@@ -438,6 +444,7 @@ impl ServeConfig {
             },
             silences,
             notifications,
+            autonomy,
         })
     }
 }

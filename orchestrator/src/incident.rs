@@ -9,12 +9,18 @@ use crate::alert::Alert;
 use crate::engine::Diagnosis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum IncidentState {
     /// Matched a playbook; the diagnosis is running (or was interrupted and will be resumed).
     Diagnosing,
-    /// Diagnosed; waiting for a fix, an approval or the alert to resolve.
+    /// Diagnosed; nothing more will happen on its own (no remedy, a gate refused, a fix failed).
     Open,
+    /// A fix waits for an SRE's approval (`manual` stage).
+    AwaitingApproval,
+    /// A fix is running.
+    Fixing,
+    /// A fix ran in the `silent` stage; an SRE confirms `correct` or `misfix`.
+    AwaitingConfirmation,
     /// No playbook matched the alert.
     Unhandled,
     /// The alert resolved.
@@ -22,9 +28,12 @@ pub enum IncidentState {
 }
 
 impl IncidentState {
-    pub const ALL: [IncidentState; 4] = [
+    pub const ALL: [IncidentState; 7] = [
         IncidentState::Diagnosing,
         IncidentState::Open,
+        IncidentState::AwaitingApproval,
+        IncidentState::Fixing,
+        IncidentState::AwaitingConfirmation,
         IncidentState::Unhandled,
         IncidentState::Resolved,
     ];
@@ -33,6 +42,9 @@ impl IncidentState {
         match self {
             IncidentState::Diagnosing => "diagnosing",
             IncidentState::Open => "open",
+            IncidentState::AwaitingApproval => "awaiting-approval",
+            IncidentState::Fixing => "fixing",
+            IncidentState::AwaitingConfirmation => "awaiting-confirmation",
             IncidentState::Unhandled => "unhandled",
             IncidentState::Resolved => "resolved",
         }
@@ -79,6 +91,9 @@ pub struct Incident {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub diagnosis: Option<Diagnosis>,
     pub timeline: Vec<TimelineEvent>,
+    /// The fix rootfix decided on, once it decided (gates, stage, approval, outcome, verdict).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix: Option<IncidentFix>,
     /// Optimistic-concurrency version, bumped by every save.
     #[serde(default)]
     pub version: u64,
@@ -111,6 +126,47 @@ impl Incident {
         let excess = self.applied_entries.len().saturating_sub(32);
         self.applied_entries.drain(..excess);
     }
+}
+
+/// The fix of an incident, as decided and as it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentFix {
+    pub action: String,
+    /// The remedy's node in the tree.
+    pub node: String,
+    pub params: std::collections::BTreeMap<String, String>,
+    pub confidence: f64,
+    /// The scope that owns the target; `None` when the target is outside every scope.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stage: Option<crate::autonomy::stage::Stage>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval: Option<String>,
+    /// Why a gate refused the fix, when one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refused: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outcome: Option<crate::fix::journal::FixOutcome>,
+    /// The SRE's verdict on the fix (`silent` stage, or a misfix reported later).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verdict: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub silence: Option<String>,
+}
+
+/// An SRE's verdict on a fix that ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub correct: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub severity: Option<crate::autonomy::outcome::Severity>,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub comment: String,
 }
 
 /// Filters of `GET /api/v1/incidents`.

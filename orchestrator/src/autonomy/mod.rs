@@ -6,9 +6,12 @@
 //! - [`outcome`] and [`promotion`]: outcomes per (action, scope) and the promotion gate over them.
 //! - [`approval`]: what a `manual` fix waits for.
 //! - [`clock`]: the injectable clock every decision here reads.
+//! - [`controller`]: [`controller::Autonomy`], which applies all of it to incidents.
 
 pub mod approval;
 pub mod clock;
+pub mod config;
+pub mod controller;
 pub mod outcome;
 pub mod promotion;
 pub mod scope;

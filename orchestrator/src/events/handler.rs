@@ -12,6 +12,7 @@ use chrono::Utc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::alert::{Alert, AlertStatus};
+use crate::autonomy::controller::{Autonomy, AutonomyError};
 use crate::engine::{EvidenceProvider, NodeOutcome, Walker};
 use crate::incident::{Incident, IncidentState};
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct IncidentHandler {
     pub walker: Arc<Walker>,
     pub evidence: Arc<dyn EvidenceProvider>,
     pub metrics: Arc<Metrics>,
+    /// Takes diagnosed incidents through the gates to their fix; `None` only records diagnoses.
+    pub autonomy: Option<Arc<Autonomy>>,
 }
 
 impl IncidentHandler {
@@ -86,6 +89,13 @@ impl IncidentHandler {
                     if incident.state == IncidentState::Diagnosing && incident.created_by_entry == entry {
                         // Interrupted while walking: walk again.
                         return self.diagnose(incident).await;
+                    }
+                    if incident.state == IncidentState::Open
+                        && incident.created_by_entry == entry
+                        && incident.fix.is_none()
+                    {
+                        // Interrupted between the diagnosis and the decision: decide now.
+                        self.decide(&incident.id).await?;
                     }
                     return Ok(Handled::AlreadyApplied {
                         incident: incident.id,
@@ -143,6 +153,7 @@ impl IncidentHandler {
                 applied_entries: vec![entry.to_string()],
                 diagnosis: None,
                 timeline: Vec::new(),
+                fix: None,
                 version: 0,
             };
             match &playbook {
@@ -235,9 +246,15 @@ impl IncidentHandler {
             }
             match self.state.save_incident(&mut incident).await? {
                 SaveOutcome::Saved => {
+                    self.decide(&incident.id).await?;
+                    let state = self
+                        .state
+                        .incident(&incident.id)
+                        .await?
+                        .map_or(incident.state, |i| i.state);
                     return Ok(Handled::Opened {
                         incident: incident.id,
-                        state: incident.state,
+                        state,
                     });
                 }
                 SaveOutcome::Conflict => {
@@ -252,6 +269,25 @@ impl IncidentHandler {
         Err(HandleError::Contended(incident.id))
     }
 
+    /// Hands a diagnosed incident to autonomy. Only a state-store failure is an error (the entry
+    /// is redelivered and the decision made again); anything else is logged.
+    async fn decide(&self, incident: &str) -> Result<(), HandleError> {
+        let Some(autonomy) = &self.autonomy else {
+            return Ok(());
+        };
+        match autonomy.decide(incident).await {
+            Ok(decided) => {
+                info!(%incident, ?decided, "fix decided");
+                Ok(())
+            }
+            Err(AutonomyError::State(e)) => Err(HandleError::State(e)),
+            Err(e) => {
+                warn!(%incident, error = %e, "no fix decision");
+                Ok(())
+            }
+        }
+    }
+
     async fn on_resolved(&self, entry: &str, alert: Alert) -> Result<Handled, HandleError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let now = Utc::now();
@@ -261,13 +297,23 @@ impl IncidentHandler {
                         incident: incident.id,
                     });
                 }
-                incident.state = IncidentState::Resolved;
                 incident.resolved_at = Some(alert.ended_at().unwrap_or(now));
                 incident.alert = alert.clone();
                 incident.mark_applied(entry);
-                incident.note(now, "resolved", "the alert resolved; nothing was pending for it");
+                let note = match incident.state {
+                    IncidentState::Fixing => "the alert resolved; the running fix finishes and verifies",
+                    IncidentState::AwaitingApproval => "the alert resolved; the pending approval is cancelled",
+                    _ => "the alert resolved",
+                };
+                incident.state = IncidentState::Resolved;
+                incident.note(now, "resolved", note);
                 match self.state.save_incident(&mut incident).await? {
                     SaveOutcome::Saved => {
+                        if let Some(autonomy) = &self.autonomy
+                            && let Err(e) = autonomy.cancel_for_incident(&incident).await
+                        {
+                            warn!(incident = %incident.id, error = %e, "could not cancel the pending approval");
+                        }
                         info!(incident = %incident.id, "incident resolved");
                         return Ok(Handled::Resolved {
                             incident: incident.id,
@@ -298,6 +344,7 @@ impl IncidentHandler {
                 applied_entries: vec![entry.to_string()],
                 diagnosis: None,
                 timeline: Vec::new(),
+                fix: None,
                 version: 0,
             };
             incident.note(

@@ -30,7 +30,7 @@ pub trait VerifyCheck: Send + Sync {
 }
 
 /// Finds the verify condition of a fix (incident, action) when its playbook has one.
-pub type VerifyLookup = dyn Fn(&str, &str) -> Option<Arc<dyn VerifyCheck>> + Sync;
+pub type VerifyLookup<'a> = dyn Fn(&str, &str) -> Option<Arc<dyn VerifyCheck>> + Sync + 'a;
 
 /// What to run.
 pub struct FixPlan {
@@ -207,7 +207,7 @@ impl Executor {
     pub async fn recover(
         &self,
         actions: &BTreeMap<String, Arc<Action>>,
-        verify: &VerifyLookup,
+        verify: &VerifyLookup<'_>,
     ) -> Result<Vec<FixReport>, FixError> {
         let mut reports = Vec::new();
         for fix in self.state.active_fixes().await? {

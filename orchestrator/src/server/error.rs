@@ -17,8 +17,22 @@ pub enum ApiError {
     NotFound(String),
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("{0}")]
+    Conflict(String),
     #[error("state unavailable, nothing was stored: {0}")]
     Unavailable(String),
+}
+
+impl From<crate::autonomy::controller::AutonomyError> for ApiError {
+    fn from(e: crate::autonomy::controller::AutonomyError) -> Self {
+        use crate::autonomy::controller::AutonomyError as E;
+        match e {
+            E::State(s) => ApiError::Unavailable(s.to_string()),
+            E::NotFound(what) => ApiError::NotFound(what),
+            E::Conflict(why) | E::Contended(why) => ApiError::Conflict(why),
+            E::Invalid(why) => ApiError::BadRequest(why),
+        }
+    }
 }
 
 impl ApiError {
@@ -29,6 +43,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -1,6 +1,7 @@
 //! The HTTP server (axum): routes, shared state, and `serve`, which wires the server, the event
 //! loop and the catalog watcher together and shuts them down in order.
 
+pub mod approvals;
 pub mod auth;
 pub mod error;
 pub mod incidents;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<Token>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Approvals, confirmations and stages; `None` answers those routes 503.
+    pub autonomy: Option<Arc<crate::autonomy::controller::Autonomy>>,
 }
 
 /// The routes.
@@ -37,6 +40,15 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/alerts/alertmanager", post(ingest::alertmanager))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/incidents/{id}/confirm", post(approvals::confirm))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/approvals/{id}", get(approvals::show))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/reject", post(approvals::reject))
+        .route("/api/v1/stages", get(approvals::stages))
+        .route("/api/v1/stages/{action}/{scope}", get(approvals::stage))
+        .route("/api/v1/stages/{action}/{scope}/promote", post(approvals::promote))
+        .route("/api/v1/stages/{action}/{scope}/demote", post(approvals::demote))
         .route("/api/v1/killswitch", get(killswitch::get).put(killswitch::set))
         .route("/api/v1/audit", get(killswitch::audit))
         .route("/healthz", get(ops::healthz))

@@ -9,6 +9,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::{AppState, router};
+use crate::autonomy::clock::SystemClock;
+use crate::autonomy::controller::Autonomy;
 use crate::catalog::Catalog;
 use crate::config::ServeConfig;
 use crate::engine::{EvidenceProvider, WalkOptions, Walker};
@@ -39,6 +41,10 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("notifications cannot start: {0}")]
+    Notifications(String),
+    #[error("the silences section is unusable: {0}")]
+    Silences(String),
     #[error("the server failed: {0}")]
     Server(std::io::Error),
 }
@@ -55,24 +61,43 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     let state: Arc<dyn StateStore> = Arc::new(connect_redis(&config).await?);
     let evidence = evidence(&config).map_err(ServeError::Evidence)?;
 
+    let metrics = Arc::new(Metrics::new());
+    let notifier = crate::notify::Notifier::start(config.notifications.clone(), Some(metrics.clone()))
+        .map_err(|e| ServeError::Notifications(e.to_string()))?;
+    let silences = config
+        .silences
+        .as_ref()
+        .map(crate::silence::SilenceClient::from_config)
+        .transpose()
+        .map_err(|e| ServeError::Silences(e.to_string()))?;
+    let executor = Arc::new(crate::fix::executor::Executor::from_config(&config, state.clone()).await);
+    let autonomy = Arc::new(Autonomy::new(
+        state.clone(),
+        config.autonomy.clone(),
+        Arc::new(SystemClock),
+        catalog.clone(),
+        executor,
+        evidence.clone(),
+        notifier,
+        silences,
+        config.consumer.clone(),
+    ));
+    if config.autonomy.scopes.0.is_empty() {
+        warn!("autonomy.scopes is empty: no target is inside a scope, so rootfix runs no fix on its own");
+    }
     // Finish fixes a stopped rootfix left: resume verify where execute completed, else roll back.
-    {
-        let executor = crate::fix::executor::Executor::from_config(&config, state.clone()).await;
-        let actions = catalog.current().actions.clone();
-        match executor.recover(&actions, &|_, _| None).await {
-            Ok(reports) => {
-                for r in reports {
-                    if r.outcome.pages() {
-                        error!(fix = %r.fix, outcome = ?r.outcome, "recovered fix needs a human now");
-                    } else {
-                        info!(fix = %r.fix, outcome = ?r.outcome, "recovered an unfinished fix");
-                    }
+    match autonomy.recover().await {
+        Ok(reports) => {
+            for r in reports {
+                if r.outcome.pages() {
+                    error!(fix = %r.fix, outcome = ?r.outcome, "recovered fix needs a human now");
+                } else {
+                    info!(fix = %r.fix, outcome = ?r.outcome, "recovered an unfinished fix");
                 }
             }
-            Err(e) => error!(error = %e, "recovering unfinished fixes failed; `rootfix fix recover` retries"),
         }
+        Err(e) => error!(error = %e, "recovering unfinished fixes failed; `rootfix fix recover` retries"),
     }
-    let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -95,12 +120,14 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
             walker,
             evidence,
             metrics: metrics.clone(),
+            autonomy: Some(autonomy.clone()),
         }),
         consumer: config.consumer.clone(),
         workers: config.limits.workers,
         claim_idle: config.limits.claim_idle,
     };
     let event_loop = tokio::spawn(events.run(stop_rx.clone()));
+    tokio::spawn(autonomy.clone().run_leader(stop_rx.clone()));
     let watcher = Watcher::new(
         catalog.clone(),
         vec![config.playbooks.clone(), config.actions.clone()],
@@ -114,6 +141,7 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
         tokens: Arc::new(config.tokens.clone()),
         metrics,
         max_body_bytes: config.limits.max_body_bytes,
+        autonomy: Some(autonomy.clone()),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -138,6 +166,10 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
             ?grace,
             "the event loop did not finish in time; its entries stay pending for the next start"
         );
+    }
+    // Fixes in flight finish their phases (they are journaled; a restart would resume them).
+    if !autonomy.wait_idle(Duration::from_secs(30)).await {
+        warn!("fixes are still running at shutdown; the next start resumes them from the journal");
     }
     info!("rootfix stopped");
     Ok(())
