@@ -522,9 +522,29 @@ async fn stages_change_only_from_the_expected_stage_and_keep_history((a, b): Pai
         since: t0(),
         proposal: None,
     };
-    assert!(a.change_stage("restart", "staging", None, &manual, Some(&change(None, Stage::Manual, 0))).await.unwrap());
+    assert!(
+        a.change_stage(
+            "restart",
+            "staging",
+            None,
+            &manual,
+            Some(&change(None, Stage::Manual, 0))
+        )
+        .await
+        .unwrap()
+    );
     // A second "first sight" loses: the pair exists now.
-    assert!(!b.change_stage("restart", "staging", None, &manual, Some(&change(None, Stage::Manual, 0))).await.unwrap());
+    assert!(
+        !b.change_stage(
+            "restart",
+            "staging",
+            None,
+            &manual,
+            Some(&change(None, Stage::Manual, 0))
+        )
+        .await
+        .unwrap()
+    );
     let silent = StageState {
         stage: Stage::Silent,
         since: t0() + chrono::Duration::hours(1),
@@ -546,7 +566,11 @@ async fn stages_change_only_from_the_expected_stage_and_keep_history((a, b): Pai
         }),
         ..silent
     };
-    assert!(a.change_stage("restart", "staging", Some(Stage::Silent), &proposed, None).await.unwrap());
+    assert!(
+        a.change_stage("restart", "staging", Some(Stage::Silent), &proposed, None)
+            .await
+            .unwrap()
+    );
     let history = b.stage_history("restart", "staging").await.unwrap();
     assert_eq!(
         history.iter().map(|c| (c.from, c.to)).collect::<Vec<_>>(),
@@ -582,11 +606,26 @@ async fn outcomes_are_kept_in_time_order_for_the_window((a, b): Pair) {
         (5, "i5", OutcomeKind::Succeeded),
         (1, "i1", OutcomeKind::RolledBack),
         (3, "i3", OutcomeKind::Succeeded),
-        (4, "i3", OutcomeKind::Misfix { severity: Severity::P0 }),
+        (
+            4,
+            "i3",
+            OutcomeKind::Misfix {
+                severity: Severity::P0,
+            },
+        ),
     ] {
-        a.record_outcome("restart", "staging", &Outcome { at: at(h), incident: incident.into(), kind }, retain)
-            .await
-            .unwrap();
+        a.record_outcome(
+            "restart",
+            "staging",
+            &Outcome {
+                at: at(h),
+                incident: incident.into(),
+                kind,
+            },
+            retain,
+        )
+        .await
+        .unwrap();
     }
     let since_2h: Vec<(String, OutcomeKind)> = b
         .outcomes("restart", "staging", at(2))
@@ -599,7 +638,12 @@ async fn outcomes_are_kept_in_time_order_for_the_window((a, b): Pair) {
         since_2h,
         [
             ("i3".to_string(), OutcomeKind::Succeeded),
-            ("i3".to_string(), OutcomeKind::Misfix { severity: Severity::P0 }),
+            (
+                "i3".to_string(),
+                OutcomeKind::Misfix {
+                    severity: Severity::P0
+                }
+            ),
             ("i5".to_string(), OutcomeKind::Succeeded)
         ]
     );
@@ -608,12 +652,22 @@ async fn outcomes_are_kept_in_time_order_for_the_window((a, b): Pair) {
     a.record_outcome(
         "restart",
         "staging",
-        &Outcome { at: at(24 * 30 + 2), incident: "late".into(), kind: OutcomeKind::Succeeded },
+        &Outcome {
+            at: at(24 * 30 + 2),
+            incident: "late".into(),
+            kind: OutcomeKind::Succeeded,
+        },
         retain,
     )
     .await
     .unwrap();
-    let all: Vec<String> = b.outcomes("restart", "staging", at(-100)).await.unwrap().into_iter().map(|o| o.incident).collect();
+    let all: Vec<String> = b
+        .outcomes("restart", "staging", at(-100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.incident)
+        .collect();
     assert_eq!(all, ["i3", "i3", "i5", "late"]);
 }
 
@@ -636,10 +690,19 @@ async fn approvals_are_decided_exactly_once((a, b): Pair) {
         reason: None,
     };
     assert!(a.create_approval(&approval("one", 0)).await.unwrap());
-    assert!(!b.create_approval(&approval("one", 0)).await.unwrap(), "an id is created once");
+    assert!(
+        !b.create_approval(&approval("one", 0)).await.unwrap(),
+        "an id is created once"
+    );
     assert!(a.create_approval(&approval("two", 1)).await.unwrap());
     assert!(a.create_approval(&approval("three", 2)).await.unwrap());
-    let pending: Vec<String> = b.list_approvals(true, 10).await.unwrap().into_iter().map(|x| x.id).collect();
+    let pending: Vec<String> = b
+        .list_approvals(true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     assert_eq!(pending, ["three", "two", "one"]);
     let base = b.approval("two").await.unwrap().unwrap();
     let approved = base.decided(ApprovalState::Approved, "alice", t0(), None);
@@ -660,9 +723,21 @@ async fn approvals_are_decided_exactly_once((a, b): Pair) {
         }
         other => panic!("{other:?}"),
     }
-    let pending: Vec<String> = b.list_approvals(true, 10).await.unwrap().into_iter().map(|x| x.id).collect();
+    let pending: Vec<String> = b
+        .list_approvals(true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     assert_eq!(pending, ["three", "one"]);
-    let all: Vec<String> = b.list_approvals(false, 2).await.unwrap().into_iter().map(|x| x.id).collect();
+    let all: Vec<String> = b
+        .list_approvals(false, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     assert_eq!(all, ["three", "two"]);
     let ghost = approval("ghost", 0).decided(ApprovalState::Approved, "alice", t0(), None);
     assert_eq!(a.decide_approval(&ghost).await.unwrap(), DecideOutcome::Missing);
@@ -674,9 +749,18 @@ async fn the_rate_window_slides_and_run_slots_cap_concurrency((a, b): Pair) {
     let at = |m: i64| t0() + chrono::Duration::minutes(m);
     assert!(a.take_rate_slot("staging", "f1", at(0), hour, 2).await.unwrap());
     assert!(b.take_rate_slot("staging", "f2", at(10), hour, 2).await.unwrap());
-    assert!(!a.take_rate_slot("staging", "f3", at(20), hour, 2).await.unwrap(), "two per hour");
-    assert!(a.take_rate_slot("staging", "f2", at(20), hour, 2).await.unwrap(), "a fix counts once");
-    assert!(a.take_rate_slot("prod", "f3", at(20), hour, 2).await.unwrap(), "scopes count apart");
+    assert!(
+        !a.take_rate_slot("staging", "f3", at(20), hour, 2).await.unwrap(),
+        "two per hour"
+    );
+    assert!(
+        a.take_rate_slot("staging", "f2", at(20), hour, 2).await.unwrap(),
+        "a fix counts once"
+    );
+    assert!(
+        a.take_rate_slot("prod", "f3", at(20), hour, 2).await.unwrap(),
+        "scopes count apart"
+    );
     assert_eq!(b.rate_count("staging", at(20), hour).await.unwrap(), 2);
     // f1 leaves the window at 60 minutes.
     assert!(a.take_rate_slot("staging", "f3", at(61), hour, 2).await.unwrap());
@@ -686,7 +770,10 @@ async fn the_rate_window_slides_and_run_slots_cap_concurrency((a, b): Pair) {
 
     let lease = Duration::from_secs(600);
     assert!(a.take_run_slot("staging", "f1", at(0), lease, 1).await.unwrap());
-    assert!(!b.take_run_slot("staging", "f2", at(1), lease, 1).await.unwrap(), "one at a time");
+    assert!(
+        !b.take_run_slot("staging", "f2", at(1), lease, 1).await.unwrap(),
+        "one at a time"
+    );
     assert_eq!(a.running_count("staging", at(1)).await.unwrap(), 1);
     a.release_run_slot("staging", "f1").await.unwrap();
     assert!(b.take_run_slot("staging", "f2", at(2), lease, 1).await.unwrap());
@@ -702,7 +789,10 @@ async fn one_leader_at_a_time((a, b): Pair) {
     assert!(!b.try_lead("replica-b", lease).await.unwrap());
     assert!(a.try_lead("replica-a", lease).await.unwrap(), "the leader renews");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(b.try_lead("replica-b", lease).await.unwrap(), "a lapsed lease passes on");
+    assert!(
+        b.try_lead("replica-b", lease).await.unwrap(),
+        "a lapsed lease passes on"
+    );
     assert!(!a.try_lead("replica-a", lease).await.unwrap());
 }
 

@@ -37,8 +37,8 @@ use crate::catalog::problem::Problem;
 use crate::catalog::report::Reporter;
 use crate::catalog::spans::{SpanIndex, join_index};
 use crate::evidence::EvidenceBackends;
-use crate::silence::{DEFAULT_TIMEOUT, MAX_COOLDOWN, SilenceConfig, SilencesDocument};
 use crate::notify::{NotificationsConfig, NotificationsDocument};
+use crate::silence::{DEFAULT_TIMEOUT, MAX_COOLDOWN, SilenceConfig, SilencesDocument};
 
 /// Roles of a bearer token. `admin` may do everything; `approver` also what `viewer` may;
 /// `ingest` may only post alerts.

@@ -55,7 +55,9 @@ mod tests {
 
     #[test]
     fn the_manual_clock_moves_only_when_told() {
-        let start = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let c = ManualClock::new(start);
         assert_eq!(c.now(), start);
         c.advance(chrono::Duration::hours(72));

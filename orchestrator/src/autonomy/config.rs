@@ -132,7 +132,10 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
     };
     let min_success_rate = match p.min_success_rate {
         Some(rate) if !(rate > 0.0 && rate <= 1.0) => {
-            r.at_value("autonomy.promotion.min_success_rate", "must be in (0, 1], e.g. 0.991");
+            r.at_value(
+                "autonomy.promotion.min_success_rate",
+                "must be in (0, 1], e.g. 0.991",
+            );
             base.min_success_rate
         }
         Some(rate) => rate,
@@ -155,10 +158,16 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
         if !is_scope_name(&s.name) {
             r.at_value(
                 &format!("{field}.name"),
-                format!("`{}` is not a scope name (lowercase letters, digits, - and _)", s.name),
+                format!(
+                    "`{}` is not a scope name (lowercase letters, digits, - and _)",
+                    s.name
+                ),
             );
         } else if scopes.iter().any(|x: &Scope| x.name == s.name) {
-            r.at_value(&format!("{field}.name"), format!("another scope is named `{}`", s.name));
+            r.at_value(
+                &format!("{field}.name"),
+                format!("another scope is named `{}`", s.name),
+            );
         }
         if s.selector.is_empty() {
             r.at_key(

@@ -235,27 +235,47 @@ impl Autonomy {
             };
             if !self.catalog.current().actions.contains_key(&remedy.action) {
                 return self
-                    .refuse(&incident, fix, "action", format!("action `{}` is not loaded", remedy.action))
+                    .refuse(
+                        &incident,
+                        fix,
+                        "action",
+                        format!("action `{}` is not loaded", remedy.action),
+                    )
                     .await;
             }
             // Gate 1: the kill switch.
             if let Some(k) = self.state.killswitch().await? {
                 return self
-                    .refuse(&incident, fix, "killswitch", format!("the kill switch is on (by {}: {})", k.by, k.reason))
+                    .refuse(
+                        &incident,
+                        fix,
+                        "killswitch",
+                        format!("the kill switch is on (by {}: {})", k.by, k.reason),
+                    )
                     .await;
             }
             // Gate 2: the target is inside a scope.
             let Some(scope) = self.config.scopes.scope_for(&incident.alert.labels).cloned() else {
                 return self
-                    .refuse(&incident, fix, "scope", "the target is outside every scope".to_string())
+                    .refuse(
+                        &incident,
+                        fix,
+                        "scope",
+                        "the target is outside every scope".to_string(),
+                    )
                     .await;
             };
             fix.scope = Some(scope.name.clone());
             // Gate 3: the stage.
-            let stage = self.stage_of(&fix.action, &scope.name).await?.min(scope.max_stage);
+            let stage = self
+                .stage_of(&fix.action, &scope.name)
+                .await?
+                .min(scope.max_stage);
             fix.stage = Some(stage);
             if stage == Stage::Manual {
-                return self.request_approval(&incident, fix, &remedy.threshold, &scope).await;
+                return self
+                    .request_approval(&incident, fix, &remedy.threshold, &scope)
+                    .await;
             }
             self.start_fix(&incident.id, fix, &scope, ROOTFIX).await
         }
@@ -283,8 +303,13 @@ impl Autonomy {
             by: ROOTFIX.to_string(),
             reason: "first fix of this type in this scope: it starts manual".to_string(),
         };
-        if self.state.change_stage(action, scope, None, &state, Some(&change)).await? {
-            self.audit(ROOTFIX, "stage.created", format!("{action}/{scope}: manual")).await;
+        if self
+            .state
+            .change_stage(action, scope, None, &state, Some(&change))
+            .await?
+        {
+            self.audit(ROOTFIX, "stage.created", format!("{action}/{scope}: manual"))
+                .await;
         }
         Ok(self
             .state
@@ -320,7 +345,11 @@ impl Autonomy {
             }
             i.state = IncidentState::Open;
             i.fix = Some(fix.clone());
-            i.note(now, "gate", format!("{} refused by the {gate} gate: {reason}", fix.action));
+            i.note(
+                now,
+                "gate",
+                format!("{} refused by the {gate} gate: {reason}", fix.action),
+            );
             true
         })
         .await?;
@@ -389,7 +418,10 @@ impl Autonomy {
             self.audit(
                 ROOTFIX,
                 "approval.requested",
-                format!("{} for incident {} ({} in {})", approval.id, incident.id, fix.action, scope.name),
+                format!(
+                    "{} for incident {} ({} in {})",
+                    approval.id, incident.id, fix.action, scope.name
+                ),
             )
             .await;
             self.notify(
@@ -423,19 +455,32 @@ impl Autonomy {
         };
         if let Some(k) = self.state.killswitch().await? {
             return self
-                .refuse(&incident, fix, "killswitch", format!("the kill switch is on (by {}: {})", k.by, k.reason))
+                .refuse(
+                    &incident,
+                    fix,
+                    "killswitch",
+                    format!("the kill switch is on (by {}: {})", k.by, k.reason),
+                )
                 .await;
         }
         let now = self.clock.now();
         let id = fix_id(incident_id, &fix.action);
         if !self
             .state
-            .take_rate_slot(&scope.name, &id, now, self.config.rate_window, scope.fixes_per_hour)
+            .take_rate_slot(
+                &scope.name,
+                &id,
+                now,
+                self.config.rate_window,
+                scope.fixes_per_hour,
+            )
             .await?
         {
             let reason = format!(
                 "{} fixes started in scope {} within the last {}; the limit is {}",
-                self.state.rate_count(&scope.name, now, self.config.rate_window).await?,
+                self.state
+                    .rate_count(&scope.name, now, self.config.rate_window)
+                    .await?,
                 scope.name,
                 humantime::format_duration(self.config.rate_window),
                 scope.fixes_per_hour
@@ -444,7 +489,13 @@ impl Autonomy {
         }
         if !self
             .state
-            .take_run_slot(&scope.name, &id, now, self.config.run_slot_lease, scope.max_concurrent)
+            .take_run_slot(
+                &scope.name,
+                &id,
+                now,
+                self.config.run_slot_lease,
+                scope.max_concurrent,
+            )
             .await?
         {
             self.state.release_rate_slot(&scope.name, &id).await?;
@@ -553,7 +604,12 @@ impl Autonomy {
         }))
     }
 
-    async fn run_fix(&self, incident: &Incident, fix: IncidentFix, scope: &Scope) -> Result<(), AutonomyError> {
+    async fn run_fix(
+        &self,
+        incident: &Incident,
+        fix: IncidentFix,
+        scope: &Scope,
+    ) -> Result<(), AutonomyError> {
         let Some(action) = self.catalog.current().actions.get(&fix.action).cloned() else {
             return Err(AutonomyError::NotFound(format!("action {}", fix.action)));
         };
@@ -634,7 +690,9 @@ impl Autonomy {
                     (false, _) => IncidentState::Open,
                 };
                 match i.state {
-                    IncidentState::Resolved => i.note(now, "resolved", "the fix was verified: incident closed"),
+                    IncidentState::Resolved => {
+                        i.note(now, "resolved", "the fix was verified: incident closed")
+                    }
                     IncidentState::AwaitingConfirmation => i.note(
                         now,
                         "confirm",
@@ -646,7 +704,9 @@ impl Autonomy {
             })
             .await?;
         let (kind, urgent_title) = match &outcome {
-            FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => (Some(NotificationKind::FixSucceeded), None),
+            FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => {
+                (Some(NotificationKind::FixSucceeded), None)
+            }
             FixOutcome::Aborted(_) => (Some(NotificationKind::FixFailed), None),
             FixOutcome::RolledBack(_) => (Some(NotificationKind::FixRolledBack), None),
             FixOutcome::RollbackFailed(_) => (
@@ -665,14 +725,22 @@ impl Autonomy {
                     incident.alertname,
                     incident.service.as_deref().unwrap_or("-")
                 ),
-                format!("incident {incident_id}, scope {}: {}", scope.name, outcome_text(&outcome)),
+                format!(
+                    "incident {incident_id}, scope {}: {}",
+                    scope.name,
+                    outcome_text(&outcome)
+                ),
                 &fix,
                 incident_id,
             );
         }
         if matches!(outcome, FixOutcome::RollbackFailed(_)) {
-            self.demote_to_manual(&fix.action, &scope.name, &format!("rollback failed on incident {incident_id}"))
-                .await?;
+            self.demote_to_manual(
+                &fix.action,
+                &scope.name,
+                &format!("rollback failed on incident {incident_id}"),
+            )
+            .await?;
         }
         if let (Some(labels), Some(client)) = (silence_labels, &self.silences) {
             let comment = format!(
@@ -681,13 +749,21 @@ impl Autonomy {
             );
             match client.create(&labels, ROOTFIX, &comment, now).await {
                 Ok(id) => {
-                    self.audit(ROOTFIX, "silence.created", format!("incident {incident_id}: silence {id}"))
-                        .await;
+                    self.audit(
+                        ROOTFIX,
+                        "silence.created",
+                        format!("incident {incident_id}: silence {id}"),
+                    )
+                    .await;
                     self.update_incident(incident_id, |i| {
                         if let Some(f) = i.fix.as_mut() {
                             f.silence = Some(id.clone());
                         }
-                        i.note(now, "silence", format!("Alertmanager silence {id} created for the cooldown"));
+                        i.note(
+                            now,
+                            "silence",
+                            format!("Alertmanager silence {id} created for the cooldown"),
+                        );
                         true
                     })
                     .await?;
@@ -695,7 +771,11 @@ impl Autonomy {
                 Err(e) => {
                     warn!(error = %e, "could not create the cooldown silence");
                     self.update_incident(incident_id, |i| {
-                        i.note(now, "silence", format!("the cooldown silence could not be created: {e}"));
+                        i.note(
+                            now,
+                            "silence",
+                            format!("the cooldown silence could not be created: {e}"),
+                        );
                         true
                     })
                     .await?;
@@ -734,11 +814,17 @@ impl Autonomy {
             let Some(fix) = incidents.get(incident).and_then(|i| i.fix.clone()) else {
                 continue;
             };
-            let Some(scope) = fix.scope.as_deref().and_then(|s| self.config.scopes.get(s)).cloned() else {
+            let Some(scope) = fix
+                .scope
+                .as_deref()
+                .and_then(|s| self.config.scopes.get(s))
+                .cloned()
+            else {
                 continue;
             };
             let id = fix_id(incident, &fix.action);
-            self.finish_fix(incident, fix, &scope, report.outcome.clone()).await?;
+            self.finish_fix(incident, fix, &scope, report.outcome.clone())
+                .await?;
             self.state.release_run_slot(&scope.name, &id).await?;
         }
         Ok(reports)
@@ -779,15 +865,23 @@ impl Autonomy {
                 )));
             }
         }
-        self.audit(by, "approval.approved", format!("{id} (incident {})", approval.incident))
-            .await;
+        self.audit(
+            by,
+            "approval.approved",
+            format!("{id} (incident {})", approval.incident),
+        )
+        .await;
         let incident = self
             .update_incident(&approval.incident, |i| {
                 i.note(now, "approval", format!("approved by {by}"));
                 true
             })
             .await?;
-        let decided_next = match (incident.state, incident.fix.clone(), self.config.scopes.get(&approval.scope)) {
+        let decided_next = match (
+            incident.state,
+            incident.fix.clone(),
+            self.config.scopes.get(&approval.scope),
+        ) {
             (IncidentState::AwaitingApproval, Some(fix), Some(scope)) => {
                 let scope = scope.clone();
                 Some(self.start_fix(&incident.id, fix, &scope, by).await?)
@@ -837,8 +931,12 @@ impl Autonomy {
                 )));
             }
         }
-        self.audit(by, "approval.rejected", format!("{id} (incident {}): {reason}", approval.incident))
-            .await;
+        self.audit(
+            by,
+            "approval.rejected",
+            format!("{id} (incident {}): {reason}", approval.incident),
+        )
+        .await;
         self.update_incident(&approval.incident, |i| {
             if i.state == IncidentState::AwaitingApproval {
                 i.state = IncidentState::Open;
@@ -866,7 +964,10 @@ impl Autonomy {
             }
             ApprovalState::Pending => Ok(Ok(approval)),
             ApprovalState::Approved => Ok(Err(approval)),
-            other => Err(AutonomyError::Conflict(format!("approval {id} is {}", other.as_str()))),
+            other => Err(AutonomyError::Conflict(format!(
+                "approval {id} is {}",
+                other.as_str()
+            ))),
         }
     }
 
@@ -882,8 +983,12 @@ impl Autonomy {
         if self.state.decide_approval(&decided).await? != DecideOutcome::Decided {
             return Ok(false);
         }
-        self.audit(ROOTFIX, "approval.expired", format!("{} (incident {}): escalated", approval.id, approval.incident))
-            .await;
+        self.audit(
+            ROOTFIX,
+            "approval.expired",
+            format!("{} (incident {}): escalated", approval.id, approval.incident),
+        )
+        .await;
         let incident = self
             .update_incident(&approval.incident, |i| {
                 if i.state == IncidentState::AwaitingApproval {
@@ -892,7 +997,11 @@ impl Autonomy {
                 if let Some(f) = i.fix.as_mut() {
                     f.refused = Some("the approval expired".into());
                 }
-                i.note(now, "approval", format!("approval {} expired: escalated", approval.id));
+                i.note(
+                    now,
+                    "approval",
+                    format!("approval {} expired: escalated", approval.id),
+                );
                 true
             })
             .await?;
@@ -912,7 +1021,10 @@ impl Autonomy {
         });
         self.notify(
             NotificationKind::ApprovalExpired,
-            format!("ESCALATION: approval for {} on {} expired", approval.action, incident.alertname),
+            format!(
+                "ESCALATION: approval for {} on {} expired",
+                approval.action, incident.alertname
+            ),
             format!(
                 "nobody approved or rejected {} before {}; the incident stays open: {}",
                 approval.id,
@@ -943,8 +1055,12 @@ impl Autonomy {
             Some("the alert resolved".into()),
         );
         if self.state.decide_approval(&decided).await? == DecideOutcome::Decided {
-            self.audit(ROOTFIX, "approval.cancelled", format!("{id} (incident {}): the alert resolved", incident.id))
-                .await;
+            self.audit(
+                ROOTFIX,
+                "approval.cancelled",
+                format!("{id} (incident {}): the alert resolved", incident.id),
+            )
+            .await;
         }
         Ok(())
     }
@@ -968,10 +1084,16 @@ impl Autonomy {
             return Err(AutonomyError::NotFound(format!("incident {incident_id}")));
         };
         let Some(fix) = incident.fix.clone() else {
-            return Err(AutonomyError::Conflict(format!("incident {incident_id} has no fix to confirm")));
+            return Err(AutonomyError::Conflict(format!(
+                "incident {incident_id} has no fix to confirm"
+            )));
         };
         match &fix.outcome {
-            None => return Err(AutonomyError::Conflict(format!("the fix of incident {incident_id} has not run"))),
+            None => {
+                return Err(AutonomyError::Conflict(format!(
+                    "the fix of incident {incident_id} has not run"
+                )));
+            }
             Some(FixOutcome::Refused(_) | FixOutcome::DryRun(_)) => {
                 return Err(AutonomyError::Conflict(format!(
                     "the fix of incident {incident_id} changed nothing (refused or dry run)"
@@ -1046,13 +1168,20 @@ impl Autonomy {
                 "incident {incident_id} action {} scope {scope}: {}{}",
                 fix.action,
                 kind.as_str(),
-                verdict.severity.map(|s| format!(" {}", s.as_str())).unwrap_or_default()
+                verdict
+                    .severity
+                    .map(|s| format!(" {}", s.as_str()))
+                    .unwrap_or_default()
             ),
         )
         .await;
         if verdict.severity == Some(Severity::P0) {
-            self.demote_to_manual(&fix.action, &scope, &format!("P0 misfix on incident {incident_id} (by {by})"))
-                .await?;
+            self.demote_to_manual(
+                &fix.action,
+                &scope,
+                &format!("P0 misfix on incident {incident_id} (by {by})"),
+            )
+            .await?;
         }
         Ok(saved)
     }
@@ -1064,14 +1193,23 @@ impl Autonomy {
         let now = self.clock.now();
         let mut out = Vec::new();
         for entry in self.state.stages().await? {
-            let cap = self.config.scopes.get(&entry.scope).map_or(Stage::Manual, |s| s.max_stage);
+            let cap = self
+                .config
+                .scopes
+                .get(&entry.scope)
+                .map_or(Stage::Manual, |s| s.max_stage);
             let gate = self.gate(&entry, cap, now).await?;
             out.push(StageReport { entry, cap, gate });
         }
         Ok(out)
     }
 
-    async fn gate(&self, entry: &StageEntry, cap: Stage, now: chrono::DateTime<chrono::Utc>) -> Result<GateStatus, AutonomyError> {
+    async fn gate(
+        &self,
+        entry: &StageEntry,
+        cap: Stage,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<GateStatus, AutonomyError> {
         let policy = &self.config.promotion;
         let outcomes = self
             .state
@@ -1082,13 +1220,28 @@ impl Autonomy {
 
     /// Promotes a pair one stage. Without `force` the gate must be met; the scope's cap always
     /// holds.
-    pub async fn promote(&self, action: &str, scope: &str, by: &str, reason: &str, force: bool) -> Result<StageState, AutonomyError> {
+    pub async fn promote(
+        &self,
+        action: &str,
+        scope: &str,
+        by: &str,
+        reason: &str,
+        force: bool,
+    ) -> Result<StageState, AutonomyError> {
         let Some(state) = self.state.stage(action, scope).await? else {
-            return Err(AutonomyError::NotFound(format!("stage of {action} in scope {scope}")));
+            return Err(AutonomyError::NotFound(format!(
+                "stage of {action} in scope {scope}"
+            )));
         };
-        let cap = self.config.scopes.get(scope).map_or(Stage::Manual, |s| s.max_stage);
+        let cap = self
+            .config
+            .scopes
+            .get(scope)
+            .map_or(Stage::Manual, |s| s.max_stage);
         let Some(next) = state.stage.next() else {
-            return Err(AutonomyError::Conflict(format!("{action} in {scope} is at auto already")));
+            return Err(AutonomyError::Conflict(format!(
+                "{action} in {scope} is at auto already"
+            )));
         };
         if next > cap {
             return Err(AutonomyError::Conflict(format!(
@@ -1113,7 +1266,8 @@ impl Autonomy {
                 "gate {}: {} outcomes, success rate {}",
                 if gate.met { "met" } else { "forced" },
                 gate.samples,
-                gate.success_rate.map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+                gate.success_rate
+                    .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
             )
         } else {
             reason.trim().to_string()
@@ -1122,12 +1276,21 @@ impl Autonomy {
     }
 
     /// Demotes a pair to `to` (default: one stage down... or manual when `to` is given so).
-    pub async fn demote(&self, action: &str, scope: &str, by: &str, reason: &str, to: Option<Stage>) -> Result<StageState, AutonomyError> {
+    pub async fn demote(
+        &self,
+        action: &str,
+        scope: &str,
+        by: &str,
+        reason: &str,
+        to: Option<Stage>,
+    ) -> Result<StageState, AutonomyError> {
         if reason.trim().is_empty() {
             return Err(AutonomyError::Invalid("a reason is required to demote".into()));
         }
         let Some(state) = self.state.stage(action, scope).await? else {
-            return Err(AutonomyError::NotFound(format!("stage of {action} in scope {scope}")));
+            return Err(AutonomyError::NotFound(format!(
+                "stage of {action} in scope {scope}"
+            )));
         };
         let to = to.unwrap_or(Stage::Manual);
         if to >= state.stage {
@@ -1136,10 +1299,19 @@ impl Autonomy {
                 state.stage
             )));
         }
-        self.change(action, scope, state.stage, to, by, reason.trim()).await
+        self.change(action, scope, state.stage, to, by, reason.trim())
+            .await
     }
 
-    async fn change(&self, action: &str, scope: &str, from: Stage, to: Stage, by: &str, reason: &str) -> Result<StageState, AutonomyError> {
+    async fn change(
+        &self,
+        action: &str,
+        scope: &str,
+        from: Stage,
+        to: Stage,
+        by: &str,
+        reason: &str,
+    ) -> Result<StageState, AutonomyError> {
         let now = self.clock.now();
         let state = StageState {
             stage: to,
@@ -1155,14 +1327,22 @@ impl Autonomy {
             by: by.to_string(),
             reason: reason.to_string(),
         };
-        if !self.state.change_stage(action, scope, Some(from), &state, Some(&change)).await? {
+        if !self
+            .state
+            .change_stage(action, scope, Some(from), &state, Some(&change))
+            .await?
+        {
             return Err(AutonomyError::Conflict(format!(
                 "the stage of {action} in {scope} changed meanwhile; look again"
             )));
         }
         let verb = if to > from { "promoted" } else { "demoted" };
-        self.audit(by, &format!("stage.{verb}"), format!("{action}/{scope}: {from} → {to}: {reason}"))
-            .await;
+        self.audit(
+            by,
+            &format!("stage.{verb}"),
+            format!("{action}/{scope}: {from} → {to}: {reason}"),
+        )
+        .await;
         let mut n = Notification::new(
             NotificationKind::StageChanged,
             format!("{action} in {scope}: {from} → {to}"),
@@ -1185,7 +1365,10 @@ impl Autonomy {
             if state.stage == Stage::Manual {
                 return Ok(());
             }
-            match self.change(action, scope, state.stage, Stage::Manual, ROOTFIX, reason).await {
+            match self
+                .change(action, scope, state.stage, Stage::Manual, ROOTFIX, reason)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(AutonomyError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -1207,7 +1390,11 @@ impl Autonomy {
             }
         }
         for entry in self.state.stages().await? {
-            let cap = self.config.scopes.get(&entry.scope).map_or(Stage::Manual, |s| s.max_stage);
+            let cap = self
+                .config
+                .scopes
+                .get(&entry.scope)
+                .map_or(Stage::Manual, |s| s.max_stage);
             let gate = self.gate(&entry, cap, now).await?;
             let (true, Some(next)) = (gate.met, gate.next) else {
                 continue;
@@ -1217,9 +1404,20 @@ impl Autonomy {
                 let reason = format!(
                     "the gate is met ({} outcomes, success rate {}); policy applies it",
                     gate.samples,
-                    gate.success_rate.map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+                    gate.success_rate
+                        .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
                 );
-                match self.change(&entry.action, &entry.scope, entry.state.stage, next, ROOTFIX, &reason).await {
+                match self
+                    .change(
+                        &entry.action,
+                        &entry.scope,
+                        entry.state.stage,
+                        next,
+                        ROOTFIX,
+                        &reason,
+                    )
+                    .await
+                {
                     Ok(_) => report.promoted.push(key),
                     Err(AutonomyError::Conflict(_)) => {}
                     Err(e) => return Err(e),
@@ -1235,7 +1433,13 @@ impl Autonomy {
             };
             if self
                 .state
-                .change_stage(&entry.action, &entry.scope, Some(entry.state.stage), &proposed, None)
+                .change_stage(
+                    &entry.action,
+                    &entry.scope,
+                    Some(entry.state.stage),
+                    &proposed,
+                    None,
+                )
                 .await?
             {
                 self.audit(
@@ -1247,14 +1451,18 @@ impl Autonomy {
                         entry.scope,
                         entry.state.stage,
                         gate.samples,
-                        gate.success_rate.map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+                        gate.success_rate
+                            .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
                     ),
                 )
                 .await;
                 let mut n = Notification::new(
                     NotificationKind::StageChanged,
                     format!("Promotion proposed: {} in {} → {next}", entry.action, entry.scope),
-                    format!("the gate is met; apply with `rootfix stages promote {} {}`", entry.action, entry.scope),
+                    format!(
+                        "the gate is met; apply with `rootfix stages promote {} {}`",
+                        entry.action, entry.scope
+                    ),
                 )
                 .with_action(entry.action.clone())
                 .with_scope(entry.scope.clone());

@@ -50,7 +50,9 @@ pub enum OutcomeKind {
     /// An SRE confirmed the fix was right.
     Correct,
     /// An SRE found the fix was wrong; a P0 misfix demotes to `manual` at once.
-    Misfix { severity: Severity },
+    Misfix {
+        severity: Severity,
+    },
 }
 
 impl OutcomeKind {
@@ -96,7 +98,11 @@ impl OutcomeSummary {
         let mut latest: BTreeMap<&str, &Outcome> = BTreeMap::new();
         let mut p0_misfixes = 0;
         for o in outcomes {
-            if o.kind == (OutcomeKind::Misfix { severity: Severity::P0 }) {
+            if o.kind
+                == (OutcomeKind::Misfix {
+                    severity: Severity::P0,
+                })
+            {
                 p0_misfixes += 1;
             }
             match latest.get(o.incident.as_str()) {
@@ -139,13 +145,25 @@ mod tests {
         let s = OutcomeSummary::of(&[
             o(1, "a", OutcomeKind::Succeeded),
             o(2, "b", OutcomeKind::Succeeded),
-            o(3, "a", OutcomeKind::Misfix { severity: Severity::P2 }),
+            o(
+                3,
+                "a",
+                OutcomeKind::Misfix {
+                    severity: Severity::P2,
+                },
+            ),
             o(4, "c", OutcomeKind::RolledBack),
         ]);
         assert_eq!((s.samples, s.successes, s.p0_misfixes), (3, 1, 0));
         assert!((s.success_rate.unwrap() - 1.0 / 3.0).abs() < 1e-9);
         let s = OutcomeSummary::of(&[
-            o(5, "d", OutcomeKind::Misfix { severity: Severity::P0 }),
+            o(
+                5,
+                "d",
+                OutcomeKind::Misfix {
+                    severity: Severity::P0,
+                },
+            ),
             o(1, "d", OutcomeKind::Succeeded),
         ]);
         assert_eq!((s.samples, s.successes, s.p0_misfixes), (1, 0, 1));
@@ -154,7 +172,14 @@ mod tests {
 
     #[test]
     fn outcomes_serialize_flat() {
-        let json = serde_json::to_value(o(0, "i", OutcomeKind::Misfix { severity: Severity::P0 })).unwrap();
+        let json = serde_json::to_value(o(
+            0,
+            "i",
+            OutcomeKind::Misfix {
+                severity: Severity::P0,
+            },
+        ))
+        .unwrap();
         assert_eq!(json["kind"], "misfix");
         assert_eq!(json["severity"], "P0");
         assert_eq!(json["incident"], "i");

@@ -142,22 +142,65 @@ mod tests {
     fn every_condition_of_the_gate_is_needed() {
         let now = Utc::now();
         let p = PromotionPolicy::default();
-        let ok = p.evaluate(&state(Stage::Manual, 8, now), &summary(200, 199, 0), Stage::Auto, now);
+        let ok = p.evaluate(
+            &state(Stage::Manual, 8, now),
+            &summary(200, 199, 0),
+            Stage::Auto,
+            now,
+        );
         assert!(ok.met, "{:?}", ok.unmet);
         assert_eq!(ok.next, Some(Stage::Silent));
         // 99.1 % exactly passes; 99.0 % does not.
-        assert!(p.evaluate(&state(Stage::Manual, 8, now), &summary(1000, 991, 0), Stage::Auto, now).met);
-        let low = p.evaluate(&state(Stage::Manual, 8, now), &summary(100, 99, 0), Stage::Auto, now);
+        assert!(
+            p.evaluate(
+                &state(Stage::Manual, 8, now),
+                &summary(1000, 991, 0),
+                Stage::Auto,
+                now
+            )
+            .met
+        );
+        let low = p.evaluate(
+            &state(Stage::Manual, 8, now),
+            &summary(100, 99, 0),
+            Stage::Auto,
+            now,
+        );
         assert!(!low.met && low.unmet[0].contains("below"), "{:?}", low.unmet);
-        let young = p.evaluate(&state(Stage::Manual, 6, now), &summary(200, 200, 0), Stage::Auto, now);
+        let young = p.evaluate(
+            &state(Stage::Manual, 6, now),
+            &summary(200, 200, 0),
+            Stage::Auto,
+            now,
+        );
         assert!(!young.met && young.unmet[0].contains("in stage"));
-        let few = p.evaluate(&state(Stage::Manual, 8, now), &summary(19, 19, 0), Stage::Auto, now);
+        let few = p.evaluate(
+            &state(Stage::Manual, 8, now),
+            &summary(19, 19, 0),
+            Stage::Auto,
+            now,
+        );
         assert!(!few.met && few.unmet[0].contains("outcomes"));
-        let p0 = p.evaluate(&state(Stage::Manual, 8, now), &summary(200, 200, 1), Stage::Auto, now);
+        let p0 = p.evaluate(
+            &state(Stage::Manual, 8, now),
+            &summary(200, 200, 1),
+            Stage::Auto,
+            now,
+        );
         assert!(!p0.met && p0.unmet[0].contains("P0"));
-        let capped = p.evaluate(&state(Stage::Silent, 8, now), &summary(200, 200, 0), Stage::Silent, now);
+        let capped = p.evaluate(
+            &state(Stage::Silent, 8, now),
+            &summary(200, 200, 0),
+            Stage::Silent,
+            now,
+        );
         assert!(!capped.met && capped.next.is_none());
-        let top = p.evaluate(&state(Stage::Auto, 8, now), &summary(200, 200, 0), Stage::Auto, now);
+        let top = p.evaluate(
+            &state(Stage::Auto, 8, now),
+            &summary(200, 200, 0),
+            Stage::Auto,
+            now,
+        );
         assert!(!top.met);
     }
 }

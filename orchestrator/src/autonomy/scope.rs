@@ -70,9 +70,24 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>()
         };
-        assert_eq!(scopes.scope_for(&labels(&[("env", "prod"), ("tier", "core")])).unwrap().name, "prod-core");
-        assert_eq!(scopes.scope_for(&labels(&[("env", "prod"), ("tier", "edge")])).unwrap().name, "prod");
-        assert_eq!(scopes.scope_for(&labels(&[("env", "qa")])).unwrap().name, "staging");
+        assert_eq!(
+            scopes
+                .scope_for(&labels(&[("env", "prod"), ("tier", "core")]))
+                .unwrap()
+                .name,
+            "prod-core"
+        );
+        assert_eq!(
+            scopes
+                .scope_for(&labels(&[("env", "prod"), ("tier", "edge")]))
+                .unwrap()
+                .name,
+            "prod"
+        );
+        assert_eq!(
+            scopes.scope_for(&labels(&[("env", "qa")])).unwrap().name,
+            "staging"
+        );
         assert!(scopes.scope_for(&labels(&[("env", "dev")])).is_none());
         assert!(scopes.scope_for(&labels(&[])).is_none());
     }

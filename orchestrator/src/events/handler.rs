@@ -302,7 +302,9 @@ impl IncidentHandler {
                 incident.mark_applied(entry);
                 let note = match incident.state {
                     IncidentState::Fixing => "the alert resolved; the running fix finishes and verifies",
-                    IncidentState::AwaitingApproval => "the alert resolved; the pending approval is cancelled",
+                    IncidentState::AwaitingApproval => {
+                        "the alert resolved; the pending approval is cancelled"
+                    }
                     _ => "the alert resolved",
                 };
                 incident.state = IncidentState::Resolved;

@@ -572,7 +572,11 @@ impl<'a> Run<'a> {
             .await?;
             notes.push(format!(
                 "verify condition: {}",
-                error.unwrap_or_else(|| if held { "holds".into() } else { "does not hold".into() })
+                error.unwrap_or_else(|| if held {
+                    "holds".into()
+                } else {
+                    "does not hold".into()
+                })
             ));
         }
         Ok(FixOutcome::DryRun(notes.join("; ")))

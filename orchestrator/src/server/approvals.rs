@@ -172,7 +172,9 @@ pub async fn confirm(
     let incident = autonomy(&app)?
         .confirm(&id, &who.name, correct, severity, &body.comment)
         .await?;
-    Ok(Json(json!({"incident": incident.id, "state": incident.state, "fix": incident.fix})))
+    Ok(Json(
+        json!({"incident": incident.id, "state": incident.state, "fix": incident.fix}),
+    ))
 }
 
 pub async fn stages(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -237,7 +239,8 @@ pub async fn demote(
     let to = match body.to.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
-            Stage::parse(s).ok_or_else(|| ApiError::BadRequest(format!("stage `{s}`: expected manual or silent")))?,
+            Stage::parse(s)
+                .ok_or_else(|| ApiError::BadRequest(format!("stage `{s}`: expected manual or silent")))?,
         ),
     };
     let state = autonomy(&app)?

@@ -47,7 +47,10 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/approvals/{id}/reject", post(approvals::reject))
         .route("/api/v1/stages", get(approvals::stages))
         .route("/api/v1/stages/{action}/{scope}", get(approvals::stage))
-        .route("/api/v1/stages/{action}/{scope}/promote", post(approvals::promote))
+        .route(
+            "/api/v1/stages/{action}/{scope}/promote",
+            post(approvals::promote),
+        )
         .route("/api/v1/stages/{action}/{scope}/demote", post(approvals::demote))
         .route("/api/v1/killswitch", get(killswitch::get).put(killswitch::set))
         .route("/api/v1/audit", get(killswitch::audit))

@@ -683,7 +683,9 @@ impl StateStore for MemoryStateStore {
 
     async fn stage(&self, action: &str, scope: &str) -> Result<Option<StageState>, StateError> {
         let a = self.autonomy.lock().map_err(|_| poisoned())?;
-        Ok(a.stages.get(&(action.to_string(), scope.to_string())).map(|(s, _)| s.clone()))
+        Ok(a.stages
+            .get(&(action.to_string(), scope.to_string()))
+            .map(|(s, _)| s.clone()))
     }
 
     async fn change_stage(
@@ -736,7 +738,10 @@ impl StateStore for MemoryStateStore {
         retain: Duration,
     ) -> Result<(), StateError> {
         let mut a = self.autonomy.lock().map_err(|_| poisoned())?;
-        let list = a.outcomes.entry((action.to_string(), scope.to_string())).or_default();
+        let list = a
+            .outcomes
+            .entry((action.to_string(), scope.to_string()))
+            .or_default();
         if !list.contains(outcome) {
             list.push(outcome.clone());
         }
@@ -746,7 +751,12 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    async fn outcomes(&self, action: &str, scope: &str, since: DateTime<Utc>) -> Result<Vec<Outcome>, StateError> {
+    async fn outcomes(
+        &self,
+        action: &str,
+        scope: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, StateError> {
         let a = self.autonomy.lock().map_err(|_| poisoned())?;
         Ok(a.outcomes
             .get(&(action.to_string(), scope.to_string()))
@@ -826,10 +836,9 @@ impl StateStore for MemoryStateStore {
     async fn rate_count(&self, scope: &str, now: DateTime<Utc>, window: Duration) -> Result<u32, StateError> {
         let a = self.autonomy.lock().map_err(|_| poisoned())?;
         let cutoff = ms(now).saturating_sub(dur_ms(window));
-        let n = a
-            .rate
-            .get(scope)
-            .map_or(0, |l| l.iter().filter(|(_, t)| *t > cutoff && *t <= ms(now)).count());
+        let n = a.rate.get(scope).map_or(0, |l| {
+            l.iter().filter(|(_, t)| *t > cutoff && *t <= ms(now)).count()
+        });
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 

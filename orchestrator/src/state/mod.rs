@@ -360,7 +360,12 @@ pub trait StateStore: Send + Sync {
     ) -> Result<(), StateError>;
 
     /// Outcomes at or after `since`, oldest first.
-    async fn outcomes(&self, action: &str, scope: &str, since: DateTime<Utc>) -> Result<Vec<Outcome>, StateError>;
+    async fn outcomes(
+        &self,
+        action: &str,
+        scope: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, StateError>;
 
     /// Stores a new approval; false (nothing written) when one with its id exists.
     async fn create_approval(&self, approval: &Approval) -> Result<bool, StateError>;

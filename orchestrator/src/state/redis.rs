@@ -173,13 +173,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 "#;
 
-static CHANGE_STAGE_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(CHANGE_STAGE));
+static CHANGE_STAGE_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(CHANGE_STAGE));
 static CREATE_APPROVAL_SCRIPT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(CREATE_APPROVAL));
 static DECIDE_APPROVAL_SCRIPT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(DECIDE_APPROVAL));
-static TAKE_RATE_SLOT_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(TAKE_RATE_SLOT));
-static TAKE_RUN_SLOT_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(TAKE_RUN_SLOT));
+static TAKE_RATE_SLOT_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(TAKE_RATE_SLOT));
+static TAKE_RUN_SLOT_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(TAKE_RUN_SLOT));
 static TRY_LEAD_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(TRY_LEAD));
 
 fn to_json<T: serde::Serialize>(key: &str, value: &T) -> Result<String, StateError> {
@@ -983,7 +986,12 @@ impl StateStore for RedisStateStore {
         Ok(())
     }
 
-    async fn outcomes(&self, action: &str, scope: &str, since: DateTime<Utc>) -> Result<Vec<Outcome>, StateError> {
+    async fn outcomes(
+        &self,
+        action: &str,
+        scope: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, StateError> {
         let mut conn = self.conn.clone();
         let key = self.keys.outcomes(action, scope);
         let raw: Vec<String> = conn
@@ -1123,7 +1131,10 @@ impl StateStore for RedisStateStore {
 
     async fn release_run_slot(&self, scope: &str, fix: &str) -> Result<(), StateError> {
         let mut conn = self.conn.clone();
-        let _: i64 = conn.zrem(self.keys.running(scope), fix).await.map_err(unavailable)?;
+        let _: i64 = conn
+            .zrem(self.keys.running(scope), fix)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -1148,7 +1159,6 @@ impl StateStore for RedisStateStore {
         Ok(led == 1)
     }
 }
-
 
 fn stream_entry(id: &StreamId) -> StreamEntry {
     let alert = match id.get::<String>("alert") {

@@ -1,0 +1,401 @@
+//! A whole rootfix in the test process, for the autonomy tests: real Redis (fresh prefix), the
+//! real Docker engine running a test action (`tests/fixtures/runner/phase.sh` in a busybox
+//! image, steered through a control folder), the event loop, the HTTP API on a free port, and a
+//! [`ManualClock`] the test moves across hours and weeks.
+//!
+//! Declare it next to `support` and `docker`:
+//! `#[path = "support/mod.rs"] mod support; #[path = "support/docker.rs"] mod docker;
+//! #[path = "support/autonomy.rs"] mod harness;`
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rootfix::autonomy::clock::ManualClock;
+use rootfix::autonomy::config::AutonomyConfig;
+use rootfix::autonomy::controller::Autonomy;
+use rootfix::autonomy::promotion::PromotionPolicy;
+use rootfix::autonomy::scope::{Scope, Scopes};
+use rootfix::autonomy::stage::Stage;
+use rootfix::catalog::Catalog;
+use rootfix::engine::fixture::FixtureEvidence;
+use rootfix::engine::{WalkOptions, Walker};
+use rootfix::events::EventLoop;
+use rootfix::events::handler::IncidentHandler;
+use rootfix::fix::executor::{Executor, LockPolicy};
+use rootfix::incident::{Incident, IncidentState};
+use rootfix::metrics::Metrics;
+use rootfix::model::matcher::Matcher;
+use rootfix::notify::{NotificationsConfig, Notifier};
+use rootfix::reload::CatalogHandle;
+use rootfix::runner::docker::DockerRunner;
+use rootfix::server::{AppState, router};
+use rootfix::silence::SilenceClient;
+use rootfix::state::StateStore;
+use serde_json::{Value, json};
+
+#[allow(unused_imports)]
+pub use crate::support::{ADMIN_TOKEN, APPROVER_TOKEN, INGEST_TOKEN, VIEWER_TOKEN};
+
+/// The action every harness playbook remedies with.
+pub const ACTION: &str = "autonomy-fix";
+
+/// A scope for the harness: `env=<env>`.
+pub fn scope(name: &str, env: &str, max_stage: Stage, fixes_per_hour: u32, concurrency: u32) -> Scope {
+    Scope {
+        name: name.into(),
+        selector: vec![Matcher::parse(&format!("env=\"{env}\"")).expect("matcher")],
+        max_stage,
+        fixes_per_hour,
+        max_concurrent: concurrency,
+        dry_run: false,
+    }
+}
+
+pub struct Options {
+    pub scopes: Vec<Scope>,
+    pub promotion: PromotionPolicy,
+    pub approval_ttl: Duration,
+    pub dry_run: bool,
+    pub notifications: NotificationsConfig,
+    pub silences: Option<rootfix::silence::SilenceConfig>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            scopes: vec![scope("staging", "staging", Stage::Auto, 1000, 4)],
+            promotion: PromotionPolicy {
+                min_in_stage: Duration::from_secs(7 * 24 * 3600),
+                window: Duration::from_secs(72 * 3600),
+                min_success_rate: 0.991,
+                min_samples: 5,
+                auto_apply: false,
+            },
+            approval_ttl: Duration::from_secs(30 * 60),
+            dry_run: false,
+            notifications: NotificationsConfig::default(),
+            silences: None,
+        }
+    }
+}
+
+pub struct Harness {
+    pub url: String,
+    pub state: Arc<dyn StateStore>,
+    pub autonomy: Arc<Autonomy>,
+    pub clock: Arc<ManualClock>,
+    /// The test action's control folder: `target` (`broken`/`healthy`), `<phase>.exit`, `<phase>.runs`.
+    pub control: PathBuf,
+    stop: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+/// The hex fingerprint (as Alertmanager sends) of a test alert's name.
+pub fn fingerprint(name: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// 2026-11-02 09:00 UTC: the harness clock's start.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn playbook_yaml() -> String {
+    format!(
+        r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {{name: autonomy-test}}
+spec:
+  match: ['alertname="AutonomyTest"']
+  target: {{service: '{{{{ $labels.service }}}}'}}
+  tree:
+    id: autonomy_root
+    children:
+      - id: autonomy_needs_fix
+        when: alert.labels.service != ""
+        remedy:
+          action: {ACTION}
+          params: {{target: '{{{{ $labels.instance }}}}'}}
+          confidence:
+            threshold: 0.5
+            signals:
+              - {{when: alert.labels.service != "", weight: 1.0, description: the service is named}}
+"#
+    )
+}
+
+impl Harness {
+    pub async fn start(test: &str, options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = dir.path().join("control");
+        let state_root = dir.path().join("fix-state");
+        for d in [
+            &control,
+            &state_root,
+            &dir.path().join("playbooks"),
+            &dir.path().join("actions/autonomy-fix"),
+        ] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(control.join("target"), "broken\n").expect("target");
+        std::fs::write(dir.path().join("playbooks/autonomy-test.yaml"), playbook_yaml()).expect("playbook");
+        std::fs::write(
+            dir.path().join("actions/autonomy-fix/action.yaml"),
+            crate::docker::test_action_yaml(ACTION, crate::docker::test_image(), &control, ""),
+        )
+        .expect("action");
+        let catalog = Catalog::load(&[dir.path().join("playbooks"), dir.path().join("actions")])
+            .unwrap_or_else(|p| {
+                panic!(
+                    "{}",
+                    p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                )
+            });
+        let catalog = CatalogHandle::new(catalog);
+        let state: Arc<dyn StateStore> = Arc::new(crate::support::redis_store(test).await);
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let executor = Arc::new(Executor {
+            state: state.clone(),
+            docker: Some(Arc::new(
+                DockerRunner::connect(state_root).await.expect("Docker engine"),
+            )),
+            kubernetes: None,
+            kubernetes_job: None,
+            lease: Duration::from_secs(30),
+            lock_policy: LockPolicy::Refuse,
+        });
+        let metrics = Arc::new(Metrics::new());
+        let config = AutonomyConfig {
+            scopes: Scopes(options.scopes),
+            promotion: options.promotion,
+            approval_ttl: options.approval_ttl,
+            dry_run: options.dry_run,
+            ..AutonomyConfig::default()
+        };
+        let evidence: Arc<FixtureEvidence> = Arc::new(FixtureEvidence::new());
+        let autonomy = Arc::new(Autonomy::new(
+            state.clone(),
+            config,
+            clock.clone(),
+            catalog.clone(),
+            executor,
+            evidence.clone(),
+            Notifier::start(options.notifications, Some(metrics.clone())).expect("notifier"),
+            options
+                .silences
+                .as_ref()
+                .map(|c| SilenceClient::from_config(c).expect("silence client")),
+            "test-replica".into(),
+        ));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let handler = IncidentHandler {
+            state: state.clone(),
+            catalog: catalog.clone(),
+            walker: Arc::new(Walker::new(state.clone(), WalkOptions::default())),
+            evidence,
+            metrics: metrics.clone(),
+            autonomy: Some(autonomy.clone()),
+        };
+        let event_loop = EventLoop {
+            state: state.clone(),
+            handler: Arc::new(handler),
+            consumer: "test".into(),
+            workers: 4,
+            claim_idle: Duration::from_secs(30),
+        };
+        tokio::spawn(event_loop.run(stop_rx));
+        let app = AppState {
+            state: state.clone(),
+            catalog,
+            tokens: Arc::new(crate::support::test_tokens()),
+            metrics,
+            max_body_bytes: 1 << 20,
+            autonomy: Some(autonomy.clone()),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router(app)).await });
+        Self {
+            url,
+            state,
+            autonomy,
+            clock,
+            control,
+            stop,
+            _dir: dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn control(&self) -> &Path {
+        &self.control
+    }
+
+    /// Makes the test target need a fix again.
+    pub fn break_target(&self) {
+        std::fs::write(self.control.join("target"), "broken\n").expect("target");
+    }
+
+    pub fn target(&self) -> String {
+        std::fs::read_to_string(self.control.join("target"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// Runs of a phase so far (lines in `<phase>.runs`).
+    pub fn runs(&self, phase: &str) -> usize {
+        std::fs::read_to_string(self.control.join(format!("{phase}.runs")))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// Posts one firing `AutonomyTest` alert (Alertmanager webhook v4) and returns its incident once
+    /// the event loop decided it (not diagnosing, and not open without a decision).
+    pub async fn fire(&self, name: &str, env: &str, instance: &str) -> Incident {
+        let fingerprint = &fingerprint(name);
+        let starts = self.clock.now_rfc3339();
+        let body = json!({
+            "version": "4",
+            "groupKey": format!("{{}}:{{alertname=\"AutonomyTest\", fp=\"{fingerprint}\"}}"),
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "rootfix",
+            "groupLabels": {"alertname": "AutonomyTest"},
+            "commonLabels": {"alertname": "AutonomyTest"},
+            "commonAnnotations": {},
+            "externalURL": "http://127.0.0.1:9093",
+            "alerts": [{
+                "status": "firing",
+                "labels": {"alertname": "AutonomyTest", "service": "order-api", "env": env, "instance": instance},
+                "annotations": {"summary": "autonomy test"},
+                "startsAt": starts,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": fingerprint
+            }]
+        });
+        let (status, reply) = self.post("/api/v1/alerts/alertmanager", INGEST_TOKEN, body).await;
+        assert_eq!(status, 200, "{reply}");
+        self.wait_incident(name, |i| i.state != IncidentState::Diagnosing && i.fix.is_some())
+            .await
+    }
+
+    /// Posts the resolved alert of a fingerprint.
+    pub async fn resolve(&self, name: &str, env: &str, instance: &str) {
+        let fingerprint = &fingerprint(name);
+        let now = self.clock.now_rfc3339();
+        let body = json!({
+            "version": "4",
+            "groupKey": "{}:{alertname=\"AutonomyTest\"}",
+            "truncatedAlerts": 0,
+            "status": "resolved",
+            "receiver": "rootfix",
+            "groupLabels": {"alertname": "AutonomyTest"},
+            "commonLabels": {"alertname": "AutonomyTest"},
+            "commonAnnotations": {},
+            "externalURL": "http://127.0.0.1:9093",
+            "alerts": [{
+                "status": "resolved",
+                "labels": {"alertname": "AutonomyTest", "service": "order-api", "env": env, "instance": instance},
+                "annotations": {},
+                "startsAt": now,
+                "endsAt": now,
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": fingerprint
+            }]
+        });
+        let (status, reply) = self.post("/api/v1/alerts/alertmanager", INGEST_TOKEN, body).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+
+    /// The newest incident of a test alert once `done` holds (20 s at most).
+    pub async fn wait_incident(&self, name: &str, done: impl Fn(&Incident) -> bool) -> Incident {
+        let fingerprint = &fingerprint(name);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self
+                .state
+                .list_incidents(&Default::default(), 0, 500)
+                .await
+                .expect("list incidents");
+            if let Some(i) = page.items.into_iter().find(|i| &i.fingerprint == fingerprint)
+                && done(&i)
+            {
+                return i;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "incident of {fingerprint} not decided in time"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until every fix this process started has finished.
+    pub async fn settle(&self) {
+        assert!(
+            self.autonomy.wait_idle(Duration::from_secs(60)).await,
+            "fixes still running"
+        );
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Audit actions, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let mut events = self.state.audit(10_000).await.expect("audit");
+        events.reverse();
+        events.into_iter().map(|e| e.action).collect()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+trait Rfc3339 {
+    fn now_rfc3339(&self) -> String;
+}
+
+impl Rfc3339 for ManualClock {
+    fn now_rfc3339(&self) -> String {
+        use rootfix::autonomy::clock::Clock;
+        self.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
