@@ -399,3 +399,68 @@ impl Rfc3339 for ManualClock {
         self.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 }
+
+/// A local webhook receiver that keeps every JSON body it gets (the `json` notification format).
+pub struct Receiver {
+    pub url: String,
+    bodies: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let bodies: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+        let kept = bodies.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().expect("lock").push(body);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, bodies }
+    }
+
+    /// Notifications config sending every kind to this receiver as generic JSON.
+    pub fn config(&self) -> NotificationsConfig {
+        NotificationsConfig {
+            backoff: Duration::from_millis(50),
+            receivers: vec![rootfix::notify::ReceiverConfig {
+                name: "test-receiver".into(),
+                format: rootfix::notify::Format::Json,
+                url: self.url.parse().expect("url"),
+                events: rootfix::notify::NotificationKind::ALL.into_iter().collect(),
+            }],
+            ..NotificationsConfig::default()
+        }
+    }
+
+    pub fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().expect("lock").clone()
+    }
+
+    /// Kinds received so far, in order.
+    pub fn kinds(&self) -> Vec<String> {
+        self.bodies()
+            .iter()
+            .map(|b| b["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Waits until a notification of `kind` arrived (5 s at most).
+    pub async fn wait_for(&self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(b) = self.bodies().into_iter().rev().find(|b| b["kind"] == kind) {
+                return b;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no `{kind}` notification; got {:?}", self.kinds());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
