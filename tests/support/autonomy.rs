@@ -375,6 +375,20 @@ impl Harness {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Turns the kill switch on (reason `test`) or off as the `admin` token.
+    pub async fn client_put_killswitch(&self, on: bool) -> (u16, Value) {
+        let r = self
+            .client
+            .put(format!("{}/api/v1/killswitch", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"on": on, "reason": "test"}))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Audit actions, oldest first.
     pub async fn audit_actions(&self) -> Vec<String> {
         let mut events = self.state.audit(10_000).await.expect("audit");
