@@ -16,18 +16,53 @@ use support::INGEST_TOKEN;
 
 /// (method, route as written in the router, who may, a token of too weak a role).
 const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
-    ("POST", "/api/v1/alerts/alertmanager", "ingest", Some(VIEWER_TOKEN)),
+    (
+        "POST",
+        "/api/v1/alerts/alertmanager",
+        "ingest",
+        Some(VIEWER_TOKEN),
+    ),
     ("GET", "/api/v1/incidents", "viewer", Some(INGEST_TOKEN)),
     ("GET", "/api/v1/incidents/{id}", "viewer", Some(INGEST_TOKEN)),
-    ("POST", "/api/v1/incidents/{id}/confirm", "approver", Some(VIEWER_TOKEN)),
+    (
+        "POST",
+        "/api/v1/incidents/{id}/confirm",
+        "approver",
+        Some(VIEWER_TOKEN),
+    ),
     ("GET", "/api/v1/approvals", "viewer", Some(INGEST_TOKEN)),
     ("GET", "/api/v1/approvals/{id}", "viewer", Some(INGEST_TOKEN)),
-    ("POST", "/api/v1/approvals/{id}/approve", "approver", Some(VIEWER_TOKEN)),
-    ("POST", "/api/v1/approvals/{id}/reject", "approver", Some(VIEWER_TOKEN)),
+    (
+        "POST",
+        "/api/v1/approvals/{id}/approve",
+        "approver",
+        Some(VIEWER_TOKEN),
+    ),
+    (
+        "POST",
+        "/api/v1/approvals/{id}/reject",
+        "approver",
+        Some(VIEWER_TOKEN),
+    ),
     ("GET", "/api/v1/stages", "viewer", Some(INGEST_TOKEN)),
-    ("GET", "/api/v1/stages/{action}/{scope}", "viewer", Some(INGEST_TOKEN)),
-    ("POST", "/api/v1/stages/{action}/{scope}/promote", "admin", Some(APPROVER_TOKEN)),
-    ("POST", "/api/v1/stages/{action}/{scope}/demote", "admin", Some(APPROVER_TOKEN)),
+    (
+        "GET",
+        "/api/v1/stages/{action}/{scope}",
+        "viewer",
+        Some(INGEST_TOKEN),
+    ),
+    (
+        "POST",
+        "/api/v1/stages/{action}/{scope}/promote",
+        "admin",
+        Some(APPROVER_TOKEN),
+    ),
+    (
+        "POST",
+        "/api/v1/stages/{action}/{scope}/demote",
+        "admin",
+        Some(APPROVER_TOKEN),
+    ),
     ("GET", "/api/v1/killswitch", "viewer", Some(INGEST_TOKEN)),
     ("PUT", "/api/v1/killswitch", "admin", Some(APPROVER_TOKEN)),
     ("GET", "/api/v1/audit", "viewer", Some(INGEST_TOKEN)),
@@ -59,7 +94,10 @@ fn declared_routes() -> Vec<(String, String)> {
             continue; // the web page signs in with a cookie: tests/ui_browser.rs covers it
         }
         for (method, marker) in [("GET", "get("), ("POST", "post("), ("PUT", "put(")] {
-            if [",", "."].iter().any(|p| segment.contains(&format!("{p}{marker}"))) {
+            if [",", "."]
+                .iter()
+                .any(|p| segment.contains(&format!("{p}{marker}")))
+            {
                 out.push((method.to_string(), path.clone()));
             }
         }
@@ -70,7 +108,10 @@ fn declared_routes() -> Vec<(String, String)> {
 
 #[test]
 fn the_table_covers_every_route_of_the_router() {
-    let mut table: Vec<(String, String)> = ROUTES.iter().map(|(m, p, _, _)| (m.to_string(), p.to_string())).collect();
+    let mut table: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+        .collect();
     table.sort();
     assert_eq!(table, declared_routes());
 }
@@ -83,7 +124,14 @@ async fn every_route_refuses_missing_wrong_and_weak_tokens() {
     let client = reqwest::Client::new();
     let fill = |route: &str| {
         route
-            .replace("{id}", if route.contains("approvals") { &approval } else { &incident.id })
+            .replace(
+                "{id}",
+                if route.contains("approvals") {
+                    &approval
+                } else {
+                    &incident.id
+                },
+            )
             .replace("{action}", ACTION)
             .replace("{scope}", "staging")
     };
@@ -95,7 +143,10 @@ async fn every_route_refuses_missing_wrong_and_weak_tokens() {
         async move {
             let r = req.json(&serde_json::json!({})).send().await.unwrap();
             let status = r.status().as_u16();
-            let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+            let www = r
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_string());
             (status, www, r.text().await.unwrap())
         }
     };
@@ -113,10 +164,16 @@ async fn every_route_refuses_missing_wrong_and_weak_tokens() {
         assert_eq!(status, 401, "{method} {route} with a wrong token: {body}");
         let (status, _, body) = send(method, path.clone(), Some(weak)).await;
         assert_eq!(status, 403, "{method} {route} with a weak token: {body}");
-        assert!(body.contains(&format!("needs role {role}")), "{method} {route}: {body}");
+        assert!(
+            body.contains(&format!("needs role {role}")),
+            "{method} {route}: {body}"
+        );
         // The right role passes the auth (the handler may still refuse the request itself).
         let (status, _, body) = send(method, path.clone(), Some(token_of(role))).await;
-        assert!(status != 401 && status != 403, "{method} {route} with role {role}: {status} {body}");
+        assert!(
+            status != 401 && status != 403,
+            "{method} {route} with role {role}: {status} {body}"
+        );
     }
 }
 
@@ -126,7 +183,11 @@ async fn a_refused_token_changes_nothing() {
     let incident = h.fire("auth-2", "staging", "api-0").await;
     let approval = incident.fix.as_ref().unwrap().approval.clone().unwrap();
     let (status, _) = h
-        .post(&format!("/api/v1/approvals/{approval}/approve"), VIEWER_TOKEN, serde_json::json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            VIEWER_TOKEN,
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, _) = h
@@ -137,11 +198,18 @@ async fn a_refused_token_changes_nothing() {
         )
         .await;
     assert_eq!(status, 403);
-    let (_, shown) = h.get(&format!("/api/v1/approvals/{approval}"), VIEWER_TOKEN).await;
+    let (_, shown) = h
+        .get(&format!("/api/v1/approvals/{approval}"), VIEWER_TOKEN)
+        .await;
     assert_eq!(shown["state"], "pending");
     let stage = h.state.stage(ACTION, "staging").await.unwrap().unwrap();
     assert_eq!(stage.stage, rootfix::autonomy::stage::Stage::Manual);
     h.settle().await;
     assert_eq!(h.runs("precheck"), 0);
-    assert!(!h.audit_actions().await.iter().any(|a| a == "approval.approved" || a == "stage.promoted"));
+    assert!(
+        !h.audit_actions()
+            .await
+            .iter()
+            .any(|a| a == "approval.approved" || a == "stage.promoted")
+    );
 }

@@ -24,14 +24,20 @@ fn hours(h: i64) -> chrono::Duration {
 
 async fn approve(h: &Harness, approval: &str) -> Value {
     let (status, body) = h
-        .post(&format!("/api/v1/approvals/{approval}/approve"), APPROVER_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            APPROVER_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
 async fn stage_of(h: &Harness) -> Value {
-    let (status, body) = h.get(&format!("/api/v1/stages/{ACTION}/staging"), VIEWER_TOKEN).await;
+    let (status, body) = h
+        .get(&format!("/api/v1/stages/{ACTION}/staging"), VIEWER_TOKEN)
+        .await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -40,20 +46,36 @@ async fn stage_of(h: &Harness) -> Value {
 async fn a_manual_fix_waits_for_approval_and_runs_once_approved() {
     let h = Harness::start("approve_smoke", Options::default()).await;
     let incident = h.fire("smoke", "staging", "api-0").await;
-    assert_eq!(incident.state, IncidentState::AwaitingApproval, "{:#?}", incident.timeline);
-    let approval = incident.fix.as_ref().and_then(|f| f.approval.clone()).expect("approval id");
+    assert_eq!(
+        incident.state,
+        IncidentState::AwaitingApproval,
+        "{:#?}",
+        incident.timeline
+    );
+    let approval = incident
+        .fix
+        .as_ref()
+        .and_then(|f| f.approval.clone())
+        .expect("approval id");
     assert_eq!(h.runs("execute"), 0, "nothing runs before the approval");
-    let (status, shown) = h.get(&format!("/api/v1/approvals/{approval}"), VIEWER_TOKEN).await;
+    let (status, shown) = h
+        .get(&format!("/api/v1/approvals/{approval}"), VIEWER_TOKEN)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(shown["state"], "pending");
     assert_eq!(shown["params"]["target"], "api-0");
-    assert!(shown["summary"].as_str().unwrap().contains("autonomy_needs_fix"), "{shown}");
+    assert!(
+        shown["summary"].as_str().unwrap().contains("autonomy_needs_fix"),
+        "{shown}"
+    );
     assert!(shown["confidence"].as_f64().unwrap() >= 0.5);
     let body = approve(&h, &approval).await;
     assert_eq!(body["fix"]["kind"], "started", "{body}");
     assert_eq!(body["approval"]["decided_by"], "approver");
     h.settle().await;
-    let done = h.wait_incident("smoke", |i| i.state == IncidentState::Resolved).await;
+    let done = h
+        .wait_incident("smoke", |i| i.state == IncidentState::Resolved)
+        .await;
     assert_eq!(h.runs("execute"), 1);
     assert_eq!(h.target(), "healthy");
     assert!(matches!(
@@ -91,7 +113,8 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
         assert_eq!(i.state, IncidentState::AwaitingApproval, "{:#?}", i.timeline);
         approve(&h, i.fix.as_ref().unwrap().approval.as_ref().unwrap()).await;
         h.settle().await;
-        h.wait_incident(&format!("w1-{n}"), |i| i.state == IncidentState::Resolved).await;
+        h.wait_incident(&format!("w1-{n}"), |i| i.state == IncidentState::Resolved)
+            .await;
         h.clock.advance(hours(12));
     }
     // 6 days and 12 hours in: the gate wants 7 days.
@@ -103,10 +126,17 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     assert!(gate["unmet"][0].as_str().unwrap().contains("in stage"), "{gate}");
     // An admin cannot promote while the gate is not met.
     let (status, body) = h
-        .post(&format!("/api/v1/stages/{ACTION}/staging/promote"), ADMIN_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/stages/{ACTION}/staging/promote"),
+            ADMIN_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("gate is not met"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("gate is not met"),
+        "{body}"
+    );
 
     h.clock.set(start + hours(7 * 24 + 1));
     let tick = h.autonomy.tick().await.unwrap();
@@ -134,9 +164,14 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
         h.break_target();
         let name = format!("w2-{n}");
         let i = h.fire(&name, "staging", "api-0").await;
-        assert!(i.fix.as_ref().unwrap().approval.is_none(), "silent needs no approval");
+        assert!(
+            i.fix.as_ref().unwrap().approval.is_none(),
+            "silent needs no approval"
+        );
         h.settle().await;
-        let i = h.wait_incident(&name, |i| i.state == IncidentState::AwaitingConfirmation).await;
+        let i = h
+            .wait_incident(&name, |i| i.state == IncidentState::AwaitingConfirmation)
+            .await;
         // One P2 misfix early in the week: it counts against the rate but does not demote, and it
         // leaves the 72 h window before the gate is checked.
         let verdict = if k == 1 {
@@ -145,18 +180,30 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
             json!({"verdict": "correct"})
         };
         let (status, body) = h
-            .post(&format!("/api/v1/incidents/{}/confirm", i.id), APPROVER_TOKEN, verdict)
+            .post(
+                &format!("/api/v1/incidents/{}/confirm", i.id),
+                APPROVER_TOKEN,
+                verdict,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["state"], "resolved");
         h.clock.advance(hours(12));
     }
-    assert_eq!(stage_of(&h).await["stage"]["stage"], "silent", "a P2 misfix does not demote");
+    assert_eq!(
+        stage_of(&h).await["stage"]["stage"],
+        "silent",
+        "a P2 misfix does not demote"
+    );
     h.clock.set(week2 + hours(7 * 24 + 1));
     let tick = h.autonomy.tick().await.unwrap();
     assert_eq!(tick.proposed, [format!("{ACTION}/staging → auto")]);
     let (status, body) = h
-        .post(&format!("/api/v1/stages/{ACTION}/staging/promote"), ADMIN_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/stages/{ACTION}/staging/promote"),
+            ADMIN_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["stage"]["stage"], "auto");
@@ -169,8 +216,14 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
         last = format!("w34-{n}");
         h.fire(&last, "staging", "api-0").await;
         h.settle().await;
-        let i = h.wait_incident(&last, |i| i.state == IncidentState::Resolved).await;
-        assert!(i.timeline.iter().any(|t| t.message.contains("incident closed")), "{:#?}", i.timeline);
+        let i = h
+            .wait_incident(&last, |i| i.state == IncidentState::Resolved)
+            .await;
+        assert!(
+            i.timeline.iter().any(|t| t.message.contains("incident closed")),
+            "{:#?}",
+            i.timeline
+        );
         h.clock.advance(hours(24));
     }
     assert_eq!(h.target(), "healthy");
@@ -208,7 +261,12 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
             (json!("auto"), json!("manual"), json!("rootfix")),
         ]
     );
-    assert!(shown["history"][3]["reason"].as_str().unwrap().contains("P0 misfix"));
+    assert!(
+        shown["history"][3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("P0 misfix")
+    );
 
     // The audit shows every step too.
     let audit = h.audit_actions().await;
@@ -234,10 +292,9 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     for kind in ["approval_requested", "fix_succeeded", "stage_changed"] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
     }
-    let demotion = receiver
-        .bodies()
-        .into_iter()
-        .find(|b| b["kind"] == "stage_changed" && b["title"].as_str().unwrap_or_default().contains("auto → manual"));
+    let demotion = receiver.bodies().into_iter().find(|b| {
+        b["kind"] == "stage_changed" && b["title"].as_str().unwrap_or_default().contains("auto → manual")
+    });
     assert!(demotion.is_some(), "{kinds:?}");
 }
 
@@ -260,13 +317,20 @@ async fn the_policy_can_apply_promotions_itself() {
     assert!(tick.proposed.is_empty());
     let history = &stage_of(&h).await["history"];
     assert_eq!(history[1]["by"], "rootfix");
-    assert!(history[1]["reason"].as_str().unwrap().contains("policy applies it"));
+    assert!(
+        history[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("policy applies it")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_scope_caps_the_highest_stage() {
-    let mut options = Options::default();
-    options.scopes = vec![scope("prod-core", "prod", Stage::Silent, 100, 2)];
+    let mut options = Options {
+        scopes: vec![scope("prod-core", "prod", Stage::Silent, 100, 2)],
+        ..Options::default()
+    };
     options.promotion.min_samples = 1;
     options.promotion.min_in_stage = Duration::from_secs(3600);
     let h = Harness::start("scope_cap", options).await;
@@ -275,7 +339,11 @@ async fn a_scope_caps_the_highest_stage() {
     h.settle().await;
     h.clock.advance(hours(2));
     let (status, body) = h
-        .post(&format!("/api/v1/stages/{ACTION}/prod-core/promote"), ADMIN_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/stages/{ACTION}/prod-core/promote"),
+            ADMIN_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     h.clock.advance(hours(2));
@@ -283,9 +351,15 @@ async fn a_scope_caps_the_highest_stage() {
     let i = h.fire("cap-2", "prod", "api-0").await;
     assert!(i.fix.as_ref().unwrap().approval.is_none());
     h.settle().await;
-    let i = h.wait_incident("cap-2", |i| i.state == IncidentState::AwaitingConfirmation).await;
-    h.post(&format!("/api/v1/incidents/{}/confirm", i.id), APPROVER_TOKEN, json!({"verdict": "correct"}))
+    let i = h
+        .wait_incident("cap-2", |i| i.state == IncidentState::AwaitingConfirmation)
         .await;
+    h.post(
+        &format!("/api/v1/incidents/{}/confirm", i.id),
+        APPROVER_TOKEN,
+        json!({"verdict": "correct"}),
+    )
+    .await;
     h.clock.advance(hours(2));
     // The gate is otherwise met, but the scope stops at silent: no proposal, and no promotion even
     // when forced.
@@ -299,5 +373,11 @@ async fn a_scope_caps_the_highest_stage() {
         )
         .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("caps the stage at silent"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("caps the stage at silent"),
+        "{body}"
+    );
 }

@@ -73,12 +73,14 @@ async fn the_kill_switch_refuses_first_even_an_approved_fix() {
     // Pending approval first, then the kill switch goes on, then the approval comes in.
     let i = h.fire("ks-1", "staging", "api-0").await;
     let approval = i.fix.as_ref().unwrap().approval.clone().unwrap();
-    let (status, _) = h
-        .client_put_killswitch(true)
-        .await;
+    let (status, _) = h.client_put_killswitch(true).await;
     assert_eq!(status, 200);
     let (status, body) = h
-        .post(&format!("/api/v1/approvals/{approval}/approve"), APPROVER_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            APPROVER_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fix"]["kind"], "refused");
@@ -91,7 +93,12 @@ async fn the_kill_switch_refuses_first_even_an_approved_fix() {
     assert_eq!(h.runs("precheck"), 0, "nothing ran");
     let refusals = gate_refusals(&h).await;
     assert_eq!(refusals.len(), 2, "{refusals:?}");
-    assert!(refusals.iter().all(|r| r.contains("gate killswitch: the kill switch is on (by admin: test)")), "{refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|r| r.contains("gate killswitch: the kill switch is on (by admin: test)")),
+        "{refusals:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,18 +107,27 @@ async fn a_target_outside_every_scope_is_never_fixed() {
     let i = h.fire("scope-1", "dev", "api-0").await;
     assert_eq!(i.state, IncidentState::Open);
     assert_eq!(refused(&i), "scope: the target is outside every scope");
-    assert!(i.fix.as_ref().unwrap().approval.is_none(), "no approval is asked for");
+    assert!(
+        i.fix.as_ref().unwrap().approval.is_none(),
+        "no approval is asked for"
+    );
     let (_, approvals) = h.get("/api/v1/approvals", VIEWER_TOKEN).await;
     assert_eq!(approvals["items"].as_array().unwrap().len(), 0);
-    assert!(i.timeline.iter().any(|t| t.kind == "gate" && t.message.contains("scope gate")));
+    assert!(
+        i.timeline
+            .iter()
+            .any(|t| t.kind == "gate" && t.message.contains("scope gate"))
+    );
     assert_eq!(gate_refusals(&h).await.len(), 1);
     assert_eq!(h.runs("precheck"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rate_limit_counts_fixes_per_scope_in_a_sliding_hour() {
-    let mut options = Options::default();
-    options.scopes = vec![scope("staging", "staging", Stage::Auto, 2, 4)];
+    let options = Options {
+        scopes: vec![scope("staging", "staging", Stage::Auto, 2, 4)],
+        ..Options::default()
+    };
     let h = Harness::start("gate_rate", options).await;
     force_stage(&h, "staging", Stage::Auto).await;
     for n in 0..2 {
@@ -138,8 +154,10 @@ async fn the_rate_limit_counts_fixes_per_scope_in_a_sliding_hour() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_fixes_per_scope_are_capped() {
-    let mut options = Options::default();
-    options.scopes = vec![scope("staging", "staging", Stage::Auto, 100, 1)];
+    let options = Options {
+        scopes: vec![scope("staging", "staging", Stage::Auto, 100, 1)],
+        ..Options::default()
+    };
     let h = Harness::start("gate_concurrency", options).await;
     force_stage(&h, "staging", Stage::Silent).await;
     std::fs::write(h.control().join("execute.sleep"), "2").unwrap();
@@ -173,7 +191,9 @@ async fn dry_run_runs_everything_but_execute_and_rollback() {
     force_stage(&h, "staging", Stage::Auto).await;
     h.fire("dry-1", "staging", "api-0").await;
     h.settle().await;
-    let i = h.wait_incident("dry-1", |i| i.state != IncidentState::Fixing).await;
+    let i = h
+        .wait_incident("dry-1", |i| i.state != IncidentState::Fixing)
+        .await;
     assert_eq!(i.state, IncidentState::Open, "a dry run closes nothing");
     let fix = i.fix.unwrap();
     assert!(fix.dry_run);
@@ -191,7 +211,13 @@ async fn dry_run_runs_everything_but_execute_and_rollback() {
     assert_eq!(h.target(), "broken", "nothing changed");
     assert!(h.audit_actions().await.iter().any(|a| a == "gate.dry-run"));
     // A dry run is not an outcome: the gate's samples stay empty.
-    assert!(h.state.outcomes(ACTION, "staging", harness::start_time()).await.unwrap().is_empty());
+    assert!(
+        h.state
+            .outcomes(ACTION, "staging", harness::start_time())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -208,7 +234,11 @@ async fn an_expired_approval_escalates_and_cannot_be_approved() {
     receiver.wait_for("approval_requested").await;
     h.clock.advance(chrono::Duration::minutes(31));
     let (status, body) = h
-        .post(&format!("/api/v1/approvals/{approval}/approve"), APPROVER_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            APPROVER_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("expired"), "{body}");
@@ -222,7 +252,11 @@ async fn an_expired_approval_escalates_and_cannot_be_approved() {
     assert_eq!(tick.expired, [j.fix.unwrap().approval.unwrap()]);
     let j = h.wait_incident("exp-2", |_| true).await;
     assert_eq!(j.state, IncidentState::Open);
-    assert!(j.timeline.iter().any(|t| t.message.contains("expired: escalated")));
+    assert!(
+        j.timeline
+            .iter()
+            .any(|t| t.message.contains("expired: escalated"))
+    );
     assert_eq!(h.runs("precheck"), 0);
     let audit = h.audit_actions().await;
     assert_eq!(audit.iter().filter(|a| *a == "approval.expired").count(), 2);
@@ -234,10 +268,13 @@ async fn a_resolved_alert_cancels_its_approval_and_rejection_needs_a_reason() {
     let i = h.fire("cancel-1", "staging", "api-0").await;
     let approval = i.fix.as_ref().unwrap().approval.clone().unwrap();
     h.resolve("cancel-1", "staging", "api-0").await;
-    h.wait_incident("cancel-1", |i| i.state == IncidentState::Resolved).await;
+    h.wait_incident("cancel-1", |i| i.state == IncidentState::Resolved)
+        .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, shown) = h.get(&format!("/api/v1/approvals/{approval}"), VIEWER_TOKEN).await;
+        let (_, shown) = h
+            .get(&format!("/api/v1/approvals/{approval}"), VIEWER_TOKEN)
+            .await;
         if shown["state"] == "cancelled" {
             break;
         }
@@ -245,24 +282,40 @@ async fn a_resolved_alert_cancels_its_approval_and_rejection_needs_a_reason() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, body) = h
-        .post(&format!("/api/v1/approvals/{approval}/approve"), APPROVER_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            APPROVER_TOKEN,
+            json!({}),
+        )
         .await;
-    assert_eq!((status, body["error"].as_str().unwrap()), (409, format!("approval {approval} is cancelled").as_str()));
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (409, format!("approval {approval} is cancelled").as_str())
+    );
 
     let j = h.fire("reject-1", "staging", "api-1").await;
     let approval = j.fix.as_ref().unwrap().approval.clone().unwrap();
     let path = format!("/api/v1/approvals/{approval}/reject");
     let (status, body) = h.post(&path, APPROVER_TOKEN, json!({"reason": "  "})).await;
-    assert_eq!((status, body["error"].as_str().unwrap()), (400, "a reason is required to reject"));
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "a reason is required to reject")
+    );
     let (status, body) = h.post(&path, VIEWER_TOKEN, json!({"reason": "no"})).await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = h.post(&path, APPROVER_TOKEN, json!({"reason": "wrong pod"})).await;
+    let (status, body) = h
+        .post(&path, APPROVER_TOKEN, json!({"reason": "wrong pod"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approval"]["state"], "rejected");
     assert_eq!(body["approval"]["decided_by"], "approver");
     assert_eq!(body["approval"]["reason"], "wrong pod");
     let (status, _) = h
-        .post(&format!("/api/v1/approvals/{approval}/approve"), APPROVER_TOKEN, json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            APPROVER_TOKEN,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 409);
     let j = h.wait_incident("reject-1", |_| true).await;
@@ -288,15 +341,26 @@ async fn a_failed_rollback_demotes_to_manual_and_pages() {
     std::fs::write(h.control().join("rollback.exit"), "1").unwrap();
     h.fire("rbf-1", "staging", "api-0").await;
     h.settle().await;
-    let i = h.wait_incident("rbf-1", |i| i.state != IncidentState::Fixing).await;
+    let i = h
+        .wait_incident("rbf-1", |i| i.state != IncidentState::Fixing)
+        .await;
     assert_eq!(i.state, IncidentState::Open);
-    assert!(matches!(i.fix.unwrap().outcome, Some(FixOutcome::RollbackFailed(_))));
-    assert_eq!(h.state.stage(ACTION, "staging").await.unwrap().unwrap().stage, Stage::Manual);
+    assert!(matches!(
+        i.fix.unwrap().outcome,
+        Some(FixOutcome::RollbackFailed(_))
+    ));
+    assert_eq!(
+        h.state.stage(ACTION, "staging").await.unwrap().unwrap().stage,
+        Stage::Manual
+    );
     let page = receiver.wait_for("rollback_failed").await;
     assert_eq!(page["urgent"], true);
     let history = h.state.stage_history(ACTION, "staging").await.unwrap();
     let last = history.last().unwrap();
-    assert_eq!((last.from, last.to, last.by.as_str()), (Some(Stage::Auto), Stage::Manual, "rootfix"));
+    assert_eq!(
+        (last.from, last.to, last.by.as_str()),
+        (Some(Stage::Auto), Stage::Manual, "rootfix")
+    );
     assert!(last.reason.contains("rollback failed"));
 }
 
@@ -318,12 +382,18 @@ async fn auto_closes_the_incident_and_silences_the_alert_in_alertmanager() {
     force_stage(&h, "staging", Stage::Auto).await;
     h.fire("silence-1", "staging", "api-7").await;
     h.settle().await;
-    let i = h.wait_incident("silence-1", |i| {
-        i.state == IncidentState::Resolved && i.fix.as_ref().is_some_and(|f| f.silence.is_some())
-    })
-    .await;
+    let i = h
+        .wait_incident("silence-1", |i| {
+            i.state == IncidentState::Resolved && i.fix.as_ref().is_some_and(|f| f.silence.is_some())
+        })
+        .await;
     let id = i.fix.unwrap().silence.unwrap();
-    let silence: serde_json::Value = reqwest::get(am.api(&format!("silence/{id}"))).await.unwrap().json().await.unwrap();
+    let silence: serde_json::Value = reqwest::get(am.api(&format!("silence/{id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(silence["status"]["state"], "active", "{silence}");
     assert_eq!(silence["createdBy"], "rootfix");
     assert!(silence["comment"].as_str().unwrap().contains(&i.id));
@@ -331,7 +401,12 @@ async fn auto_closes_the_incident_and_silences_the_alert_in_alertmanager() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["name"].as_str().unwrap().to_string(), m["value"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["value"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     matchers.sort();
     assert_eq!(

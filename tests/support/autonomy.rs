@@ -473,7 +473,11 @@ impl Receiver {
             if let Some(b) = self.bodies().into_iter().rev().find(|b| b["kind"] == kind) {
                 return b;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no `{kind}` notification; got {:?}", self.kinds());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `{kind}` notification; got {:?}",
+                self.kinds()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
