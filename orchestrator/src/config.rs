@@ -558,6 +558,62 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_autonomy_section() {
+        let c = parse(
+            "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  dry_run: true\n  approval_ttl: 15m\n  promotion: {min_in_stage: 3d, window: 24h, min_success_rate: 0.95, min_samples: 7, apply: auto}\n  scopes:\n    - {name: staging, match: ['env=\"staging\"'], max_stage: auto, fixes_per_hour: 6, concurrency: 2}\n    - {name: prod-core, match: ['env=\"prod\"', 'tier=~\"core|db\"'], max_stage: silent, dry_run: true}\n",
+        )
+        .unwrap();
+        let a = &c.autonomy;
+        assert!(a.dry_run);
+        assert_eq!(a.approval_ttl, Duration::from_secs(900));
+        assert_eq!(a.promotion.min_in_stage, Duration::from_secs(3 * 86400));
+        assert_eq!(a.promotion.window, Duration::from_secs(86400));
+        assert_eq!((a.promotion.min_samples, a.promotion.auto_apply), (7, true));
+        assert_eq!(a.scopes.0.len(), 2);
+        let prod = a.scopes.get("prod-core").unwrap();
+        assert_eq!(prod.max_stage, crate::autonomy::stage::Stage::Silent);
+        assert_eq!((prod.fixes_per_hour, prod.max_concurrent, prod.dry_run), (10, 1, true));
+        let labels = |env: &str, tier: &str| {
+            BTreeMap::from([("env".to_string(), env.to_string()), ("tier".to_string(), tier.to_string())])
+        };
+        assert_eq!(a.scopes.scope_for(&labels("prod", "db")).unwrap().name, "prod-core");
+        assert!(a.scopes.scope_for(&labels("prod", "edge")).is_none());
+        // Without the section: no scope, so nothing runs on its own; the seed's gate numbers.
+        let d = parse("tokens: [{name: am, role: ingest, token_env: INGEST}]\n").unwrap().autonomy;
+        assert!(d.scopes.0.is_empty());
+        assert!((d.promotion.min_success_rate - 0.991).abs() < 1e-9);
+        assert_eq!(d.promotion.window, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn reports_autonomy_problems_with_their_place() {
+        let Err(ConfigError::Invalid(problems)) = parse(
+            "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  promotion: {min_success_rate: 1.5, apply: sometimes}\n  scopes:\n    - {name: Bad Name, match: ['env=~\"(\"'], max_stage: yolo, fixes_per_hour: 0}\n    - {name: ok, match: []}\n",
+        ) else {
+            panic!("accepted a bad autonomy section");
+        };
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}:{}: {}", p.position.line, p.field, p.message))
+            .collect();
+        let expect = [
+            "3:autonomy.promotion.apply: unknown `sometimes`; expected admin or auto",
+            "3:autonomy.promotion.min_success_rate: must be in (0, 1], e.g. 0.991",
+            "5:autonomy.scopes[0].name: `Bad Name` is not a scope name (lowercase letters, digits, - and _)",
+            "5:autonomy.scopes[0].max_stage: unknown stage `yolo`; expected manual, silent or auto",
+            "5:autonomy.scopes[0].fixes_per_hour: must be at least 1",
+            "6:autonomy.scopes[1].match: a scope needs at least one matcher, e.g. env=\"staging\"",
+        ];
+        for e in expect {
+            assert!(lines.iter().any(|l| l == e), "missing `{e}` in {lines:#?}");
+        }
+        assert!(
+            lines.iter().any(|l| l.starts_with("5:autonomy.scopes[0].match[0]:")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
     fn reports_every_problem_with_its_place() {
         let Err(ConfigError::Invalid(problems)) = parse(
             "listen: nowhere\ntokens:\n  - {name: am, role: root, token_env: MISSING}\nlimits: {walk_deadline: 10s, claim_idle: 5s}\nextra: 1\nevidence:\n  prometheus:\n    default: {url: 'ftp://x'}\n",
