@@ -57,4 +57,11 @@ fn the_example_config_is_a_valid_rootfix_config() {
     assert_eq!(config.tokens.len(), 4);
     assert!(config.evidence.prometheus.contains_key("default"));
     assert!(config.playbooks.ends_with("deploy/playbooks"));
+    let scopes: Vec<&str> = config.autonomy.scopes.0.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(scopes, ["staging", "prod-core", "prod"]);
+    assert_eq!(
+        config.autonomy.scopes.get("prod-core").unwrap().max_stage,
+        rootfix::autonomy::stage::Stage::Silent
+    );
+    assert!(config.silences.is_some());
 }
