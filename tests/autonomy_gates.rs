@@ -120,6 +120,16 @@ async fn a_target_outside_every_scope_is_never_fixed() {
     );
     assert_eq!(gate_refusals(&h).await.len(), 1);
     assert_eq!(h.runs("precheck"), 0);
+    let metrics = reqwest::get(format!("{}/metrics", h.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rootfix_gate_refusals_total{gate=\"scope\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -572,14 +572,25 @@ mod tests {
         assert_eq!(a.scopes.0.len(), 2);
         let prod = a.scopes.get("prod-core").unwrap();
         assert_eq!(prod.max_stage, crate::autonomy::stage::Stage::Silent);
-        assert_eq!((prod.fixes_per_hour, prod.max_concurrent, prod.dry_run), (10, 1, true));
+        assert_eq!(
+            (prod.fixes_per_hour, prod.max_concurrent, prod.dry_run),
+            (10, 1, true)
+        );
         let labels = |env: &str, tier: &str| {
-            BTreeMap::from([("env".to_string(), env.to_string()), ("tier".to_string(), tier.to_string())])
+            BTreeMap::from([
+                ("env".to_string(), env.to_string()),
+                ("tier".to_string(), tier.to_string()),
+            ])
         };
-        assert_eq!(a.scopes.scope_for(&labels("prod", "db")).unwrap().name, "prod-core");
+        assert_eq!(
+            a.scopes.scope_for(&labels("prod", "db")).unwrap().name,
+            "prod-core"
+        );
         assert!(a.scopes.scope_for(&labels("prod", "edge")).is_none());
         // Without the section: no scope, so nothing runs on its own; the seed's gate numbers.
-        let d = parse("tokens: [{name: am, role: ingest, token_env: INGEST}]\n").unwrap().autonomy;
+        let d = parse("tokens: [{name: am, role: ingest, token_env: INGEST}]\n")
+            .unwrap()
+            .autonomy;
         assert!(d.scopes.0.is_empty());
         assert!((d.promotion.min_success_rate - 0.991).abs() < 1e-9);
         assert_eq!(d.promotion.window, Duration::from_secs(72 * 3600));
@@ -608,7 +619,9 @@ mod tests {
             assert!(lines.iter().any(|l| l == e), "missing `{e}` in {lines:#?}");
         }
         assert!(
-            lines.iter().any(|l| l.starts_with("5:autonomy.scopes[0].match[0]:")),
+            lines
+                .iter()
+                .any(|l| l.starts_with("5:autonomy.scopes[0].match[0]:")),
             "{lines:#?}"
         );
     }

@@ -27,6 +27,10 @@ pub struct Metrics {
     reloads: Mutex<BTreeMap<&'static str, u64>>,
     /// Notifications by receiver and result (`sent`, `failed`, `dropped`).
     notifications: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Gate refusals by gate.
+    gate_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Finished fixes by outcome.
+    fixes_finished: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -78,6 +82,18 @@ impl Metrics {
     pub fn notification(&self, receiver: &str, result: &'static str) {
         if let Ok(mut m) = self.notifications.lock() {
             *m.entry((receiver.to_string(), result)).or_default() += 1;
+        }
+    }
+
+    pub fn gate_refused(&self, gate: &'static str) {
+        if let Ok(mut m) = self.gate_refusals.lock() {
+            *m.entry(gate).or_default() += 1;
+        }
+    }
+
+    pub fn fix_finished(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.fixes_finished.lock() {
+            *m.entry(outcome).or_default() += 1;
         }
     }
 
@@ -190,6 +206,27 @@ impl Metrics {
                     out,
                     "rootfix_notifications_total{{receiver=\"{receiver}\",result=\"{result}\"}} {n}"
                 );
+            }
+        }
+
+        counter(
+            &mut out,
+            "rootfix_gate_refusals_total",
+            "Fixes refused before they started, by gate.",
+        );
+        if let Ok(m) = self.gate_refusals.lock() {
+            for (gate, n) in m.iter() {
+                let _ = writeln!(out, "rootfix_gate_refusals_total{{gate=\"{gate}\"}} {n}");
+            }
+        }
+        counter(
+            &mut out,
+            "rootfix_fixes_finished_total",
+            "Fixes run by autonomy, by outcome.",
+        );
+        if let Ok(m) = self.fixes_finished.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(out, "rootfix_fixes_finished_total{{outcome=\"{outcome}\"}} {n}");
             }
         }
 

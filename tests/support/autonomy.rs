@@ -183,20 +183,23 @@ impl Harness {
             ..AutonomyConfig::default()
         };
         let evidence: Arc<FixtureEvidence> = Arc::new(FixtureEvidence::new());
-        let autonomy = Arc::new(Autonomy::new(
-            state.clone(),
-            config,
-            clock.clone(),
-            catalog.clone(),
-            executor,
-            evidence.clone(),
-            Notifier::start(options.notifications, Some(metrics.clone())).expect("notifier"),
-            options
-                .silences
-                .as_ref()
-                .map(|c| SilenceClient::from_config(c).expect("silence client")),
-            "test-replica".into(),
-        ));
+        let autonomy = Arc::new(
+            Autonomy::new(
+                state.clone(),
+                config,
+                clock.clone(),
+                catalog.clone(),
+                executor,
+                evidence.clone(),
+                Notifier::start(options.notifications, Some(metrics.clone())).expect("notifier"),
+                options
+                    .silences
+                    .as_ref()
+                    .map(|c| SilenceClient::from_config(c).expect("silence client")),
+                "test-replica".into(),
+            )
+            .with_metrics(metrics.clone()),
+        );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let handler = IncidentHandler {
             state: state.clone(),

@@ -103,6 +103,8 @@ pub struct Autonomy {
     pub silences: Option<SilenceClient>,
     /// This replica's name in the leader election.
     pub replica: String,
+    /// Gate refusals and fix outcomes are counted here when set.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     running: Arc<(AtomicUsize, tokio::sync::Notify)>,
 }
 
@@ -133,8 +135,15 @@ impl Autonomy {
             notifier,
             silences,
             replica,
+            metrics: None,
             running: Arc::new((AtomicUsize::new(0), tokio::sync::Notify::new())),
         }
+    }
+
+    /// Counts gate refusals and fix outcomes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Fixes started by this process and not finished.
@@ -326,6 +335,9 @@ impl Autonomy {
         reason: String,
     ) -> Result<Decided, AutonomyError> {
         warn!(incident = %incident.id, action = %fix.action, gate, %reason, "gate refused the fix");
+        if let Some(m) = &self.metrics {
+            m.gate_refused(gate);
+        }
         self.audit(
             ROOTFIX,
             "gate.refused",
@@ -669,6 +681,17 @@ impl Autonomy {
             ),
         )
         .await;
+        if let Some(m) = &self.metrics {
+            m.fix_finished(match &outcome {
+                FixOutcome::Succeeded => "succeeded",
+                FixOutcome::AlreadyHealthy => "already-healthy",
+                FixOutcome::Aborted(_) => "aborted",
+                FixOutcome::RolledBack(_) => "rolled-back",
+                FixOutcome::RollbackFailed(_) => "rollback-failed",
+                FixOutcome::Refused(_) => "refused",
+                FixOutcome::DryRun(_) => "dry-run",
+            });
+        }
         let succeeded = matches!(outcome, FixOutcome::Succeeded | FixOutcome::AlreadyHealthy);
         let stage = fix.stage.unwrap_or(Stage::Manual);
         fix.outcome = Some(outcome.clone());

@@ -71,17 +71,20 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
         .transpose()
         .map_err(|e| ServeError::Silences(e.to_string()))?;
     let executor = Arc::new(crate::fix::executor::Executor::from_config(&config, state.clone()).await);
-    let autonomy = Arc::new(Autonomy::new(
-        state.clone(),
-        config.autonomy.clone(),
-        Arc::new(SystemClock),
-        catalog.clone(),
-        executor,
-        evidence.clone(),
-        notifier,
-        silences,
-        config.consumer.clone(),
-    ));
+    let autonomy = Arc::new(
+        Autonomy::new(
+            state.clone(),
+            config.autonomy.clone(),
+            Arc::new(SystemClock),
+            catalog.clone(),
+            executor,
+            evidence.clone(),
+            notifier,
+            silences,
+            config.consumer.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     if config.autonomy.scopes.0.is_empty() {
         warn!("autonomy.scopes is empty: no target is inside a scope, so rootfix runs no fix on its own");
     }
