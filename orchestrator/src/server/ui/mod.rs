@@ -22,8 +22,8 @@
 //!
 //! **CSRF.** Forms post with the cookie, so every POST is checked three ways: (1) SameSite=Strict
 //! keeps browsers from sending the cookie on cross-site requests at all; (2) an `Origin` header (or
-//! `Referer`, without one) naming another host than `Host` is refused with 403, as is `Origin:
-//! null`; (3) every form carries a hidden `csrf` field, HMAC-SHA256 of the fixed label `rootfix ui
+//! `Referer`, without one) naming another host than `Host` (or `X-Forwarded-Host`, behind a proxy
+//! that rewrites `Host`) is refused with 403, as is `Origin: null`; (3) every form carries a hidden `csrf` field, HMAC-SHA256 of the fixed label `rootfix ui
 //! csrf v1` keyed with the session's token (`session::csrf_token`), compared in constant time. A
 //! cross-site page can neither read that field (same-origin policy) nor compute it (it does not
 //! know the token), and every replica derives the same value without shared state. The sign-in

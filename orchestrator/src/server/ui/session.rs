@@ -79,9 +79,10 @@ pub fn csrf_matches(expected: &str, presented: &str) -> bool {
     bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
-/// Refuses a POST whose `Origin` (or, without it, `Referer`) names another host than `Host`.
-/// Browsers send `Origin` with every form POST; a request with neither header is left to the
-/// CSRF field and SameSite.
+/// Refuses a POST whose `Origin` (or, without it, `Referer`) names another host than `Host` (or
+/// than `X-Forwarded-Host`, for a proxy that rewrites `Host`: a cross-site form cannot set that
+/// header, so trusting it opens nothing). Browsers send `Origin` with every form POST; a request
+/// with neither header is left to the CSRF field and SameSite.
 pub fn check_origin(headers: &HeaderMap) -> Result<(), String> {
     let source = headers
         .get(header::ORIGIN)
@@ -103,7 +104,12 @@ pub fn check_origin(headers: &HeaderMap) -> Result<(), String> {
         .or_else(|| source.strip_prefix("https://"))
         .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(rest))
         .ok_or_else(|| format!("cross-origin request refused (origin {source})"))?;
-    if authority.eq_ignore_ascii_case(host) {
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    if authority.eq_ignore_ascii_case(host) || forwarded.is_some_and(|f| authority.eq_ignore_ascii_case(f)) {
         Ok(())
     } else {
         Err(format!(
@@ -173,6 +179,14 @@ mod tests {
             .is_ok()
         );
         assert!(check_origin(&headers(&[("host", "127.0.0.1:8080")])).is_ok());
+        assert!(
+            check_origin(&headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-host", "rootfix.example"),
+                ("origin", "https://rootfix.example")
+            ]))
+            .is_ok()
+        );
         for origin in [
             "http://evil.example",
             "http://127.0.0.1:8081",
