@@ -25,6 +25,8 @@ install_packages() {
   command -v flock >/dev/null || missing+=(util-linux)
   # kubectl checks deploy/kubernetes offline (tests/kube_manifests.rs); no cluster is needed.
   command -v kubectl >/dev/null || missing+=(kubernetes-client)
+  # Headless Chromium drives the web page in tests/ui_browser.rs (which fails without it).
+  command -v chromium >/dev/null || missing+=(chromium)
   command -v cargo-nextest >/dev/null || command -v cargo >/dev/null || { log "cargo is missing"; exit 1; }
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"

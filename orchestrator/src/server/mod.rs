@@ -1,5 +1,6 @@
 //! The HTTP server (axum): routes, shared state, and `serve`, which wires the server, the event
-//! loop and the catalog watcher together and shuts them down in order.
+//! loop and the catalog watcher together and shuts them down in order. `ui` is the SREs' web
+//! page under `/ui/` (server-rendered, cookie sessions); everything under `/api/v1/` is JSON.
 
 pub mod approvals;
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod ingest;
 pub mod killswitch;
 pub mod ops;
 pub mod serve;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -54,6 +56,14 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/stages/{action}/{scope}/demote", post(approvals::demote))
         .route("/api/v1/killswitch", get(killswitch::get).put(killswitch::set))
         .route("/api/v1/audit", get(killswitch::audit))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::dashboard))
+        .route("/ui/login", get(ui::login_form).post(ui::login))
+        .route("/ui/logout", post(ui::logout))
+        .route("/ui/approvals/{id}/approve", post(ui::approve))
+        .route("/ui/approvals/{id}/reject", post(ui::reject))
+        .route("/ui/incidents/{id}", get(ui::incident))
+        .route("/ui/incidents/{id}/confirm", post(ui::confirm))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
