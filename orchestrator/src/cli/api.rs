@@ -14,9 +14,29 @@ pub struct ApiArgs {
         global = true
     )]
     pub server: String,
-    /// A bearer token (admin to change the kill switch, viewer to read).
+    /// A bearer token (viewer to read, approver to decide approvals and confirm fixes, admin to
+    /// change the kill switch and stages).
     #[arg(long, env = "ROOTFIX_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+}
+
+/// One path segment, percent-encoded (ids and names go into URLs only through this).
+pub fn segment(s: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    match s {
+        // The URL parser would resolve these as dot segments.
+        "." | ".." => s.replace('.', "%2E"),
+        _ => percent_encoding::utf8_percent_encode(s, KEEP).to_string(),
+    }
+}
+
+/// The API's JSON, pretty-printed, for `--json`.
+pub fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
 pub fn block_on<F: std::future::Future<Output = Result<String, String>>>(what: &str, f: F) -> ExitCode {

@@ -1,12 +1,15 @@
 //! The `rootfix` command line: one module per subcommand.
 
 pub mod api;
+pub mod approvals;
+pub mod confirm;
 pub mod fix;
 pub mod incidents;
 pub mod killswitch;
 pub mod schema;
 pub mod serve;
 pub mod simulate;
+pub mod stages;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -42,6 +45,12 @@ pub enum Command {
     Audit(killswitch::AuditArgs),
     /// List and show incidents through the server's API.
     Incidents(incidents::IncidentsArgs),
+    /// List, show, approve or reject the fixes waiting for an SRE (stage manual).
+    Approvals(approvals::ApprovalsArgs),
+    /// Give the verdict on a fix that ran: correct, or a misfix with its severity.
+    Confirm(confirm::ConfirmArgs),
+    /// List and show the autonomy stage of each (action, scope) and its gate; promote or demote.
+    Stages(stages::StagesArgs),
     /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schemas of Playbook and Action, or write them into a folder.
@@ -63,5 +72,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fix(args) => fix::run(&args),
         Command::Killswitch(args) => killswitch::run(&args),
         Command::Audit(args) => killswitch::run_audit(&args),
+        Command::Approvals(args) => approvals::run(&args),
+        Command::Confirm(args) => confirm::run(&args),
+        Command::Stages(args) => stages::run(&args),
     }
 }
