@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use harness::{APPROVER_TOKEN, Harness, Options, scope};
 use rootfix::autonomy::stage::Stage;
 use rootfix::incident::{Incident, IncidentState};
-use rootfix::state::StateStore;
 
 fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
     v.sort();
@@ -40,7 +39,10 @@ fn report(name: &str, v: Vec<Duration>) {
 fn fresh(template: &Incident, n: usize, env: &str) -> Incident {
     let mut i = template.clone();
     i.id = format!("inc-bench-{}-{env}-{n}", std::process::id());
-    i.fingerprint = format!("{:016x}", 0xbe00_0000_u64 + n as u64 + if env == "dev" { 1 << 40 } else { 0 });
+    i.fingerprint = format!(
+        "{:016x}",
+        0xbe00_0000_u64 + n as u64 + if env == "dev" { 1 << 40 } else { 0 }
+    );
     i.alert.fingerprint = i.fingerprint.clone();
     i.alert.labels.insert("env".into(), env.into());
     i.alert.labels.insert("instance".into(), format!("api-{n}"));
@@ -74,7 +76,13 @@ async fn main() {
         let t = Instant::now();
         let d = h.autonomy.decide(&i.id).await.expect("decide");
         refused.push(t.elapsed());
-        assert!(matches!(d, rootfix::autonomy::controller::Decided::Refused { gate: "scope", .. }), "{d:?}");
+        assert!(
+            matches!(
+                d,
+                rootfix::autonomy::controller::Decided::Refused { gate: "scope", .. }
+            ),
+            "{d:?}"
+        );
     }
     let mut approvals = Vec::new();
     let mut ids = Vec::new();

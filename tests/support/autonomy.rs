@@ -162,7 +162,12 @@ impl Harness {
                 )
             });
         let catalog = CatalogHandle::new(catalog);
-        let state: Arc<dyn StateStore> = Arc::new(crate::support::redis_store(test).await);
+        let prefix = crate::support::unique_prefix(test);
+        let state: Arc<dyn StateStore> = Arc::new(
+            rootfix::state::redis::RedisStateStore::connect(&crate::support::redis_url(), &prefix)
+                .await
+                .expect("Redis (scripts/test-all.sh starts it)"),
+        );
         let clock = Arc::new(ManualClock::new(start_time()));
         let executor = Arc::new(Executor {
             state: state.clone(),

@@ -105,8 +105,15 @@ impl OutcomeSummary {
             {
                 p0_misfixes += 1;
             }
+            // On a tie in time an SRE's verdict wins over the fix's own result.
+            let rank = |x: &Outcome| {
+                (
+                    x.at,
+                    matches!(x.kind, OutcomeKind::Correct | OutcomeKind::Misfix { .. }),
+                )
+            };
             match latest.get(o.incident.as_str()) {
-                Some(seen) if seen.at > o.at => {}
+                Some(seen) if rank(seen) > rank(o) => {}
                 _ => {
                     latest.insert(&o.incident, o);
                 }
@@ -168,6 +175,31 @@ mod tests {
         ]);
         assert_eq!((s.samples, s.successes, s.p0_misfixes), (1, 0, 1));
         assert_eq!(OutcomeSummary::of(&[]).success_rate, None);
+        // Same instant, either order: the verdict counts.
+        for pair in [
+            [
+                o(7, "e", OutcomeKind::Succeeded),
+                o(
+                    7,
+                    "e",
+                    OutcomeKind::Misfix {
+                        severity: Severity::P3,
+                    },
+                ),
+            ],
+            [
+                o(
+                    7,
+                    "e",
+                    OutcomeKind::Misfix {
+                        severity: Severity::P3,
+                    },
+                ),
+                o(7, "e", OutcomeKind::Succeeded),
+            ],
+        ] {
+            assert_eq!(OutcomeSummary::of(&pair).successes, 0);
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct DockerRunner {
     docker: Docker,
     /// Host folder under which each fix gets `<incident>/<action>/` as its state folder.
     state_root: PathBuf,
+    /// Set when several rootfix deployments (e.g. Redis key prefixes) share one engine: it goes
+    /// into container names and the `rootfix.instance` label, so one never replaces or abandons
+    /// another's containers. Empty by default.
+    instance: String,
 }
 
 fn engine(e: impl std::fmt::Display) -> RunnerError {
@@ -66,7 +70,17 @@ impl DockerRunner {
     pub async fn connect(state_root: PathBuf) -> Result<Self, RunnerError> {
         let docker = Docker::connect_with_local_defaults().map_err(engine)?;
         let docker = docker.negotiate_version().await.map_err(engine)?;
-        Ok(Self { docker, state_root })
+        Ok(Self {
+            docker,
+            state_root,
+            instance: String::new(),
+        })
+    }
+
+    /// Names this deployment's containers apart from others on the same engine.
+    pub fn with_instance(mut self, instance: &str) -> Self {
+        self.instance = slug(instance.trim_end_matches(':'));
+        self
     }
 
     /// The host folder a fix's phases share.
@@ -126,6 +140,7 @@ impl Runner for DockerRunner {
             vec![
                 format!("rootfix.incident={incident}"),
                 format!("rootfix.action={action}"),
+                format!("rootfix.instance={}", self.instance),
             ],
         )]);
         let options = ListContainersOptionsBuilder::default()
@@ -197,6 +212,7 @@ impl Runner for DockerRunner {
             ("rootfix.action".to_string(), action.name.clone()),
             ("rootfix.phase".to_string(), req.phase.as_str().to_string()),
             ("rootfix.attempt".to_string(), req.attempt.to_string()),
+            ("rootfix.instance".to_string(), self.instance.clone()),
         ]);
         let host_config = HostConfig {
             memory: action.memory_bytes.and_then(|m| i64::try_from(m).ok()),
@@ -224,7 +240,12 @@ impl Runner for DockerRunner {
             ..Default::default()
         };
         let name = format!(
-            "rootfix-{}-{}-{}-{}",
+            "rootfix-{}{}-{}-{}-{}",
+            if self.instance.is_empty() {
+                String::new()
+            } else {
+                format!("{}-", self.instance)
+            },
             slug(req.incident),
             slug(&action.name),
             req.phase.as_str(),
