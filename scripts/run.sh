@@ -68,6 +68,9 @@ cat >&2 <<MSG
       set -a; source $run/tokens.env; set +a
       ROOTFIX_TOKEN=\$ROOTFIX_VIEWER_TOKEN $bin incidents list
       ROOTFIX_TOKEN=\$ROOTFIX_VIEWER_TOKEN $bin incidents show <ID>
+      ROOTFIX_TOKEN=\$ROOTFIX_APPROVER_TOKEN $bin approvals list      # fixes waiting for you
+
+    The web page: http://127.0.0.1:5001/ui/ (sign in with \$ROOTFIX_APPROVER_TOKEN).
 
     Ctrl-C stops rootfix (Redis, Prometheus and Alertmanager keep running).
 
