@@ -269,62 +269,47 @@ impl Harness {
     }
 
     /// Posts one firing `AutonomyTest` alert (Alertmanager webhook v4) and returns its incident once
-    /// the event loop decided it (not diagnosing, and not open without a decision).
+    /// the event loop decided its fix.
     pub async fn fire(&self, name: &str, env: &str, instance: &str) -> Incident {
-        let fingerprint = &fingerprint(name);
-        let starts = self.clock.now_rfc3339();
-        let body = json!({
-            "version": "4",
-            "groupKey": format!("{{}}:{{alertname=\"AutonomyTest\", fp=\"{fingerprint}\"}}"),
-            "truncatedAlerts": 0,
-            "status": "firing",
-            "receiver": "rootfix",
-            "groupLabels": {"alertname": "AutonomyTest"},
-            "commonLabels": {"alertname": "AutonomyTest"},
-            "commonAnnotations": {},
-            "externalURL": "http://127.0.0.1:9093",
-            "alerts": [{
-                "status": "firing",
-                "labels": {"alertname": "AutonomyTest", "service": "order-api", "env": env, "instance": instance},
-                "annotations": {"summary": "autonomy test"},
-                "startsAt": starts,
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://127.0.0.1:9090/graph",
-                "fingerprint": fingerprint
-            }]
-        });
-        let (status, reply) = self.post("/api/v1/alerts/alertmanager", INGEST_TOKEN, body).await;
-        assert_eq!(status, 200, "{reply}");
+        self.post_alert("firing", name, env, instance).await;
         self.wait_incident(name, |i| i.state != IncidentState::Diagnosing && i.fix.is_some())
             .await
     }
 
-    /// Posts the resolved alert of a fingerprint.
+    /// Posts the resolved alert of a test alert.
     pub async fn resolve(&self, name: &str, env: &str, instance: &str) {
-        let fingerprint = &fingerprint(name);
+        self.post_alert("resolved", name, env, instance).await;
+    }
+
+    async fn post_alert(&self, status: &str, name: &str, env: &str, instance: &str) {
         let now = self.clock.now_rfc3339();
+        let ends = if status == "firing" {
+            "0001-01-01T00:00:00Z".to_string()
+        } else {
+            now.clone()
+        };
         let body = json!({
             "version": "4",
-            "groupKey": "{}:{alertname=\"AutonomyTest\"}",
+            "groupKey": format!("{{}}:{{alertname=\"AutonomyTest\", name=\"{name}\"}}"),
             "truncatedAlerts": 0,
-            "status": "resolved",
+            "status": status,
             "receiver": "rootfix",
             "groupLabels": {"alertname": "AutonomyTest"},
             "commonLabels": {"alertname": "AutonomyTest"},
             "commonAnnotations": {},
             "externalURL": "http://127.0.0.1:9093",
             "alerts": [{
-                "status": "resolved",
+                "status": status,
                 "labels": {"alertname": "AutonomyTest", "service": "order-api", "env": env, "instance": instance},
-                "annotations": {},
+                "annotations": {"summary": "autonomy test"},
                 "startsAt": now,
-                "endsAt": now,
+                "endsAt": ends,
                 "generatorURL": "http://127.0.0.1:9090/graph",
-                "fingerprint": fingerprint
+                "fingerprint": fingerprint(name)
             }]
         });
-        let (status, reply) = self.post("/api/v1/alerts/alertmanager", INGEST_TOKEN, body).await;
-        assert_eq!(status, 200, "{reply}");
+        let (code, reply) = self.post("/api/v1/alerts/alertmanager", INGEST_TOKEN, body).await;
+        assert_eq!(code, 200, "{reply}");
     }
 
     /// The newest incident of a test alert once `done` holds (20 s at most).

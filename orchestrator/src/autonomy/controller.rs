@@ -882,10 +882,7 @@ impl Autonomy {
                 });
             }
             DecideOutcome::AlreadyDecided(stored) => {
-                return Err(AutonomyError::Conflict(format!(
-                    "approval {id} is {}",
-                    stored.state.as_str()
-                )));
+                return Err(decided_already(id, stored.state));
             }
         }
         self.audit(
@@ -936,10 +933,7 @@ impl Autonomy {
         let approval = match self.pending_approval(id).await? {
             Ok(a) => a,
             Err(already) => {
-                return Err(AutonomyError::Conflict(format!(
-                    "approval {id} is {}",
-                    already.state.as_str()
-                )));
+                return Err(decided_already(id, already.state));
             }
         };
         let now = self.clock.now();
@@ -948,10 +942,7 @@ impl Autonomy {
             DecideOutcome::Decided => {}
             DecideOutcome::Missing => return Err(AutonomyError::NotFound(format!("approval {id}"))),
             DecideOutcome::AlreadyDecided(stored) => {
-                return Err(AutonomyError::Conflict(format!(
-                    "approval {id} is {}",
-                    stored.state.as_str()
-                )));
+                return Err(decided_already(id, stored.state));
             }
         }
         self.audit(
@@ -987,10 +978,7 @@ impl Autonomy {
             }
             ApprovalState::Pending => Ok(Ok(approval)),
             ApprovalState::Approved => Ok(Err(approval)),
-            other => Err(AutonomyError::Conflict(format!(
-                "approval {id} is {}",
-                other.as_str()
-            ))),
+            other => Err(decided_already(id, other)),
         }
     }
 
@@ -1516,6 +1504,11 @@ impl Autonomy {
             }
         }
     }
+}
+
+/// The conflict of deciding an approval that was decided before.
+fn decided_already(id: &str, state: ApprovalState) -> AutonomyError {
+    AutonomyError::Conflict(format!("approval {id} is {}", state.as_str()))
 }
 
 fn render_params(params: &BTreeMap<String, String>) -> String {
