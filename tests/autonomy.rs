@@ -276,6 +276,11 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     assert_eq!(count("approval.approved"), 14);
     assert_eq!(count("fix.started"), 42);
     assert_eq!(count("fix.finished"), 42);
+    assert_eq!(
+        count("fix.phase"),
+        42 * 3,
+        "precheck, execute and verify of every fix"
+    );
     assert_eq!(count("stage.proposed"), 2);
     assert_eq!(count("stage.promoted"), 2);
     assert_eq!(count("fix.confirmed"), 15);

@@ -444,6 +444,21 @@ impl<'a> Run<'a> {
             stderr: outcome.stderr.clone(),
         })
         .await?;
+        // The audit trail keeps every phase's end too (the journal has the detail).
+        let audit = crate::audit::AuditEvent {
+            at: Utc::now(),
+            identity: "rootfix".into(),
+            action: "fix.phase".into(),
+            detail: format!(
+                "{} {} attempt {attempt}: {}",
+                self.fix,
+                phase.as_str(),
+                describe(&outcome.exit)
+            ),
+        };
+        if let Err(e) = self.exec.state.append_audit(&audit).await {
+            warn!(error = %e, "could not write the phase to the audit trail");
+        }
         if let Some(t) = outcome.timing {
             self.overhead.push(PhaseOverhead {
                 decision_to_create: t.create_sent.saturating_duration_since(decided),
