@@ -98,6 +98,29 @@ async fn the_kill_switch_refuses_first_even_an_approved_fix() {
             .iter()
             .all(|r| r.contains("gate killswitch: the kill switch is on (by admin: test)")),
         "{refusals:?}"
+    ); // With the kill switch off, the next firing asks the gates again; a refusal that time cannot
+    // change (the scope) is not asked again.
+    assert_eq!(h.client_put_killswitch(false).await.0, 200);
+    h.fire("ks-2", "nowhere", "api-1").await;
+    let again = h
+        .wait_incident("ks-2", |i| {
+            i.fix.as_ref().and_then(|f| f.gate.as_deref()) == Some("scope")
+        })
+        .await;
+    assert_eq!(again.firings, 2);
+    assert!(
+        again
+            .timeline
+            .iter()
+            .any(|t| t.message == "asking the gates again (refused by killswitch before)")
+    );
+    h.fire("ks-2", "nowhere", "api-1").await;
+    let third = h.wait_incident("ks-2", |i| i.firings == 3).await;
+    assert_eq!(third.fix.unwrap().gate.as_deref(), Some("scope"));
+    assert_eq!(
+        gate_refusals(&h).await.len(),
+        3,
+        "killswitch twice, then scope once"
     );
 }
 

@@ -237,6 +237,7 @@ impl Autonomy {
                 stage: None,
                 approval: None,
                 refused: None,
+                gate: None,
                 dry_run: false,
                 outcome: None,
                 verdict: None,
@@ -350,6 +351,7 @@ impl Autonomy {
         )
         .await;
         fix.refused = Some(format!("{gate}: {reason}"));
+        fix.gate = Some(gate.to_string());
         let now = self.clock.now();
         self.update_incident(&incident.id, |i| {
             if !i.state.is_open() {
@@ -1025,6 +1027,7 @@ impl Autonomy {
             stage: Some(Stage::Manual),
             approval: Some(approval.id.clone()),
             refused: None,
+            gate: None,
             dry_run: false,
             outcome: None,
             verdict: None,

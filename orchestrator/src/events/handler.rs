@@ -106,8 +106,22 @@ impl IncidentHandler {
                 incident.mark_applied(entry);
                 let n = incident.firings;
                 incident.note(now, "firing", format!("repeated firing #{n} joined the incident"));
+                // A fix refused for now (kill switch, rate limit, concurrency) is decided again.
+                let retry = incident.state == IncidentState::Open
+                    && incident.fix.as_ref().is_some_and(|f| f.refused_for_now());
+                if retry {
+                    let gate = incident.fix.take().and_then(|f| f.gate).unwrap_or_default();
+                    incident.note(
+                        now,
+                        "gate",
+                        format!("asking the gates again (refused by {gate} before)"),
+                    );
+                }
                 match self.state.save_incident(&mut incident).await? {
                     SaveOutcome::Saved => {
+                        if retry {
+                            self.decide(&incident.id).await?;
+                        }
                         return Ok(Handled::Joined {
                             incident: incident.id,
                         });
