@@ -221,7 +221,9 @@ async fn approvals_confirm_and_stages_through_the_cli() {
         "{line}"
     );
     assert!(
-        line.ends_with("-                            unmet: 0s in stage, needs 7days; 1 outcomes in the last 3days, needs 5"),
+        line.ends_with(
+            "-                            unmet: 0s in stage, needs 7d; 1 outcome in the last 3d, needs 5"
+        ),
         "{line}"
     );
 
@@ -229,8 +231,8 @@ async fn approvals_confirm_and_stages_through_the_cli() {
     assert_eq!(r.code, 1, "{r}");
     assert_eq!(
         r.err.trim(),
-        "rootfix stages: 409: the promotion gate is not met: 0s in stage, needs 7days; \
-         1 outcomes in the last 3days, needs 5"
+        "rootfix stages: 409: the promotion gate is not met: 0s in stage, needs 7d; \
+         1 outcome in the last 3d, needs 5"
     );
     let r = cli(
         &h,
@@ -273,8 +275,7 @@ async fn approvals_confirm_and_stages_through_the_cli() {
         "{r}"
     );
     assert!(
-        r.out
-            .contains("gate to auto: unmet\n  - 0s in stage, needs 7days\n"),
+        r.out.contains("gate to auto: unmet\n  - 0s in stage, needs 7d\n"),
         "{r}"
     );
     let history: Vec<&str> = r

@@ -496,7 +496,7 @@ impl Autonomy {
                     .rate_count(&scope.name, now, self.config.rate_window)
                     .await?,
                 scope.name,
-                humantime::format_duration(self.config.rate_window),
+                super::promotion::span(self.config.rate_window),
                 scope.fixes_per_hour
             );
             return self.refuse(&incident, fix, "rate-limit", reason).await;

@@ -76,15 +76,16 @@ impl PromotionPolicy {
         if in_stage < self.min_in_stage {
             unmet.push(format!(
                 "{} in stage, needs {}",
-                humantime::format_duration(Duration::from_secs(in_stage.as_secs())),
-                humantime::format_duration(self.min_in_stage)
+                span(in_stage),
+                span(self.min_in_stage)
             ));
         }
         if summary.samples < self.min_samples {
             unmet.push(format!(
-                "{} outcomes in the last {}, needs {}",
+                "{} outcome{} in the last {}, needs {}",
                 summary.samples,
-                humantime::format_duration(self.window),
+                if summary.samples == 1 { "" } else { "s" },
+                span(self.window),
                 self.min_samples
             ));
         }
@@ -98,9 +99,10 @@ impl PromotionPolicy {
         }
         if summary.p0_misfixes > 0 {
             unmet.push(format!(
-                "{} P0 misfix(es) in the last {}",
+                "{} P0 misfix{} in the last {}",
                 summary.p0_misfixes,
-                humantime::format_duration(self.window)
+                if summary.p0_misfixes == 1 { "" } else { "es" },
+                span(self.window)
             ));
         }
         GateStatus {
@@ -115,6 +117,25 @@ impl PromotionPolicy {
             unmet,
         }
     }
+}
+
+/// A duration as an SRE reads it: `7d`, `6d 12h`, `1h 30m`, `45s`.
+pub fn span(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{secs}s");
+    }
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -136,6 +157,17 @@ mod tests {
             success_rate: (samples > 0).then(|| f64::from(successes) / f64::from(samples)),
             p0_misfixes: p0,
         }
+    }
+
+    #[test]
+    fn spans_read_like_an_sre_writes_them() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(span(h(7 * 24)), "7d");
+        assert_eq!(span(h(72)), "3d");
+        assert_eq!(span(h(6 * 24 + 12)), "6d 12h");
+        assert_eq!(span(Duration::from_secs(67)), "1m");
+        assert_eq!(span(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(span(Duration::ZERO), "0s");
     }
 
     #[test]
