@@ -677,22 +677,12 @@ impl Autonomy {
             "fix.finished",
             format!(
                 "incident {incident_id} action {} scope {}: {}",
-                fix.action,
-                scope.name,
-                outcome_text(&outcome)
+                fix.action, scope.name, outcome
             ),
         )
         .await;
         if let Some(m) = &self.metrics {
-            m.fix_finished(match &outcome {
-                FixOutcome::Succeeded => "succeeded",
-                FixOutcome::AlreadyHealthy => "already-healthy",
-                FixOutcome::Aborted(_) => "aborted",
-                FixOutcome::RolledBack(_) => "rolled-back",
-                FixOutcome::RollbackFailed(_) => "rollback-failed",
-                FixOutcome::Refused(_) => "refused",
-                FixOutcome::DryRun(_) => "dry-run",
-            });
+            m.fix_finished(outcome.label());
         }
         let succeeded = matches!(outcome, FixOutcome::Succeeded | FixOutcome::AlreadyHealthy);
         let stage = fix.stage.unwrap_or(Stage::Manual);
@@ -701,7 +691,7 @@ impl Autonomy {
         let incident = self
             .update_incident(incident_id, |i| {
                 i.fix = Some(fix.clone());
-                i.note(now, "fix", format!("{}: {}", fix.action, outcome_text(&outcome)));
+                i.note(now, "fix", format!("{}: {}", fix.action, outcome));
                 if i.state != IncidentState::Fixing {
                     return true;
                 }
@@ -750,11 +740,7 @@ impl Autonomy {
                     incident.alertname,
                     incident.service.as_deref().unwrap_or("-")
                 ),
-                format!(
-                    "incident {incident_id}, scope {}: {}",
-                    scope.name,
-                    outcome_text(&outcome)
-                ),
+                format!("incident {incident_id}, scope {}: {}", scope.name, outcome),
                 &fix,
                 incident_id,
             );
@@ -807,7 +793,7 @@ impl Autonomy {
                 }
             }
         }
-        info!(incident = %incident_id, outcome = outcome_text(&outcome), "fix closed");
+        info!(incident = %incident_id, %outcome, "fix closed");
         Ok(())
     }
 
@@ -1523,16 +1509,4 @@ fn render_params(params: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-pub fn outcome_text(o: &FixOutcome) -> String {
-    match o {
-        FixOutcome::Succeeded => "succeeded (verified)".into(),
-        FixOutcome::AlreadyHealthy => "already healthy (precheck exit 3), nothing changed".into(),
-        FixOutcome::Aborted(r) => format!("aborted, nothing changed: {r}"),
-        FixOutcome::RolledBack(r) => format!("rolled back: {r}"),
-        FixOutcome::RollbackFailed(r) => format!("ROLLBACK FAILED, needs a human: {r}"),
-        FixOutcome::Refused(r) => format!("refused: {r}"),
-        FixOutcome::DryRun(r) => format!("dry run: {r}"),
-    }
 }

@@ -149,7 +149,7 @@ fn load_actions(config: &ServeConfig) -> Result<Catalog, FixCliError> {
 }
 
 fn render(report: &FixReport) -> String {
-    let mut out = format!("fix {}: {}\n", report.fix, outcome_text(&report.outcome));
+    let mut out = format!("fix {}: {}\n", report.fix, report.outcome);
     for (phase, attempt, exit) in &report.phases {
         let _ = writeln!(
             out,
@@ -159,16 +159,4 @@ fn render(report: &FixReport) -> String {
         );
     }
     out
-}
-
-fn outcome_text(o: &FixOutcome) -> String {
-    match o {
-        FixOutcome::Succeeded => "succeeded".into(),
-        FixOutcome::AlreadyHealthy => "already healthy (precheck exit 3), nothing changed".into(),
-        FixOutcome::Aborted(r) => format!("aborted, nothing changed: {r}"),
-        FixOutcome::RolledBack(r) => format!("rolled back: {r}"),
-        FixOutcome::RollbackFailed(r) => format!("NEEDS A HUMAN: {r}"),
-        FixOutcome::Refused(r) => format!("refused: {r}"),
-        FixOutcome::DryRun(r) => format!("dry run, nothing changed: {r}"),
-    }
 }

@@ -34,6 +34,34 @@ impl FixOutcome {
     pub fn pages(&self) -> bool {
         matches!(self, FixOutcome::RollbackFailed(_))
     }
+
+    /// The outcome's name (its JSON tag), e.g. for metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FixOutcome::Succeeded => "succeeded",
+            FixOutcome::AlreadyHealthy => "already-healthy",
+            FixOutcome::Aborted(_) => "aborted",
+            FixOutcome::RolledBack(_) => "rolled-back",
+            FixOutcome::RollbackFailed(_) => "rollback-failed",
+            FixOutcome::Refused(_) => "refused",
+            FixOutcome::DryRun(_) => "dry-run",
+        }
+    }
+}
+
+/// The outcome in words, as the CLI, the web page, the timeline and the audit trail say it.
+impl std::fmt::Display for FixOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FixOutcome::Succeeded => f.write_str("succeeded"),
+            FixOutcome::AlreadyHealthy => f.write_str("already healthy (precheck exit 3), nothing changed"),
+            FixOutcome::Aborted(r) => write!(f, "aborted, nothing changed: {r}"),
+            FixOutcome::RolledBack(r) => write!(f, "rolled back: {r}"),
+            FixOutcome::RollbackFailed(r) => write!(f, "NEEDS A HUMAN: {r}"),
+            FixOutcome::Refused(r) => write!(f, "refused: {r}"),
+            FixOutcome::DryRun(r) => write!(f, "dry run, nothing changed: {r}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -72,19 +72,6 @@ fn params(p: &std::collections::BTreeMap<String, String>) -> String {
     items.join(" ")
 }
 
-/// A fix's outcome in words.
-pub fn outcome_text(o: &FixOutcome) -> String {
-    match o {
-        FixOutcome::Succeeded => "succeeded".into(),
-        FixOutcome::AlreadyHealthy => "already healthy".into(),
-        FixOutcome::Aborted(r) => format!("aborted: {r}"),
-        FixOutcome::RolledBack(r) => format!("rolled back: {r}"),
-        FixOutcome::RollbackFailed(r) => format!("ROLLBACK FAILED: {r}"),
-        FixOutcome::Refused(r) => format!("refused: {r}"),
-        FixOutcome::DryRun(r) => format!("dry run: {r}"),
-    }
-}
-
 fn exit_text(e: &PhaseExit) -> String {
     match e {
         PhaseExit::Success => "0 (success)".into(),
@@ -303,7 +290,7 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
                                     .as_ref()
                                     .map_or("not run".into(), |r| format!("refused: {r}"))
                             },
-                            outcome_text
+                            FixOutcome::to_string
                         ))
                     )
                 },
@@ -542,7 +529,7 @@ pub fn incident(
                             .as_ref()
                             .map_or("not run".into(), |r| format!("refused: {r}"))
                     },
-                    outcome_text
+                    FixOutcome::to_string
                 )),
                 f.verdict.as_ref().map_or_else(
                     || "—".to_string(),
@@ -668,7 +655,7 @@ fn journal_table(b: &mut String, journal: &[JournalEntry]) {
                 "fix finished".into(),
                 String::new(),
                 String::new(),
-                escape(&outcome_text(outcome)),
+                escape(&outcome.to_string()),
                 String::new(),
             ),
         };
