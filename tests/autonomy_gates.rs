@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use harness::{ACTION, ADMIN_TOKEN, APPROVER_TOKEN, Harness, Options, Receiver, VIEWER_TOKEN, scope};
 use rootfix::autonomy::clock::Clock;
+use rootfix::autonomy::gate::Gate;
 use rootfix::autonomy::stage::Stage;
 use rootfix::fix::journal::FixOutcome;
 use rootfix::incident::{Incident, IncidentState};
@@ -104,7 +105,7 @@ async fn the_kill_switch_refuses_first_even_an_approved_fix() {
     h.fire("ks-2", "nowhere", "api-1").await;
     let again = h
         .wait_incident("ks-2", |i| {
-            i.fix.as_ref().and_then(|f| f.gate.as_deref()) == Some("scope")
+            i.fix.as_ref().and_then(|f| f.gate) == Some(Gate::Scope)
         })
         .await;
     assert_eq!(again.firings, 2);
@@ -116,7 +117,7 @@ async fn the_kill_switch_refuses_first_even_an_approved_fix() {
     );
     h.fire("ks-2", "nowhere", "api-1").await;
     let third = h.wait_incident("ks-2", |i| i.firings == 3).await;
-    assert_eq!(third.fix.unwrap().gate.as_deref(), Some("scope"));
+    assert_eq!(third.fix.unwrap().gate, Some(Gate::Scope));
     assert_eq!(
         gate_refusals(&h).await.len(),
         3,

@@ -79,7 +79,10 @@ async fn main() {
         assert!(
             matches!(
                 d,
-                rootfix::autonomy::controller::Decided::Refused { gate: "scope", .. }
+                rootfix::autonomy::controller::Decided::Refused {
+                    gate: rootfix::autonomy::gate::Gate::Scope,
+                    ..
+                }
             ),
             "{d:?}"
         );

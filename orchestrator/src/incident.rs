@@ -146,9 +146,9 @@ pub struct IncidentFix {
     /// Why a gate refused the fix, when one did.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refused: Option<String>,
-    /// The gate that refused it (`killswitch`, `scope`, `rate-limit`, ...).
+    /// The gate that refused it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub gate: Option<String>,
+    pub gate: Option<crate::autonomy::gate::Gate>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -164,11 +164,7 @@ impl IncidentFix {
     /// Refused by a gate whose answer changes with time (the kill switch, the rate window, the
     /// running fixes): the next firing of the alert asks the gates again.
     pub fn refused_for_now(&self) -> bool {
-        self.outcome.is_none()
-            && matches!(
-                self.gate.as_deref(),
-                Some("killswitch" | "rate-limit" | "concurrency")
-            )
+        self.outcome.is_none() && self.gate.is_some_and(crate::autonomy::gate::Gate::for_now)
     }
 }
 

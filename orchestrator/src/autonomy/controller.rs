@@ -14,6 +14,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::approval::{Approval, ApprovalState, DecideOutcome};
 use super::clock::Clock;
 use super::config::AutonomyConfig;
+use super::gate::Gate;
 use super::outcome::{Outcome, OutcomeKind, OutcomeSummary, Severity};
 use super::promotion::GateStatus;
 use super::scope::Scope;
@@ -56,7 +57,7 @@ pub enum Decided {
     /// No remedy reached its threshold, or the incident was decided before.
     Nothing,
     /// A gate refused (`gate`, reason).
-    Refused { gate: &'static str, reason: String },
+    Refused { gate: Gate, reason: String },
     /// Waiting for approval `id`.
     AwaitingApproval(String),
     /// The fix started (it runs in the background).
@@ -186,6 +187,24 @@ impl Autonomy {
         self.notifier.notify(n);
     }
 
+    async fn record_outcome(
+        &self,
+        action: &str,
+        scope: &str,
+        incident: &str,
+        kind: OutcomeKind,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StateError> {
+        let outcome = Outcome {
+            at,
+            incident: incident.to_string(),
+            kind,
+        };
+        self.state
+            .record_outcome(action, scope, &outcome, self.config.outcome_retention)
+            .await
+    }
+
     /// Loads, changes and saves an incident (compare-and-set, retried). `change` returns false to
     /// leave it as it is.
     async fn update_incident(
@@ -214,11 +233,16 @@ impl Autonomy {
     /// Takes a diagnosed incident through the gates: refuses, asks for approval, or starts its
     /// fix. Idempotent: an incident whose fix was decided is left alone.
     pub async fn decide(self: &Arc<Self>, incident_id: &str) -> Result<Decided, AutonomyError> {
-        let span = info_span!("decide", incident = %incident_id);
+        let Some(incident) = self.state.incident(incident_id).await? else {
+            return Err(AutonomyError::NotFound(format!("incident {incident_id}")));
+        };
+        self.decide_incident(&incident).await
+    }
+
+    /// [`Self::decide`] for an incident the caller has just read or saved.
+    pub async fn decide_incident(self: &Arc<Self>, incident: &Incident) -> Result<Decided, AutonomyError> {
+        let span = info_span!("decide", incident = %incident.id);
         async {
-            let Some(incident) = self.state.incident(incident_id).await? else {
-                return Err(AutonomyError::NotFound(format!("incident {incident_id}")));
-            };
             if incident.fix.is_some() || incident.state != IncidentState::Open {
                 return Ok(Decided::Nothing);
             }
@@ -244,36 +268,17 @@ impl Autonomy {
                 silence: None,
             };
             if !self.catalog.current().actions.contains_key(&remedy.action) {
-                return self
-                    .refuse(
-                        &incident,
-                        fix,
-                        "action",
-                        format!("action `{}` is not loaded", remedy.action),
-                    )
-                    .await;
+                let reason = format!("action `{}` is not loaded", remedy.action);
+                return self.refuse(incident, fix, Gate::Action, reason).await;
             }
             // Gate 1: the kill switch.
-            if let Some(k) = self.state.killswitch().await? {
-                return self
-                    .refuse(
-                        &incident,
-                        fix,
-                        "killswitch",
-                        format!("the kill switch is on (by {}: {})", k.by, k.reason),
-                    )
-                    .await;
+            if let Some(reason) = self.killswitch_on().await? {
+                return self.refuse(incident, fix, Gate::Killswitch, reason).await;
             }
             // Gate 2: the target is inside a scope.
             let Some(scope) = self.config.scopes.scope_for(&incident.alert.labels).cloned() else {
-                return self
-                    .refuse(
-                        &incident,
-                        fix,
-                        "scope",
-                        "the target is outside every scope".to_string(),
-                    )
-                    .await;
+                let reason = "the target is outside every scope".to_string();
+                return self.refuse(incident, fix, Gate::Scope, reason).await;
             };
             fix.scope = Some(scope.name.clone());
             // Gate 3: the stage.
@@ -284,13 +289,22 @@ impl Autonomy {
             fix.stage = Some(stage);
             if stage == Stage::Manual {
                 return self
-                    .request_approval(&incident, fix, &remedy.threshold, &scope)
+                    .request_approval(incident, fix, &remedy.threshold, &scope)
                     .await;
             }
-            self.start_fix(&incident.id, fix, &scope, ROOTFIX).await
+            self.start_fix(incident, fix, &scope, ROOTFIX).await
         }
         .instrument(span)
         .await
+    }
+
+    /// Why the kill switch refuses, while it is on.
+    async fn killswitch_on(&self) -> Result<Option<String>, AutonomyError> {
+        Ok(self
+            .state
+            .killswitch()
+            .await?
+            .map(|k| format!("the kill switch is on (by {}: {})", k.by, k.reason)))
     }
 
     /// The stored stage of a pair; a pair seen for the first time starts `manual`.
@@ -320,7 +334,9 @@ impl Autonomy {
         {
             self.audit(ROOTFIX, "stage.created", format!("{action}/{scope}: manual"))
                 .await;
+            return Ok(Stage::Manual);
         }
+        // Another replica created it meanwhile.
         Ok(self
             .state
             .stage(action, scope)
@@ -332,12 +348,12 @@ impl Autonomy {
         &self,
         incident: &Incident,
         mut fix: IncidentFix,
-        gate: &'static str,
+        gate: Gate,
         reason: String,
     ) -> Result<Decided, AutonomyError> {
-        warn!(incident = %incident.id, action = %fix.action, gate, %reason, "gate refused the fix");
+        warn!(incident = %incident.id, action = %fix.action, %gate, %reason, "gate refused the fix");
         if let Some(m) = &self.metrics {
-            m.gate_refused(gate);
+            m.gate_refused(gate.as_str());
         }
         self.audit(
             ROOTFIX,
@@ -351,7 +367,7 @@ impl Autonomy {
         )
         .await;
         fix.refused = Some(format!("{gate}: {reason}"));
-        fix.gate = Some(gate.to_string());
+        fix.gate = Some(gate);
         let now = self.clock.now();
         self.update_incident(&incident.id, |i| {
             if !i.state.is_open() {
@@ -459,24 +475,12 @@ impl Autonomy {
     /// background.
     async fn start_fix(
         self: &Arc<Self>,
-        incident_id: &str,
+        incident: &Incident,
         mut fix: IncidentFix,
         scope: &Scope,
         by: &str,
     ) -> Result<Decided, AutonomyError> {
-        let Some(incident) = self.state.incident(incident_id).await? else {
-            return Err(AutonomyError::NotFound(format!("incident {incident_id}")));
-        };
-        if let Some(k) = self.state.killswitch().await? {
-            return self
-                .refuse(
-                    &incident,
-                    fix,
-                    "killswitch",
-                    format!("the kill switch is on (by {}: {})", k.by, k.reason),
-                )
-                .await;
-        }
+        let incident_id = incident.id.as_str();
         let now = self.clock.now();
         let id = fix_id(incident_id, &fix.action);
         if !self
@@ -499,7 +503,7 @@ impl Autonomy {
                 super::promotion::span(self.config.rate_window),
                 scope.fixes_per_hour
             );
-            return self.refuse(&incident, fix, "rate-limit", reason).await;
+            return self.refuse(incident, fix, Gate::RateLimit, reason).await;
         }
         if !self
             .state
@@ -519,7 +523,7 @@ impl Autonomy {
                 scope.name,
                 scope.max_concurrent
             );
-            return self.refuse(&incident, fix, "concurrency", reason).await;
+            return self.refuse(incident, fix, Gate::Concurrency, reason).await;
         }
         fix.dry_run = self.config.dry_run || scope.dry_run;
         if fix.dry_run {
@@ -659,17 +663,7 @@ impl Autonomy {
             FixOutcome::Refused(_) | FixOutcome::DryRun(_) => None,
         };
         if let Some(kind) = kind {
-            self.state
-                .record_outcome(
-                    &fix.action,
-                    &scope.name,
-                    &Outcome {
-                        at: now,
-                        incident: incident_id.to_string(),
-                        kind,
-                    },
-                    self.config.outcome_retention,
-                )
+            self.record_outcome(&fix.action, &scope.name, incident_id, kind, now)
                 .await?;
         }
         self.audit(
@@ -885,23 +879,23 @@ impl Autonomy {
                 true
             })
             .await?;
-        let decided_next = match (
-            incident.state,
-            incident.fix.clone(),
-            self.config.scopes.get(&approval.scope),
-        ) {
-            (IncidentState::AwaitingApproval, Some(fix), Some(scope)) => {
-                let scope = scope.clone();
-                Some(self.start_fix(&incident.id, fix, &scope, by).await?)
-            }
-            (IncidentState::AwaitingApproval, Some(fix), None) => Some(
-                self.refuse(
-                    &incident,
-                    fix,
-                    "scope",
-                    format!("scope {} is no longer configured", approval.scope),
-                )
-                .await?,
+        // The approval stands for the stage gate; the others are asked now, from the first.
+        let decided_next = match (incident.state, incident.fix.clone()) {
+            (IncidentState::AwaitingApproval, Some(fix)) => Some(
+                match (
+                    self.killswitch_on().await?,
+                    self.config.scopes.get(&approval.scope),
+                ) {
+                    (Some(reason), _) => self.refuse(&incident, fix, Gate::Killswitch, reason).await?,
+                    (None, None) => {
+                        let reason = format!("scope {} is no longer configured", approval.scope);
+                        self.refuse(&incident, fix, Gate::Scope, reason).await?
+                    }
+                    (None, Some(scope)) => {
+                        let scope = scope.clone();
+                        self.start_fix(&incident, fix, &scope, by).await?
+                    }
+                },
             ),
             _ => None,
         };
@@ -1149,17 +1143,7 @@ impl Autonomy {
             None => OutcomeKind::Correct,
             Some(severity) => OutcomeKind::Misfix { severity },
         };
-        self.state
-            .record_outcome(
-                &fix.action,
-                &scope,
-                &Outcome {
-                    at: now,
-                    incident: incident_id.to_string(),
-                    kind,
-                },
-                self.config.outcome_retention,
-            )
+        self.record_outcome(&fix.action, &scope, incident_id, kind, now)
             .await?;
         self.audit(
             by,
@@ -1266,8 +1250,7 @@ impl Autonomy {
                 "gate {}: {} outcomes, success rate {}",
                 if gate.met { "met" } else { "forced" },
                 gate.samples,
-                gate.success_rate
-                    .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+                gate.rate_text()
             )
         } else {
             reason.trim().to_string()
@@ -1404,8 +1387,7 @@ impl Autonomy {
                 let reason = format!(
                     "the gate is met ({} outcomes, success rate {}); policy applies it",
                     gate.samples,
-                    gate.success_rate
-                        .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+                    gate.rate_text()
                 );
                 match self
                     .change(
@@ -1451,8 +1433,7 @@ impl Autonomy {
                         entry.scope,
                         entry.state.stage,
                         gate.samples,
-                        gate.success_rate
-                            .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+                        gate.rate_text()
                     ),
                 )
                 .await;

@@ -2,6 +2,7 @@
 //!
 //! - [`scope`]: named label selectors over the target, each with a stage cap, a rate limit, a
 //!   concurrency limit and a dry-run switch.
+//! - [`gate`]: the gates that can refuse a fix, in order.
 //! - [`stage`]: `manual` → `silent` → `auto` per (action, scope), with its history.
 //! - [`outcome`] and [`promotion`]: outcomes per (action, scope) and the promotion gate over them.
 //! - [`approval`]: what a `manual` fix waits for.
@@ -12,6 +13,7 @@ pub mod approval;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod gate;
 pub mod outcome;
 pub mod promotion;
 pub mod scope;

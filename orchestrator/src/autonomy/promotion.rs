@@ -50,6 +50,14 @@ pub struct GateStatus {
     pub unmet: Vec<String>,
 }
 
+impl GateStatus {
+    /// The success rate as a percentage, `-` without samples.
+    pub fn rate_text(&self) -> String {
+        self.success_rate
+            .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+    }
+}
+
 impl PromotionPolicy {
     /// Start of the outcome window ending at `now`.
     pub fn window_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::alert::{Alert, AlertStatus};
-use crate::autonomy::controller::{Autonomy, AutonomyError};
+use crate::autonomy::controller::{Autonomy, AutonomyError, Decided};
 use crate::engine::{EvidenceProvider, NodeOutcome, Walker};
 use crate::incident::{Incident, IncidentState};
 use crate::metrics::Metrics;
@@ -95,7 +95,7 @@ impl IncidentHandler {
                         && incident.fix.is_none()
                     {
                         // Interrupted between the diagnosis and the decision: decide now.
-                        self.decide(&incident.id).await?;
+                        self.decide(&incident).await?;
                     }
                     return Ok(Handled::AlreadyApplied {
                         incident: incident.id,
@@ -110,7 +110,11 @@ impl IncidentHandler {
                 let retry = incident.state == IncidentState::Open
                     && incident.fix.as_ref().is_some_and(|f| f.refused_for_now());
                 if retry {
-                    let gate = incident.fix.take().and_then(|f| f.gate).unwrap_or_default();
+                    let gate = incident
+                        .fix
+                        .take()
+                        .and_then(|f| f.gate)
+                        .map_or("?", |g| g.as_str());
                     incident.note(
                         now,
                         "gate",
@@ -120,7 +124,7 @@ impl IncidentHandler {
                 match self.state.save_incident(&mut incident).await? {
                     SaveOutcome::Saved => {
                         if retry {
-                            self.decide(&incident.id).await?;
+                            self.decide(&incident).await?;
                         }
                         return Ok(Handled::Joined {
                             incident: incident.id,
@@ -260,12 +264,11 @@ impl IncidentHandler {
             }
             match self.state.save_incident(&mut incident).await? {
                 SaveOutcome::Saved => {
-                    self.decide(&incident.id).await?;
-                    let state = self
-                        .state
-                        .incident(&incident.id)
-                        .await?
-                        .map_or(incident.state, |i| i.state);
+                    let state = match self.decide(&incident).await? {
+                        Some(Decided::AwaitingApproval(_)) => IncidentState::AwaitingApproval,
+                        Some(Decided::Started { .. }) => IncidentState::Fixing,
+                        _ => incident.state,
+                    };
                     return Ok(Handled::Opened {
                         incident: incident.id,
                         state,
@@ -285,19 +288,19 @@ impl IncidentHandler {
 
     /// Hands a diagnosed incident to autonomy. Only a state-store failure is an error (the entry
     /// is redelivered and the decision made again); anything else is logged.
-    async fn decide(&self, incident: &str) -> Result<(), HandleError> {
+    async fn decide(&self, incident: &Incident) -> Result<Option<Decided>, HandleError> {
         let Some(autonomy) = &self.autonomy else {
-            return Ok(());
+            return Ok(None);
         };
-        match autonomy.decide(incident).await {
+        match autonomy.decide_incident(incident).await {
             Ok(decided) => {
-                info!(%incident, ?decided, "fix decided");
-                Ok(())
+                info!(incident = %incident.id, ?decided, "fix decided");
+                Ok(Some(decided))
             }
             Err(AutonomyError::State(e)) => Err(HandleError::State(e)),
             Err(e) => {
-                warn!(%incident, error = %e, "no fix decision");
-                Ok(())
+                warn!(incident = %incident.id, error = %e, "no fix decision");
+                Ok(None)
             }
         }
     }
