@@ -153,7 +153,22 @@ pub async fn confirm(
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&app.tokens, &headers, Role::Approver)?;
     let body = optional_body(body)?;
-    let correct = match body.verdict.as_str() {
+    let (correct, severity) = parse_verdict(&body.verdict, body.severity.as_deref())?;
+    let incident = autonomy(&app)?
+        .confirm(&id, &who.name, correct, severity, &body.comment)
+        .await?;
+    Ok(Json(
+        json!({"incident": incident.id, "state": incident.state, "fix": incident.fix}),
+    ))
+}
+
+/// A confirmation's verdict (`correct` or `misfix`) and optional severity (`P0`..`P3`), as the
+/// API and the web page receive them.
+pub(crate) fn parse_verdict(
+    verdict: &str,
+    severity: Option<&str>,
+) -> Result<(bool, Option<Severity>), ApiError> {
+    let correct = match verdict {
         "correct" => true,
         "misfix" => false,
         other => {
@@ -162,19 +177,14 @@ pub async fn confirm(
             )));
         }
     };
-    let severity = match body.severity.as_deref() {
+    let severity = match severity.map(str::trim) {
         None | Some("") => None,
         Some(s) => Some(
             Severity::parse(s)
                 .ok_or_else(|| ApiError::BadRequest(format!("severity `{s}`: expected P0, P1, P2 or P3")))?,
         ),
     };
-    let incident = autonomy(&app)?
-        .confirm(&id, &who.name, correct, severity, &body.comment)
-        .await?;
-    Ok(Json(
-        json!({"incident": incident.id, "state": incident.state, "fix": incident.fix}),
-    ))
+    Ok((correct, severity))
 }
 
 pub async fn stages(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {

@@ -47,7 +47,6 @@ use super::AppState;
 use super::auth::{Identity, authorize_cookie, identify, session_secret};
 use super::error::ApiError;
 use crate::autonomy::controller::Decided;
-use crate::autonomy::outcome::Severity;
 use crate::config::Role;
 use crate::incident::{IncidentFilter, IncidentState};
 use session::Flash;
@@ -384,25 +383,22 @@ pub async fn approve(
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
     let s = guard_post(&app, &headers, &f.csrf, Role::Approver)?;
-    let result = match super::approvals::autonomy(&app) {
-        Err(e) => Err(e),
-        Ok(autonomy) => autonomy
+    let result = async {
+        let a = super::approvals::autonomy(&app)?
             .approve(&id, &s.identity.name)
-            .await
-            .map_err(ApiError::from)
-            .map(|a| {
-                if a.newly {
-                    format!(
-                        "approved {id}; {}",
-                        a.decided
-                            .as_ref()
-                            .map_or_else(|| "nothing to start".into(), decided_text)
-                    )
-                } else {
-                    format!("{id} was already approved")
-                }
-            }),
-    };
+            .await?;
+        Ok(if a.newly {
+            format!(
+                "approved {id}; {}",
+                a.decided
+                    .as_ref()
+                    .map_or_else(|| "nothing to start".into(), decided_text)
+            )
+        } else {
+            format!("{id} was already approved")
+        })
+    }
+    .await;
     Ok(done("/ui/", &s, result))
 }
 
@@ -423,14 +419,13 @@ pub async fn reject(
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
     let s = guard_post(&app, &headers, &f.csrf, Role::Approver)?;
-    let result = match super::approvals::autonomy(&app) {
-        Err(e) => Err(e),
-        Ok(autonomy) => autonomy
+    let result = async {
+        super::approvals::autonomy(&app)?
             .reject(&id, &s.identity.name, &f.reason)
-            .await
-            .map_err(ApiError::from)
-            .map(|_| format!("rejected {id}: {}", f.reason.trim())),
-    };
+            .await?;
+        Ok(format!("rejected {id}: {}", f.reason.trim()))
+    }
+    .await;
     Ok(done("/ui/", &s, result))
 }
 
@@ -457,22 +452,7 @@ pub async fn confirm(
     let s = guard_post(&app, &headers, &f.csrf, Role::Approver)?;
     let back = format!("/ui/incidents/{}", render::seg(&id));
     let result = async {
-        let correct = match f.verdict.as_str() {
-            "correct" => true,
-            "misfix" => false,
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "verdict `{other}`: expected correct or misfix"
-                )));
-            }
-        };
-        let severity =
-            match f.severity.trim() {
-                "" => None,
-                v => Some(Severity::parse(v).ok_or_else(|| {
-                    ApiError::BadRequest(format!("severity `{v}`: expected P0, P1, P2 or P3"))
-                })?),
-            };
+        let (correct, severity) = super::approvals::parse_verdict(&f.verdict, Some(&f.severity))?;
         let incident = super::approvals::autonomy(&app)?
             .confirm(&id, &s.identity.name, correct, severity, &f.comment)
             .await?;
