@@ -182,20 +182,10 @@ async fn a_refused_token_changes_nothing() {
     let h = Harness::start("auth_no_change", Options::default()).await;
     let incident = h.fire("auth-2", "staging", "api-0").await;
     let approval = incident.fix.as_ref().unwrap().approval.clone().unwrap();
-    let (status, _) = h
-        .post(
-            &format!("/api/v1/approvals/{approval}/approve"),
-            VIEWER_TOKEN,
-            serde_json::json!({}),
-        )
-        .await;
+    let (status, _) = h.approve(&approval, VIEWER_TOKEN).await;
     assert_eq!(status, 403);
     let (status, _) = h
-        .post(
-            &format!("/api/v1/stages/{ACTION}/staging/promote"),
-            APPROVER_TOKEN,
-            serde_json::json!({"force": true}),
-        )
+        .promote("staging", APPROVER_TOKEN, serde_json::json!({"force": true}))
         .await;
     assert_eq!(status, 403);
     let (_, shown) = h

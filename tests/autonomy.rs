@@ -23,13 +23,7 @@ fn hours(h: i64) -> chrono::Duration {
 }
 
 async fn approve(h: &Harness, approval: &str) -> Value {
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/approvals/{approval}/approve"),
-            APPROVER_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.approve(approval, APPROVER_TOKEN).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -125,13 +119,7 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     assert_eq!(gate["met"], false);
     assert!(gate["unmet"][0].as_str().unwrap().contains("in stage"), "{gate}");
     // An admin cannot promote while the gate is not met.
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/stages/{ACTION}/staging/promote"),
-            ADMIN_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.promote("staging", ADMIN_TOKEN, json!({})).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("gate is not met"),
@@ -148,8 +136,8 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     // The leader proposes once, not every tick.
     assert!(h.autonomy.tick().await.unwrap().proposed.is_empty());
     let (status, body) = h
-        .post(
-            &format!("/api/v1/stages/{ACTION}/staging/promote"),
+        .promote(
+            "staging",
             ADMIN_TOKEN,
             json!({"reason": "week 1: every approved fix verified"}),
         )
@@ -179,13 +167,7 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
         } else {
             json!({"verdict": "correct"})
         };
-        let (status, body) = h
-            .post(
-                &format!("/api/v1/incidents/{}/confirm", i.id),
-                APPROVER_TOKEN,
-                verdict,
-            )
-            .await;
+        let (status, body) = h.confirm(&i.id, verdict).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["state"], "resolved");
         h.clock.advance(hours(12));
@@ -198,13 +180,7 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     h.clock.set(week2 + hours(7 * 24 + 1));
     let tick = h.autonomy.tick().await.unwrap();
     assert_eq!(tick.proposed, [format!("{ACTION}/staging → auto")]);
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/stages/{ACTION}/staging/promote"),
-            ADMIN_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.promote("staging", ADMIN_TOKEN, json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["stage"]["stage"], "auto");
 
@@ -231,9 +207,8 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
     // A P0 misfix reported on the last auto fix: back to manual at once.
     let last_incident = h.wait_incident(&last, |_| true).await;
     let (status, body) = h
-        .post(
-            &format!("/api/v1/incidents/{}/confirm", last_incident.id),
-            APPROVER_TOKEN,
+        .confirm(
+            &last_incident.id,
             json!({"verdict": "misfix", "severity": "P0", "comment": "took the checkout down"}),
         )
         .await;
@@ -343,13 +318,7 @@ async fn a_scope_caps_the_highest_stage() {
     approve(&h, i.fix.as_ref().unwrap().approval.as_ref().unwrap()).await;
     h.settle().await;
     h.clock.advance(hours(2));
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/stages/{ACTION}/prod-core/promote"),
-            ADMIN_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.promote("prod-core", ADMIN_TOKEN, json!({})).await;
     assert_eq!(status, 200, "{body}");
     h.clock.advance(hours(2));
     h.break_target();
@@ -359,24 +328,13 @@ async fn a_scope_caps_the_highest_stage() {
     let i = h
         .wait_incident("cap-2", |i| i.state == IncidentState::AwaitingConfirmation)
         .await;
-    h.post(
-        &format!("/api/v1/incidents/{}/confirm", i.id),
-        APPROVER_TOKEN,
-        json!({"verdict": "correct"}),
-    )
-    .await;
+    h.confirm(&i.id, json!({"verdict": "correct"})).await;
     h.clock.advance(hours(2));
     // The gate is otherwise met, but the scope stops at silent: no proposal, and no promotion even
     // when forced.
     let tick = h.autonomy.tick().await.unwrap();
     assert!(tick.proposed.is_empty(), "{tick:?}");
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/stages/{ACTION}/prod-core/promote"),
-            ADMIN_TOKEN,
-            json!({"force": true}),
-        )
-        .await;
+    let (status, body) = h.promote("prod-core", ADMIN_TOKEN, json!({"force": true})).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]

@@ -43,11 +43,7 @@ async fn force_stage(h: &Harness, scope: &str, stage: Stage) {
     }
     while h.state.stage(ACTION, scope).await.unwrap().unwrap().stage < stage {
         let (status, body) = h
-            .post(
-                &format!("/api/v1/stages/{ACTION}/{scope}/promote"),
-                ADMIN_TOKEN,
-                json!({"force": true, "reason": "test setup"}),
-            )
+            .promote(scope, ADMIN_TOKEN, json!({"force": true, "reason": "test setup"}))
             .await;
         assert_eq!(status, 200, "{body}");
     }
@@ -76,13 +72,7 @@ async fn the_kill_switch_refuses_first_even_an_approved_fix() {
     let approval = i.fix.as_ref().unwrap().approval.clone().unwrap();
     let (status, _) = h.client_put_killswitch(true).await;
     assert_eq!(status, 200);
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/approvals/{approval}/approve"),
-            APPROVER_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.approve(&approval, APPROVER_TOKEN).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fix"]["kind"], "refused");
     assert_eq!(body["fix"]["gate"], "killswitch");
@@ -267,13 +257,7 @@ async fn an_expired_approval_escalates_and_cannot_be_approved() {
     let approval = i.fix.as_ref().unwrap().approval.clone().unwrap();
     receiver.wait_for("approval_requested").await;
     h.clock.advance(chrono::Duration::minutes(31));
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/approvals/{approval}/approve"),
-            APPROVER_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.approve(&approval, APPROVER_TOKEN).await;
     assert_eq!(status, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("expired"), "{body}");
     let escalation = receiver.wait_for("approval_expired").await;
@@ -315,13 +299,7 @@ async fn a_resolved_alert_cancels_its_approval_and_rejection_needs_a_reason() {
         assert!(tokio::time::Instant::now() < deadline, "{shown}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, body) = h
-        .post(
-            &format!("/api/v1/approvals/{approval}/approve"),
-            APPROVER_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, body) = h.approve(&approval, APPROVER_TOKEN).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (409, format!("approval {approval} is cancelled").as_str())
@@ -344,13 +322,7 @@ async fn a_resolved_alert_cancels_its_approval_and_rejection_needs_a_reason() {
     assert_eq!(body["approval"]["state"], "rejected");
     assert_eq!(body["approval"]["decided_by"], "approver");
     assert_eq!(body["approval"]["reason"], "wrong pod");
-    let (status, _) = h
-        .post(
-            &format!("/api/v1/approvals/{approval}/approve"),
-            APPROVER_TOKEN,
-            json!({}),
-        )
-        .await;
+    let (status, _) = h.approve(&approval, APPROVER_TOKEN).await;
     assert_eq!(status, 409);
     let j = h.wait_incident("reject-1", |_| true).await;
     assert_eq!(j.state, IncidentState::Open);

@@ -4,19 +4,19 @@
 
 #[path = "support/evidence.rs"]
 mod evidence;
-#[path = "support/prometheus.rs"]
-mod prometheus;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use evidence::{closed_port, ctx, ctx_at, live, prometheus as signal, silent};
-use prometheus::{HOSTILE, Prometheus};
 use rootfix::engine::{EvidenceError, EvidenceProvider};
 use rootfix::evidence::LiveEvidence;
 use rootfix::model::playbook::{Signal, SignalKind};
 use rootfix::model::template::Template;
 use serde_json::{Value, json};
+use support::prometheus::{HOSTILE, Prometheus};
 
 fn provider(prom: &Prometheus) -> LiveEvidence {
     live(&format!(

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A config whose only receiver has no integrations: alerts are kept, never sent.
 pub const QUIET_CONFIG: &str = "route:\n  receiver: quiet\nreceivers:\n  - name: quiet\n";
@@ -71,20 +70,7 @@ impl Alertmanager {
     }
 
     async fn wait_ready(&mut self) -> bool {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(r) = client.get(format!("{}/-/ready", self.url)).send().await
-                && r.status().is_success()
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
+        super::wait_ready(&mut self.child, &self.url).await
     }
 }
 

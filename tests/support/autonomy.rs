@@ -368,6 +368,28 @@ impl Harness {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /api/v1/approvals/{id}/approve` with `token`.
+    pub async fn approve(&self, approval: &str, token: &str) -> (u16, Value) {
+        self.post(&format!("/api/v1/approvals/{approval}/approve"), token, json!({}))
+            .await
+    }
+
+    /// `POST /api/v1/stages/<the test action>/{scope}/promote` with `token` and `body`.
+    pub async fn promote(&self, scope: &str, token: &str, body: Value) -> (u16, Value) {
+        self.post(&format!("/api/v1/stages/{ACTION}/{scope}/promote"), token, body)
+            .await
+    }
+
+    /// `POST /api/v1/incidents/{id}/confirm` as the approver.
+    pub async fn confirm(&self, incident: &str, body: Value) -> (u16, Value) {
+        self.post(
+            &format!("/api/v1/incidents/{incident}/confirm"),
+            APPROVER_TOKEN,
+            body,
+        )
+        .await
+    }
+
     /// Turns the kill switch on (reason `test`) or off as the `admin` token.
     pub async fn client_put_killswitch(&self, on: bool) -> (u16, Value) {
         let r = self

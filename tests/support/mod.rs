@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 /// A real Alertmanager for one test.
 pub mod alertmanager;
+/// A real Prometheus for one test.
+pub mod prometheus;
 
 /// The repository root (the integration tests are compiled as part of `orchestrator/`).
 pub fn repo_root() -> PathBuf {
@@ -111,6 +113,25 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Waits (30 s at most) until `<url>/-/ready` answers 2xx, as Prometheus and Alertmanager do;
+/// false at once when `child` exits first.
+pub async fn wait_ready(child: &mut std::process::Child, url: &str) -> bool {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(r) = client.get(format!("{url}/-/ready")).send().await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Polls `check` every 50 ms until it returns Some, or panics after `timeout` with `what`.

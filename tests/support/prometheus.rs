@@ -44,7 +44,7 @@ impl Prometheus {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
-            let port = free_port();
+            let port = super::free_port();
             let config = format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
             );
@@ -88,20 +88,7 @@ impl Prometheus {
     }
 
     async fn wait_ready(&mut self) -> bool {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(r) = client.get(format!("{}/-/ready", self.url)).send().await
-                && r.status().is_success()
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
+        super::wait_ready(&mut self.child, &self.url).await
     }
 
     async fn wait_for_series(&self) {
@@ -151,9 +138,4 @@ fn which_prometheus() -> PathBuf {
         .unwrap_or_else(|| {
             panic!("`prometheus` is not installed: apt-get install -y prometheus (scripts/test-all.sh does)")
         })
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    listener.local_addr().expect("local addr").port()
 }
