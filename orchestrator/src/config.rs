@@ -537,6 +537,14 @@ fn default_consumer() -> String {
 mod tests {
     use super::*;
 
+    /// The problems of a config that must not parse.
+    fn invalid(text: &str) -> Vec<Problem> {
+        match parse(text) {
+            Err(ConfigError::Invalid(problems)) => problems,
+            other => panic!("accepted a bad config: {other:?}"),
+        }
+    }
+
     fn parse(text: &str) -> Result<ServeConfig, ConfigError> {
         ServeConfig::parse(Path::new("/etc/rootfix/rootfix.yaml"), text, &|name| {
             (name == "INGEST").then(|| "ingest-token-0123456789".to_string())
@@ -598,11 +606,9 @@ mod tests {
 
     #[test]
     fn reports_autonomy_problems_with_their_place() {
-        let Err(ConfigError::Invalid(problems)) = parse(
+        let problems = invalid(
             "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  promotion: {min_success_rate: 1.5, apply: sometimes}\n  scopes:\n    - {name: Bad Name, match: ['env=~\"(\"'], max_stage: yolo, fixes_per_hour: 0}\n    - {name: ok, match: []}\n",
-        ) else {
-            panic!("accepted a bad autonomy section");
-        };
+        );
         let lines: Vec<String> = problems
             .iter()
             .map(|p| format!("{}:{}: {}", p.position.line, p.field, p.message))
@@ -628,20 +634,9 @@ mod tests {
 
     #[test]
     fn reports_every_problem_with_its_place() {
-        let Err(ConfigError::Invalid(problems)) = parse(
+        let lines = problem_lines(
             "listen: nowhere\ntokens:\n  - {name: am, role: root, token_env: MISSING}\nlimits: {walk_deadline: 10s, claim_idle: 5s}\nextra: 1\nevidence:\n  prometheus:\n    default: {url: 'ftp://x'}\n",
-        ) else {
-            panic!("accepted a bad config");
-        };
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}: {}: {}",
-                    p.position.line, p.position.column, p.field, p.message
-                )
-            })
-            .collect();
+        );
         assert_eq!(
             lines,
             [
@@ -657,11 +652,9 @@ mod tests {
 
     const BASE: &str = "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\n";
 
+    /// `line:column: field: message` of each problem of a config that must not parse.
     fn problem_lines(text: &str) -> Vec<String> {
-        let Err(ConfigError::Invalid(problems)) = parse(text) else {
-            panic!("accepted a bad config: {text}");
-        };
-        problems
+        invalid(text)
             .iter()
             .map(|p| {
                 format!(
@@ -783,20 +776,9 @@ mod tests {
 
     #[test]
     fn reports_notification_problems_with_their_place() {
-        let Err(ConfigError::Invalid(problems)) = parse(
+        let lines = problem_lines(
             "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\nnotifications:\n  queue: 0\n  backoff: soon\n  receivers:\n    - {name: a, format: teams, url: 'http://x/'}\n    - {name: b, format: slack, url: 'ftp://x/'}\n    - {name: c, format: json, url_env: NOPE}\n    - {name: d, format: json, url: 'http://x/', events: [fix_succeeded, fixed]}\n    - {name: d, format: json}\n    - {name: e, format: json, url: 'http://x/', events: []}\n    - {name: f, format: json, url: 'http://x/', colour: red}\n",
-        ) else {
-            panic!("accepted a bad config");
-        };
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}: {}: {}",
-                    p.position.line, p.position.column, p.field, p.message
-                )
-            })
-            .collect();
+        );
         assert_eq!(
             lines,
             [
