@@ -13,7 +13,7 @@ use crate::autonomy::approval::Approval;
 use crate::autonomy::controller::StageReport;
 use crate::engine::NodeOutcome;
 use crate::fix::journal::{FixOutcome, JournalEntry, JournalEvent};
-use crate::incident::{Incident, IncidentState};
+use crate::incident::{Incident, IncidentFix, IncidentState};
 use crate::runner::PhaseExit;
 use crate::server::auth::Identity;
 
@@ -70,6 +70,15 @@ fn params(p: &std::collections::BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("<code>{}={}</code>", escape(k), escape(v)))
         .collect();
     items.join(" ")
+}
+
+/// What became of a fix: its outcome, why it was refused, or that it has not run.
+fn fix_status(f: &IncidentFix) -> String {
+    match (&f.outcome, &f.refused) {
+        (Some(outcome), _) => outcome.to_string(),
+        (None, Some(reason)) => format!("refused: {reason}"),
+        (None, None) => "not run".into(),
+    }
 }
 
 fn exit_text(e: &PhaseExit) -> String {
@@ -284,14 +293,7 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
                         "{} · {} · {}",
                         escape(&f.action),
                         f.stage.map_or("—", |s| s.as_str()),
-                        escape(&f.outcome.as_ref().map_or_else(
-                            || {
-                                f.refused
-                                    .as_ref()
-                                    .map_or("not run".into(), |r| format!("refused: {r}"))
-                            },
-                            FixOutcome::to_string
-                        ))
+                        escape(&fix_status(f))
                     )
                 },
             );
@@ -523,14 +525,7 @@ pub fn incident(
                 escape(f.scope.as_deref().unwrap_or("—")),
                 f.stage.map_or("—", |s| s.as_str()),
                 escape(f.approval.as_deref().unwrap_or("—")),
-                escape(&f.outcome.as_ref().map_or_else(
-                    || {
-                        f.refused
-                            .as_ref()
-                            .map_or("not run".into(), |r| format!("refused: {r}"))
-                    },
-                    FixOutcome::to_string
-                )),
+                escape(&fix_status(f)),
                 f.verdict.as_ref().map_or_else(
                     || "—".to_string(),
                     |v| format!(
