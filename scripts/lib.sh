@@ -48,21 +48,42 @@ install_packages() {
   fi
 }
 
+# start_redis [EXTRA_ARGS...]: a redis-server on 127.0.0.1:$REDIS_PORT unless one answers there;
+# extra arguments override the defaults (no persistence), e.g. `--appendonly yes`.
 start_redis() {
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     log "redis already answers on 127.0.0.1:$REDIS_PORT"
     return
   fi
-  mkdir -p "$ROOTFIX_RUN_DIR/redis"
+  local dir=$ROOTFIX_RUN_DIR/redis-$REDIS_PORT
+  mkdir -p "$dir"
   log "starting redis on 127.0.0.1:$REDIS_PORT"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$ROOTFIX_RUN_DIR/redis" --logfile "$ROOTFIX_RUN_DIR/redis/redis.log"
+    --dir "$dir" --logfile "$dir/redis.log" "$@"
   for _ in $(seq 50); do
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return
     sleep 0.1
   done
-  log "redis did not start; see $ROOTFIX_RUN_DIR/redis/redis.log"
+  log "redis did not start; see $dir/redis.log"
   exit 1
+}
+
+# What the demo environment (scripts/demo.sh) needs beyond install_packages: mtail turns logs
+# into metrics, openssl makes its certificates, ss (iproute2) sees its ports, python3 plays a
+# hung backend.
+install_demo_packages() {
+  local missing=()
+  command -v mtail >/dev/null || missing+=(mtail)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v ss >/dev/null || missing+=(iproute2)
+  command -v python3 >/dev/null || missing+=(python3)
+  command -v setsid >/dev/null || missing+=(util-linux)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 }
 
 # Builds every action image offline (actions/build.sh; a no-op for images whose inputs did not

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 install_packages
+install_demo_packages
 start_redis
 build_action_images
 cargo nextest run --workspace --no-fail-fast

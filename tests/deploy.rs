@@ -30,7 +30,7 @@ fn tool(name: &str, args: &[&str]) -> (bool, String) {
 fn prometheus_rules_pass_promtool() {
     for file in [
         "deploy/prometheus/rootfix-rules.yml",
-        "deploy/local/demo-rules.yml",
+        "deploy/demo/rules.yml",
     ] {
         let (ok, out) = tool("promtool", &["check", "rules", file]);
         assert!(ok, "{file}: {out}");
