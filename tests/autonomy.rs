@@ -67,9 +67,7 @@ async fn a_manual_fix_waits_for_approval_and_runs_once_approved() {
     assert_eq!(body["fix"]["kind"], "started", "{body}");
     assert_eq!(body["approval"]["decided_by"], "approver");
     h.settle().await;
-    let done = h
-        .wait_incident("smoke", |i| i.state == IncidentState::Resolved)
-        .await;
+    let done = h.resolve_after_fix("smoke", "staging", "api-0").await;
     assert_eq!(h.runs("execute"), 1);
     assert_eq!(h.target(), "healthy");
     assert!(matches!(
@@ -107,8 +105,7 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
         assert_eq!(i.state, IncidentState::AwaitingApproval, "{:#?}", i.timeline);
         approve(&h, i.fix.as_ref().unwrap().approval.as_ref().unwrap()).await;
         h.settle().await;
-        h.wait_incident(&format!("w1-{n}"), |i| i.state == IncidentState::Resolved)
-            .await;
+        h.resolve_after_fix(&format!("w1-{n}"), "staging", "api-0").await;
         h.clock.advance(hours(12));
     }
     // 6 days and 12 hours in: the gate wants 7 days.
@@ -192,9 +189,7 @@ async fn one_fix_type_earns_auto_over_four_weeks_and_a_p0_misfix_demotes_it() {
         last = format!("w34-{n}");
         h.fire(&last, "staging", "api-0").await;
         h.settle().await;
-        let i = h
-            .wait_incident(&last, |i| i.state == IncidentState::Resolved)
-            .await;
+        let i = h.resolve_after_fix(&last, "staging", "api-0").await;
         assert!(
             i.timeline.iter().any(|t| t.message.contains("incident closed")),
             "{:#?}",

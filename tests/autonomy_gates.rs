@@ -388,6 +388,16 @@ async fn auto_closes_the_incident_and_silences_the_alert_in_alertmanager() {
     force_stage(&h, "staging", Stage::Auto).await;
     h.fire("silence-1", "staging", "api-7").await;
     h.settle().await;
+    // The cooldown starts when Alertmanager reports the alert resolved after the verified fix.
+    let fixed = h
+        .wait_incident("silence-1", |i| i.state == IncidentState::Fixed)
+        .await;
+    assert!(
+        fixed.fix.as_ref().is_some_and(|f| f.silence.is_none()),
+        "{:#?}",
+        fixed.timeline
+    );
+    h.resolve("silence-1", "staging", "api-7").await;
     let i = h
         .wait_incident("silence-1", |i| {
             i.state == IncidentState::Resolved && i.fix.as_ref().is_some_and(|f| f.silence.is_some())

@@ -124,8 +124,7 @@ async fn approvals_confirm_and_stages_through_the_cli() {
         format!("approved {approval} (incident {}): fix started\n", first.id)
     );
     h.settle().await;
-    h.wait_incident("fp-cli-1", |i| i.state == IncidentState::Resolved)
-        .await;
+    h.resolve_after_fix("fp-cli-1", "staging", "api-0").await;
     assert_eq!(h.runs("execute"), 1);
     assert_eq!(h.target(), "healthy");
 

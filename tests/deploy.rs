@@ -28,10 +28,7 @@ fn tool(name: &str, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn prometheus_rules_pass_promtool() {
-    for file in [
-        "deploy/prometheus/rootfix-rules.yml",
-        "deploy/demo/rules.yml",
-    ] {
+    for file in ["deploy/prometheus/rootfix-rules.yml", "deploy/demo/rules.yml"] {
         let (ok, out) = tool("promtool", &["check", "rules", file]);
         assert!(ok, "{file}: {out}");
         assert!(out.contains("SUCCESS"), "{file}: {out}");

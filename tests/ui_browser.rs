@@ -87,9 +87,7 @@ async fn an_sre_signs_in_and_approves_in_chromium() {
 
     // The fix runs and the incident resolves.
     h.settle().await;
-    let done = h
-        .wait_incident("fp-ui-1", |i| i.state == IncidentState::Resolved)
-        .await;
+    let done = h.resolve_after_fix("fp-ui-1", "staging", "api-0").await;
     assert!(done.fix.as_ref().and_then(|f| f.outcome.as_ref()).is_some());
     let approval = h.state.approval(&a1).await.expect("state").expect("approval");
     assert_eq!(approval.state, ApprovalState::Approved);

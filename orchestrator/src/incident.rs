@@ -1,5 +1,5 @@
 //! Incidents: one open incident per alert fingerprint; a repeated firing joins it, a `resolved`
-//! alert closes it. The record holds the alert, the playbook that owns it and its diagnosis, and a
+//! alert closes it (a verified fix leaves it `fixed` until then). The record holds the alert, the playbook that owns it and its diagnosis, and a
 //! timeline of what happened.
 
 use chrono::{DateTime, Utc};
@@ -21,6 +21,9 @@ pub enum IncidentState {
     Fixing,
     /// A fix ran in the `silent` stage; an SRE confirms `correct` or `misfix`.
     AwaitingConfirmation,
+    /// A fix ran and verified (`manual` or `auto` stage); the incident closes when Alertmanager
+    /// reports the alert resolved. A repeated firing meanwhile joins it and starts nothing.
+    Fixed,
     /// No playbook matched the alert.
     Unhandled,
     /// The alert resolved.
@@ -28,12 +31,13 @@ pub enum IncidentState {
 }
 
 impl IncidentState {
-    pub const ALL: [IncidentState; 7] = [
+    pub const ALL: [IncidentState; 8] = [
         IncidentState::Diagnosing,
         IncidentState::Open,
         IncidentState::AwaitingApproval,
         IncidentState::Fixing,
         IncidentState::AwaitingConfirmation,
+        IncidentState::Fixed,
         IncidentState::Unhandled,
         IncidentState::Resolved,
     ];
@@ -45,6 +49,7 @@ impl IncidentState {
             IncidentState::AwaitingApproval => "awaiting-approval",
             IncidentState::Fixing => "fixing",
             IncidentState::AwaitingConfirmation => "awaiting-confirmation",
+            IncidentState::Fixed => "fixed",
             IncidentState::Unhandled => "unhandled",
             IncidentState::Resolved => "resolved",
         }

@@ -276,6 +276,17 @@ impl Harness {
             .await
     }
 
+    /// Waits until a fix of the test alert verified (the incident is `fixed`), then posts the
+    /// alert's `resolved`, as Alertmanager does once the fault is gone, and returns the incident
+    /// once that closed it.
+    pub async fn resolve_after_fix(&self, name: &str, env: &str, instance: &str) -> Incident {
+        self.wait_incident(name, |i| i.state == IncidentState::Fixed)
+            .await;
+        self.resolve(name, env, instance).await;
+        self.wait_incident(name, |i| i.state == IncidentState::Resolved)
+            .await
+    }
+
     /// Posts the resolved alert of a test alert.
     pub async fn resolve(&self, name: &str, env: &str, instance: &str) {
         self.post_alert("resolved", name, env, instance).await;

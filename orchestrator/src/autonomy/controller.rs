@@ -687,21 +687,24 @@ impl Autonomy {
                 i.fix = Some(fix.clone());
                 i.note(now, "fix", format!("{}: {}", fix.action, outcome));
                 if i.state != IncidentState::Fixing {
+                    // The alert resolved while the fix ran: an `auto` fix that verified still
+                    // gets its cooldown silence.
+                    if succeeded && stage == Stage::Auto && i.state == IncidentState::Resolved {
+                        silence_labels = Some(i.alert.labels.clone());
+                    }
                     return true;
                 }
                 i.state = match (succeeded, stage) {
                     (true, Stage::Silent) => IncidentState::AwaitingConfirmation,
-                    (true, Stage::Auto | Stage::Manual) => {
-                        i.resolved_at = Some(now);
-                        silence_labels = (stage == Stage::Auto).then(|| i.alert.labels.clone());
-                        IncidentState::Resolved
-                    }
+                    (true, Stage::Auto | Stage::Manual) => IncidentState::Fixed,
                     (false, _) => IncidentState::Open,
                 };
                 match i.state {
-                    IncidentState::Resolved => {
-                        i.note(now, "resolved", "the fix was verified: incident closed")
-                    }
+                    IncidentState::Fixed => i.note(
+                        now,
+                        "fixed",
+                        "the fix was verified; the incident closes when Alertmanager reports the alert resolved",
+                    ),
                     IncidentState::AwaitingConfirmation => i.note(
                         now,
                         "confirm",
@@ -747,45 +750,9 @@ impl Autonomy {
             )
             .await?;
         }
-        if let (Some(labels), Some(client)) = (silence_labels, &self.silences) {
-            let comment = format!(
-                "rootfix fixed incident {incident_id} with {} (scope {}); cooldown",
-                fix.action, scope.name
-            );
-            match client.create(&labels, ROOTFIX, &comment, now).await {
-                Ok(id) => {
-                    self.audit(
-                        ROOTFIX,
-                        "silence.created",
-                        format!("incident {incident_id}: silence {id}"),
-                    )
-                    .await;
-                    self.update_incident(incident_id, |i| {
-                        if let Some(f) = i.fix.as_mut() {
-                            f.silence = Some(id.clone());
-                        }
-                        i.note(
-                            now,
-                            "silence",
-                            format!("Alertmanager silence {id} created for the cooldown"),
-                        );
-                        true
-                    })
-                    .await?;
-                }
-                Err(e) => {
-                    warn!(error = %e, "could not create the cooldown silence");
-                    self.update_incident(incident_id, |i| {
-                        i.note(
-                            now,
-                            "silence",
-                            format!("the cooldown silence could not be created: {e}"),
-                        );
-                        true
-                    })
-                    .await?;
-                }
-            }
+        if let Some(labels) = silence_labels {
+            self.create_cooldown_silence(incident_id, &fix.action, &scope.name, &labels)
+                .await?;
         }
         info!(incident = %incident_id, %outcome, "fix closed");
         Ok(())
@@ -1031,8 +998,74 @@ impl Autonomy {
         Ok(true)
     }
 
-    /// The alert resolved: a pending approval of the incident is cancelled.
-    pub async fn cancel_for_incident(&self, incident: &Incident) -> Result<(), AutonomyError> {
+    /// The alert of `incident` resolved (it was `was` before): an `auto` fix that had verified
+    /// gets its cooldown silence, and a pending approval is cancelled.
+    pub async fn alert_resolved(&self, incident: &Incident, was: IncidentState) -> Result<(), AutonomyError> {
+        if was == IncidentState::Fixed
+            && let Some(fix) = &incident.fix
+            && fix.stage == Some(Stage::Auto)
+            && fix.silence.is_none()
+        {
+            let scope = fix.scope.as_deref().unwrap_or("-");
+            self.create_cooldown_silence(&incident.id, &fix.action, scope, &incident.alert.labels)
+                .await?;
+        }
+        self.cancel_for_incident(incident).await
+    }
+
+    /// Creates the Alertmanager silence of an `auto` fix's cooldown (when `silences:` is
+    /// configured) and notes it on the incident; a failure is noted, not raised.
+    async fn create_cooldown_silence(
+        &self,
+        incident_id: &str,
+        action: &str,
+        scope: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), AutonomyError> {
+        let Some(client) = &self.silences else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let comment = format!("rootfix fixed incident {incident_id} with {action} (scope {scope}); cooldown");
+        match client.create(labels, ROOTFIX, &comment, now).await {
+            Ok(id) => {
+                self.audit(
+                    ROOTFIX,
+                    "silence.created",
+                    format!("incident {incident_id}: silence {id}"),
+                )
+                .await;
+                self.update_incident(incident_id, |i| {
+                    if let Some(f) = i.fix.as_mut() {
+                        f.silence = Some(id.clone());
+                    }
+                    i.note(
+                        now,
+                        "silence",
+                        format!("Alertmanager silence {id} created for the cooldown"),
+                    );
+                    true
+                })
+                .await?;
+            }
+            Err(e) => {
+                warn!(error = %e, "could not create the cooldown silence");
+                self.update_incident(incident_id, |i| {
+                    i.note(
+                        now,
+                        "silence",
+                        format!("the cooldown silence could not be created: {e}"),
+                    );
+                    true
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A pending approval of the incident is cancelled (its alert resolved).
+    async fn cancel_for_incident(&self, incident: &Incident) -> Result<(), AutonomyError> {
         let Some(id) = incident.fix.as_ref().and_then(|f| f.approval.clone()) else {
             return Ok(());
         };

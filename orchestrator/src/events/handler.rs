@@ -317,8 +317,10 @@ impl IncidentHandler {
                 incident.resolved_at = Some(alert.ended_at().unwrap_or(now));
                 incident.alert = alert.clone();
                 incident.mark_applied(entry);
+                let was = incident.state;
                 let note = match incident.state {
                     IncidentState::Fixing => "the alert resolved; the running fix finishes and verifies",
+                    IncidentState::Fixed => "the alert resolved after the verified fix: incident closed",
                     IncidentState::AwaitingApproval => {
                         "the alert resolved; the pending approval is cancelled"
                     }
@@ -329,9 +331,9 @@ impl IncidentHandler {
                 match self.state.save_incident(&mut incident).await? {
                     SaveOutcome::Saved => {
                         if let Some(autonomy) = &self.autonomy
-                            && let Err(e) = autonomy.cancel_for_incident(&incident).await
+                            && let Err(e) = autonomy.alert_resolved(&incident, was).await
                         {
-                            warn!(incident = %incident.id, error = %e, "could not cancel the pending approval");
+                            warn!(incident = %incident.id, error = %e, "could not finish the resolved incident's fix (approval, silence)");
                         }
                         info!(incident = %incident.id, "incident resolved");
                         return Ok(Handled::Resolved {
