@@ -4,6 +4,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use std::path::Path;
 use std::process::Command;
 
 use support::repo_path;
@@ -61,4 +62,29 @@ fn the_example_config_is_a_valid_rootfix_config() {
         rootfix::autonomy::stage::Stage::Silent
     );
     assert!(config.silences.is_some());
+}
+
+#[test]
+fn the_demo_files_pass_their_tools() {
+    // mtail compiles the programs that turn the demo's logs into metrics.
+    let (ok, out) = tool(
+        "mtail",
+        &["--compile_only", "--progs", "deploy/demo", "--logtostderr", "--port", "0"],
+    );
+    assert!(ok, "{out}");
+    // Prometheus accepts the demo's config (as scripts/demo.sh config prometheus fills it in).
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(repo_path("deploy/demo/prometheus.yml"))
+        .unwrap()
+        .replace("@PROMETHEUS@", "127.0.0.1:9090")
+        .replace("@ALERTMANAGER@", "127.0.0.1:9093")
+        .replace("@ROOTFIX@", "127.0.0.1:5001");
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    for rules in ["deploy/demo/rules.yml", "deploy/prometheus/rootfix-rules.yml"] {
+        let name = Path::new(rules).file_name().unwrap();
+        std::fs::copy(repo_path(rules), dir.path().join(name)).unwrap();
+    }
+    let file = dir.path().join("prometheus.yml").display().to_string();
+    let (ok, out) = tool("promtool", &["check", "config", &file]);
+    assert!(ok && out.contains("SUCCESS"), "{out}");
 }

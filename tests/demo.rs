@@ -1,0 +1,434 @@
+//! The main job's demo, end to end with every real part, exactly as `scripts/run.sh` wires it:
+//! `scripts/demo.sh up` starts nginx (two payment backends, two Go module mirrors over HTTPS),
+//! mtail, bounded traffic, a CI runner and the leaking order-api container on the real Docker
+//! engine; `scripts/demo.sh config` writes the configs of a real Prometheus, a real Alertmanager
+//! and the real `rootfix serve` binary (on the shared test Redis).
+//!
+//! For each demo fault (nginx: a payment backend hangs; goproxy: the runners' mirror serves a
+//! rogue certificate; memory: the container leaks): fault → Prometheus fires → Alertmanager posts
+//! → rootfix diagnoses over the real evidence → approval through the API → the fix runs on the
+//! engine and verifies → Alertmanager's own `resolved` closes the incident; then
+//! `scripts/demo.sh auto` promotes the three fix types in staging, and the same faults are fixed
+//! with no human and get their cooldown silence.
+//!
+//! The demo's services listen on fixed ports (nginx's front on 127.0.0.1:80, the playbook's
+//! `front_url`), so this test needs them free: it fails with a clear message when
+//! `scripts/run.sh` is running on the same machine.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const DEMO_PORTS: [u16; 7] = [80, 18091, 18092, 18443, 18444, 3903, 18085];
+const CONTAINER: &str = "rootfix-demo-order-api-test";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The demo environment of one test run; `scripts/demo.sh down` when dropped.
+struct Demo {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Demo {
+    fn run_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_path("scripts/demo.sh"))
+            .args(args)
+            .envs(&self.env)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("bash runs scripts/demo.sh");
+        assert!(
+            out.status.success(),
+            "scripts/demo.sh {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn config(&self, which: &str, to: &Path) {
+        std::fs::write(to, self.run(&["config", which]).stdout).unwrap();
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.command(&["down"]).output();
+    }
+}
+
+fn start(dir: &Path, name: &str, args: &[String], env: &BTreeMap<String, String>) -> Killed {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(name)
+        .args(args)
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} is installed (scripts/test-all.sh installs it): {e}"));
+    Killed(child)
+}
+
+async fn wait_http(url: &str) {
+    eventually(Duration::from_secs(60), url, || async {
+        reqwest::get(url)
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    })
+    .await;
+}
+
+struct Api {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Option<Value> {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(VIEWER_TOKEN)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+
+    /// The newest incident created at or after `since` whose alert labels hold `labels`.
+    async fn incident(&self, labels: &[(&str, &str)], since: &str) -> Option<Value> {
+        let list = self.get("/api/v1/incidents?limit=100").await?;
+        for item in list["items"].as_array()? {
+            if item["created_at"].as_str()? < since {
+                continue;
+            }
+            let full = self
+                .get(&format!("/api/v1/incidents/{}", item["id"].as_str()?))
+                .await?;
+            if labels
+                .iter()
+                .all(|(k, v)| full["alert"]["labels"][k].as_str() == Some(v))
+            {
+                return Some(full);
+            }
+        }
+        None
+    }
+
+    async fn approve(&self, id: &str) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/approvals/{id}/approve", self.url))
+            .bearer_auth(APPROVER_TOKEN)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "approve {id}");
+        r.json().await.unwrap()
+    }
+}
+
+struct Fault {
+    name: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+}
+
+const FAULTS: [Fault; 3] = [
+    Fault {
+        name: "nginx",
+        labels: &[
+            ("alertname", "OrderServiceTimeout"),
+            ("symptom", "payment-calls-failing"),
+        ],
+    },
+    Fault {
+        name: "goproxy",
+        labels: &[("alertname", "GoModuleProxyFailing")],
+    },
+    Fault {
+        name: "memory",
+        labels: &[
+            ("alertname", "OrderServiceTimeout"),
+            ("symptom", "memory-pressure"),
+        ],
+    },
+];
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn timeline_kinds(incident: &Value) -> Vec<String> {
+    incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}: {}", t["kind"].as_str().unwrap(), t["message"].as_str().unwrap()))
+        .collect()
+}
+
+fn container_started_at() -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{ .State.StartedAt }}", CONTAINER])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The fix of one incident, as the demo's target shows it on the host.
+fn assert_target_fixed(fault: &str, run: &Path, started_before: &str) {
+    match fault {
+        "nginx" => {
+            let upstream = std::fs::read_to_string(run.join("demo/nginx/conf.d/payment-upstream.conf")).unwrap();
+            assert!(
+                upstream.contains("server 127.0.0.1:18092 max_fails=0 down;"),
+                "payment-b is marked down:\n{upstream}"
+            );
+            assert!(upstream.contains("server 127.0.0.1:18091 max_fails=0;"), "{upstream}");
+        }
+        "goproxy" => {
+            let env = std::fs::read_to_string(run.join("demo/ci-runners/ci-runner.env")).unwrap();
+            assert!(env.contains("GOPROXY=https://127.0.0.1:18444,direct"), "{env}");
+            assert!(env.contains("GOFLAGS=-mod=mod"), "the rest of the file stays: {env}");
+        }
+        "memory" => {
+            assert_ne!(container_started_at(), started_before, "the container was restarted");
+        }
+        other => unreachable!("{other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
+    let taken: Vec<u16> = DEMO_PORTS
+        .iter()
+        .copied()
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_err())
+        .collect();
+    assert!(
+        taken.is_empty(),
+        "the demo's ports {taken:?} are taken on 127.0.0.1: stop the main job (scripts/demo.sh down) before running this test"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    // nginx's workers (user nobody) serve the mirrors' files from the run folder.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (rootfix_port, prom_port, am_port) = (free_port(), free_port(), free_port());
+    let rootfix_url = format!("http://127.0.0.1:{rootfix_port}");
+    let env: BTreeMap<String, String> = [
+        ("ROOTFIX_RUN_DIR", dir.path().display().to_string()),
+        ("ROOTFIX_LISTEN", format!("127.0.0.1:{rootfix_port}")),
+        ("ROOTFIX_REDIS_URL", redis_url()),
+        ("ROOTFIX_KEY_PREFIX", unique_prefix("demo")),
+        ("PROMETHEUS_URL", format!("http://127.0.0.1:{prom_port}")),
+        ("ALERTMANAGER_URL", format!("http://127.0.0.1:{am_port}")),
+        ("DEMO_ORDER_CONTAINER", CONTAINER.to_string()),
+        ("ROOTFIX_BIN", env!("CARGO_BIN_EXE_rootfix").to_string()),
+        ("ROOTFIX_INGEST_TOKEN", INGEST_TOKEN.to_string()),
+        ("ROOTFIX_VIEWER_TOKEN", VIEWER_TOKEN.to_string()),
+        ("ROOTFIX_APPROVER_TOKEN", APPROVER_TOKEN.to_string()),
+        ("ROOTFIX_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("RUST_LOG", "info".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let demo = Demo { dir, env };
+    let run: PathBuf = demo.run_dir().to_path_buf();
+    demo.run(&["up"]);
+
+    std::fs::create_dir_all(run.join("prometheus")).unwrap();
+    demo.config("prometheus", &run.join("prometheus/prometheus.yml"));
+    std::fs::copy(repo_path("deploy/demo/rules.yml"), run.join("prometheus/rules.yml")).unwrap();
+    std::fs::copy(
+        repo_path("deploy/prometheus/rootfix-rules.yml"),
+        run.join("prometheus/rootfix-rules.yml"),
+    )
+    .unwrap();
+    demo.config("alertmanager", &run.join("alertmanager.yml"));
+    demo.config("rootfix", &run.join("rootfix.yaml"));
+
+    let _am = start(
+        &run,
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", run.join("alertmanager.yml").display()),
+            format!("--storage.path={}", run.join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+        &BTreeMap::new(),
+    );
+    let _prom = start(
+        &run,
+        "prometheus",
+        &[
+            format!("--config.file={}", run.join("prometheus/prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", run.join("prometheus/data").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+        &BTreeMap::new(),
+    );
+    let serve_env: BTreeMap<String, String> = demo
+        .env
+        .iter()
+        .filter(|(k, _)| k.ends_with("_TOKEN") || k.as_str() == "RUST_LOG")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let _serve = start(
+        &run,
+        env!("CARGO_BIN_EXE_rootfix"),
+        &[
+            "serve".into(),
+            "--config".into(),
+            run.join("rootfix.yaml").display().to_string(),
+        ],
+        &serve_env,
+    );
+    wait_http(&format!("http://127.0.0.1:{am_port}/-/ready")).await;
+    wait_http(&format!("http://127.0.0.1:{prom_port}/-/ready")).await;
+    wait_http(&format!("{rootfix_url}/readyz")).await;
+    let api = Api {
+        url: rootfix_url.clone(),
+        client: reqwest::Client::new(),
+    };
+
+    // ── manual: each fault waits for an approval, then the fix runs and Alertmanager resolves ──
+    let container_before = container_started_at();
+    let t0 = now_rfc3339();
+    let injected = Instant::now();
+    for fault in &FAULTS {
+        demo.run(&["fault", fault.name, "--no-wait"]);
+    }
+    let mut manual_times = Vec::new();
+    for fault in &FAULTS {
+        let waiting = eventually(
+            Duration::from_secs(120),
+            &format!("the {} fault's incident waiting for approval", fault.name),
+            || async {
+                api.incident(fault.labels, &t0)
+                    .await
+                    .filter(|i| i["state"] == "awaiting-approval")
+            },
+        )
+        .await;
+        let approval = waiting["fix"]["approval"].as_str().unwrap().to_string();
+        let answer = api.approve(&approval).await;
+        assert_eq!(answer["fix"]["kind"], "started", "{}: {answer}", fault.name);
+    }
+    for fault in &FAULTS {
+        let done = eventually(
+            Duration::from_secs(240),
+            &format!("the {} fault's incident resolved", fault.name),
+            || async {
+                api.incident(fault.labels, &t0)
+                    .await
+                    .filter(|i| i["state"] == "resolved")
+            },
+        )
+        .await;
+        manual_times.push((fault.name, injected.elapsed()));
+        let timeline = timeline_kinds(&done);
+        assert_eq!(done["fix"]["outcome"]["kind"], "succeeded", "{}: {timeline:#?}", fault.name);
+        assert_eq!(done["fix"]["stage"], "manual");
+        assert!(
+            timeline.iter().any(|t| t.starts_with("fixed: the fix was verified")),
+            "{}: {timeline:#?}",
+            fault.name
+        );
+        assert_eq!(
+            timeline.last().map(String::as_str),
+            Some("resolved: the alert resolved after the verified fix: incident closed"),
+            "{}: Alertmanager's own resolved closes the incident: {timeline:#?}",
+            fault.name
+        );
+        assert_target_fixed(fault.name, &run, &container_before);
+    }
+    eprintln!("manual (fault → approval → fix → resolved; all three injected at once): {manual_times:?}");
+
+    // ── auto: the demo promotes the three fix types in staging; nobody approves anything ──
+    let promoted = demo.run(&["auto"]);
+    let text = String::from_utf8_lossy(&promoted.stderr).to_string();
+    for action in ["nginx-upstream-failover", "go-proxy-switch", "restart-container"] {
+        assert!(
+            text.contains(&format!("promoted {action} in scope staging to auto")),
+            "{text}"
+        );
+    }
+    let t1 = now_rfc3339();
+    let container_before = container_started_at();
+    let followers: Vec<(&str, std::thread::JoinHandle<(Output, Duration)>)> = FAULTS
+        .iter()
+        .map(|fault| {
+            let mut cmd = demo.command(&["fault", fault.name]);
+            let started = Instant::now();
+            (
+                fault.name,
+                std::thread::spawn(move || (cmd.output().unwrap(), started.elapsed())),
+            )
+        })
+        .collect();
+    let mut auto_times = Vec::new();
+    for (name, follower) in followers {
+        let (out, took) = follower.join().unwrap();
+        let story = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{name}: {story}");
+        assert!(story.contains(&format!("{name} fault: injection → resolved in")), "{story}");
+        assert!(!story.contains("waiting for your approval"), "{story}");
+        auto_times.push((name, took));
+    }
+    eprintln!("auto (fault → fix → resolved, no human; all three at once): {auto_times:?}");
+    for fault in &FAULTS {
+        let done = api.incident(fault.labels, &t1).await.unwrap();
+        let timeline = timeline_kinds(&done);
+        assert_eq!(done["state"], "resolved", "{}: {timeline:#?}", fault.name);
+        assert_eq!(done["fix"]["stage"], "auto", "{timeline:#?}");
+        assert!(done["fix"]["approval"].is_null(), "no approval at auto: {timeline:#?}");
+        assert_eq!(done["fix"]["outcome"]["kind"], "succeeded", "{timeline:#?}");
+        assert_target_fixed(fault.name, &run, &container_before);
+        let silence_id = eventually(Duration::from_secs(30), "the cooldown silence", || async {
+            api.incident(fault.labels, &t1).await.and_then(|i| {
+                i["fix"]["silence"].as_str().map(str::to_string)
+            })
+        })
+        .await;
+        let silence: Value = reqwest::get(format!(
+            "http://127.0.0.1:{am_port}/api/v2/silence/{silence_id}"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(silence["status"]["state"], "active", "{silence}");
+        assert_eq!(silence["createdBy"], "rootfix");
+    }
+}
