@@ -435,3 +435,43 @@ async fn auto_closes_the_incident_and_silences_the_alert_in_alertmanager() {
     );
     assert!(h.audit_actions().await.iter().any(|a| a == "silence.created"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_incident_waits_for_resolved_and_a_repeat_meanwhile_runs_nothing() {
+    let h = Harness::start("fixed_state", Options::default()).await;
+    force_stage(&h, "staging", Stage::Auto).await;
+    h.break_target();
+    h.fire("fixed-1", "staging", "api-0").await;
+    h.settle().await;
+    let fixed = h
+        .wait_incident("fixed-1", |i| i.state == IncidentState::Fixed)
+        .await;
+    assert_eq!(h.runs("execute"), 1);
+    assert!(matches!(
+        fixed.fix.as_ref().and_then(|f| f.outcome.as_ref()),
+        Some(FixOutcome::Succeeded)
+    ));
+    assert!(
+        fixed.resolved_at.is_none(),
+        "not resolved before Alertmanager says so"
+    );
+
+    // Alertmanager repeats the alert while the fix's effect has not reached it yet: the repeat
+    // joins the fixed incident and starts no second fix.
+    h.post_firing_again("fixed-1", "staging", "api-0").await;
+    let joined = h.wait_incident("fixed-1", |i| i.firings == 2).await;
+    h.settle().await;
+    assert_eq!(joined.state, IncidentState::Fixed, "{:#?}", joined.timeline);
+    assert_eq!(h.runs("execute"), 1, "no fix runs twice on the same firing");
+
+    // Alertmanager's resolved closes it.
+    h.resolve("fixed-1", "staging", "api-0").await;
+    let done = h
+        .wait_incident("fixed-1", |i| i.state == IncidentState::Resolved)
+        .await;
+    assert_eq!(
+        done.timeline.last().map(|t| t.message.as_str()),
+        Some("the alert resolved after the verified fix: incident closed")
+    );
+    assert!(done.resolved_at.is_some());
+}

@@ -190,7 +190,13 @@ fn timeline_kinds(incident: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| format!("{}: {}", t["kind"].as_str().unwrap(), t["message"].as_str().unwrap()))
+        .map(|t| {
+            format!(
+                "{}: {}",
+                t["kind"].as_str().unwrap(),
+                t["message"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -206,20 +212,31 @@ fn container_started_at() -> String {
 fn assert_target_fixed(fault: &str, run: &Path, started_before: &str) {
     match fault {
         "nginx" => {
-            let upstream = std::fs::read_to_string(run.join("demo/nginx/conf.d/payment-upstream.conf")).unwrap();
+            let upstream =
+                std::fs::read_to_string(run.join("demo/nginx/conf.d/payment-upstream.conf")).unwrap();
             assert!(
                 upstream.contains("server 127.0.0.1:18092 max_fails=0 down;"),
                 "payment-b is marked down:\n{upstream}"
             );
-            assert!(upstream.contains("server 127.0.0.1:18091 max_fails=0;"), "{upstream}");
+            assert!(
+                upstream.contains("server 127.0.0.1:18091 max_fails=0;"),
+                "{upstream}"
+            );
         }
         "goproxy" => {
             let env = std::fs::read_to_string(run.join("demo/ci-runners/ci-runner.env")).unwrap();
             assert!(env.contains("GOPROXY=https://127.0.0.1:18444,direct"), "{env}");
-            assert!(env.contains("GOFLAGS=-mod=mod"), "the rest of the file stays: {env}");
+            assert!(
+                env.contains("GOFLAGS=-mod=mod"),
+                "the rest of the file stays: {env}"
+            );
         }
         "memory" => {
-            assert_ne!(container_started_at(), started_before, "the container was restarted");
+            assert_ne!(
+                container_started_at(),
+                started_before,
+                "the container was restarted"
+            );
         }
         other => unreachable!("{other}"),
     }
@@ -266,7 +283,11 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
 
     std::fs::create_dir_all(run.join("prometheus")).unwrap();
     demo.config("prometheus", &run.join("prometheus/prometheus.yml"));
-    std::fs::copy(repo_path("deploy/demo/rules.yml"), run.join("prometheus/rules.yml")).unwrap();
+    std::fs::copy(
+        repo_path("deploy/demo/rules.yml"),
+        run.join("prometheus/rules.yml"),
+    )
+    .unwrap();
     std::fs::copy(
         repo_path("deploy/prometheus/rootfix-rules.yml"),
         run.join("prometheus/rootfix-rules.yml"),
@@ -290,7 +311,10 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         &run,
         "prometheus",
         &[
-            format!("--config.file={}", run.join("prometheus/prometheus.yml").display()),
+            format!(
+                "--config.file={}",
+                run.join("prometheus/prometheus.yml").display()
+            ),
             format!("--storage.tsdb.path={}", run.join("prometheus/data").display()),
             format!("--web.listen-address=127.0.0.1:{prom_port}"),
             "--rules.alert.resend-delay=1s".into(),
@@ -357,10 +381,16 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         .await;
         manual_times.push((fault.name, injected.elapsed()));
         let timeline = timeline_kinds(&done);
-        assert_eq!(done["fix"]["outcome"]["kind"], "succeeded", "{}: {timeline:#?}", fault.name);
+        assert_eq!(
+            done["fix"]["outcome"]["kind"], "succeeded",
+            "{}: {timeline:#?}",
+            fault.name
+        );
         assert_eq!(done["fix"]["stage"], "manual");
         assert!(
-            timeline.iter().any(|t| t.starts_with("fixed: the fix was verified")),
+            timeline
+                .iter()
+                .any(|t| t.starts_with("fixed: the fix was verified")),
             "{}: {timeline:#?}",
             fault.name
         );
@@ -401,7 +431,10 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         let (out, took) = follower.join().unwrap();
         let story = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{name}: {story}");
-        assert!(story.contains(&format!("{name} fault: injection → resolved in")), "{story}");
+        assert!(
+            story.contains(&format!("{name} fault: injection → resolved in")),
+            "{story}"
+        );
         assert!(!story.contains("waiting for your approval"), "{story}");
         auto_times.push((name, took));
     }
@@ -411,23 +444,24 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         let timeline = timeline_kinds(&done);
         assert_eq!(done["state"], "resolved", "{}: {timeline:#?}", fault.name);
         assert_eq!(done["fix"]["stage"], "auto", "{timeline:#?}");
-        assert!(done["fix"]["approval"].is_null(), "no approval at auto: {timeline:#?}");
+        assert!(
+            done["fix"]["approval"].is_null(),
+            "no approval at auto: {timeline:#?}"
+        );
         assert_eq!(done["fix"]["outcome"]["kind"], "succeeded", "{timeline:#?}");
         assert_target_fixed(fault.name, &run, &container_before);
         let silence_id = eventually(Duration::from_secs(30), "the cooldown silence", || async {
-            api.incident(fault.labels, &t1).await.and_then(|i| {
-                i["fix"]["silence"].as_str().map(str::to_string)
-            })
+            api.incident(fault.labels, &t1)
+                .await
+                .and_then(|i| i["fix"]["silence"].as_str().map(str::to_string))
         })
         .await;
-        let silence: Value = reqwest::get(format!(
-            "http://127.0.0.1:{am_port}/api/v2/silence/{silence_id}"
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let silence: Value = reqwest::get(format!("http://127.0.0.1:{am_port}/api/v2/silence/{silence_id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(silence["status"]["state"], "active", "{silence}");
         assert_eq!(silence["createdBy"], "rootfix");
     }

@@ -69,7 +69,14 @@ fn the_demo_files_pass_their_tools() {
     // mtail compiles the programs that turn the demo's logs into metrics.
     let (ok, out) = tool(
         "mtail",
-        &["--compile_only", "--progs", "deploy/demo", "--logtostderr", "--port", "0"],
+        &[
+            "--compile_only",
+            "--progs",
+            "deploy/demo",
+            "--logtostderr",
+            "--port",
+            "0",
+        ],
     );
     assert!(ok, "{out}");
     // Prometheus accepts the demo's config (as scripts/demo.sh config prometheus fills it in).

@@ -287,6 +287,11 @@ impl Harness {
             .await
     }
 
+    /// Posts the same firing alert again (Alertmanager's repeat), without waiting.
+    pub async fn post_firing_again(&self, name: &str, env: &str, instance: &str) {
+        self.post_alert("firing", name, env, instance).await;
+    }
+
     /// Posts the resolved alert of a test alert.
     pub async fn resolve(&self, name: &str, env: &str, instance: &str) {
         self.post_alert("resolved", name, env, instance).await;
