@@ -29,6 +29,7 @@ fn shipped_playbooks_and_actions_are_valid() {
     assert_eq!(names, ["go-module-proxy", "order-service-timeout"]);
     for action in [
         "restart-jvm-pod",
+        "restart-container",
         "kafka-partition-rebalance",
         "nginx-upstream-failover",
         "fix-db-leak",
@@ -201,7 +202,7 @@ fn validate_command_exit_codes_and_output() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert_eq!(
         String::from_utf8_lossy(&ok.stdout).trim(),
-        "2 playbooks (24 nodes), 8 actions: all valid"
+        "2 playbooks (24 nodes), 9 actions: all valid"
     );
 
     let bad = Command::new(env!("CARGO_BIN_EXE_rootfix"))

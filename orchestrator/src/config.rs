@@ -18,6 +18,10 @@
 //!   alertmanager: http://127.0.0.1:9093        # or alertmanager_env: NAME
 //!   cooldown: 30m
 //!   match_labels: [alertname, service]         # optional; default: every label of the alert
+//! fixes:
+//!   state_dir: /var/lib/rootfix/fixes
+//!   host_paths:                 # optional: mounts' host paths as actions name them → this install's
+//!     /etc/nginx/conf.d: /srv/nginx/conf.d
 //! notifications:                # see crate::notify
 //!   receivers:
 //!     - {name: sre-slack, format: slack, url_env: ROOTFIX_SLACK_WEBHOOK}
@@ -35,7 +39,7 @@ use serde::Deserialize;
 use crate::catalog::parse::{Source, deserialize};
 use crate::catalog::problem::Problem;
 use crate::catalog::report::Reporter;
-use crate::catalog::spans::{SpanIndex, join_index};
+use crate::catalog::spans::{SpanIndex, join_index, join_key};
 use crate::evidence::EvidenceBackends;
 use crate::notify::{NotificationsConfig, NotificationsDocument};
 use crate::silence::{DEFAULT_TIMEOUT, MAX_COOLDOWN, SilenceConfig, SilencesDocument};
@@ -121,6 +125,8 @@ struct FixesDocument {
     lease: Option<String>,
     #[serde(default)]
     lock_wait: Option<String>,
+    #[serde(default)]
+    host_paths: BTreeMap<String, String>,
 }
 
 /// The Kubernetes runners: on when `enabled`, with the in-cluster or kubeconfig credentials.
@@ -140,6 +146,9 @@ pub struct FixesConfig {
     pub lease: Duration,
     /// How long a fix waits for a target another fix holds; zero refuses at once.
     pub lock_wait: Duration,
+    /// Host paths as action files name them (mounts' `host`) → host paths on this install; the
+    /// Docker runner binds the mapped path (longest key wins, the rest of the path appended).
+    pub host_paths: BTreeMap<PathBuf, PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -394,6 +403,7 @@ impl ServeConfig {
                 Some("0") | Some("0s") => Duration::ZERO,
                 other => r.duration("fixes.lock_wait", other, Duration::ZERO),
             },
+            host_paths: check_host_paths(&doc.fixes.host_paths, &mut r),
         };
         let consumer = doc.consumer.clone().unwrap_or_else(default_consumer);
         if consumer.is_empty() || consumer.contains(char::is_whitespace) {
@@ -447,6 +457,34 @@ impl ServeConfig {
             autonomy,
         })
     }
+}
+
+/// `fixes.host_paths`: both sides absolute paths without `..`.
+fn check_host_paths(doc: &BTreeMap<String, String>, r: &mut Reporter<'_>) -> BTreeMap<PathBuf, PathBuf> {
+    let plain = |p: &str| p.starts_with('/') && !p.split('/').any(|seg| seg == "..");
+    let mut out = BTreeMap::new();
+    for (from, to) in doc {
+        let field = join_key("fixes.host_paths", from);
+        let mut ok = true;
+        if !plain(from) {
+            r.at_key(
+                &field,
+                format!("`{from}` is not an absolute path without `..` (a mount's host path as an action names it)"),
+            );
+            ok = false;
+        }
+        if !plain(to) {
+            r.at_value(
+                &field,
+                format!("`{to}` is not an absolute path without `..` (the path on this install)"),
+            );
+            ok = false;
+        }
+        if ok {
+            out.insert(PathBuf::from(from), PathBuf::from(to));
+        }
+    }
+    out
 }
 
 /// The `silences:` section; `None` after reporting when it is unusable.
@@ -792,6 +830,40 @@ mod tests {
                 "11:14: notifications.receivers[4].name: another receiver is named `d`",
                 "12:57: notifications.receivers[5].events: an empty list sends nothing; leave `events` out to send every kind",
                 "13:49: notifications.receivers[6].colour: unknown field `colour`",
+            ]
+        );
+    }
+
+    #[test]
+    fn host_paths_are_read_and_checked_with_their_place() {
+        let c = parse(&format!(
+            "{BASE}fixes:\n  host_paths:\n    /etc/nginx/conf.d: /tmp/demo/nginx/conf.d\n    /run/nginx.pid: /tmp/demo/nginx.pid\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.fixes.host_paths,
+            BTreeMap::from([
+                (
+                    PathBuf::from("/etc/nginx/conf.d"),
+                    PathBuf::from("/tmp/demo/nginx/conf.d")
+                ),
+                (
+                    PathBuf::from("/run/nginx.pid"),
+                    PathBuf::from("/tmp/demo/nginx.pid")
+                ),
+            ])
+        );
+        assert!(parse(BASE).unwrap().fixes.host_paths.is_empty());
+        let lines = problem_lines(&format!(
+            "{BASE}fixes:\n  host_paths:\n    etc/nginx: /tmp/x\n    /etc/ok: relative/path\n    /etc/a/../b: /tmp/../etc\n"
+        ));
+        assert_eq!(
+            lines,
+            [
+                "5:5: fixes.host_paths.etc/nginx: `etc/nginx` is not an absolute path without `..` (a mount's host path as an action names it)",
+                "6:14: fixes.host_paths./etc/ok: `relative/path` is not an absolute path without `..` (the path on this install)",
+                "7:5: fixes.host_paths./etc/a/../b: `/etc/a/../b` is not an absolute path without `..` (a mount's host path as an action names it)",
+                "7:18: fixes.host_paths./etc/a/../b: `/tmp/../etc` is not an absolute path without `..` (the path on this install)",
             ]
         );
     }

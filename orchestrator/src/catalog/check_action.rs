@@ -10,7 +10,7 @@ use super::report::Reporter;
 use super::values::{is_identifier, is_object_name, parse_memory};
 use crate::document::action::{ActionDocument, PhaseSpec};
 use crate::model::action::{
-    Action, KubeOperation, ParamSpec, Phase, PhaseName, PhaseStep, Phases, Purpose, RunnerKind,
+    Action, Operation, ParamSpec, Phase, PhaseName, PhaseStep, Phases, Purpose, RunnerKind,
 };
 use crate::model::matcher::first_line;
 use crate::model::template::{Template, Variable};
@@ -52,7 +52,27 @@ pub fn check_action(file: &ParsedFile, doc: &ActionDocument, r: &mut Reporter<'_
             ),
         );
     }
+    let written = [
+        &spec.phases.precheck,
+        &spec.phases.execute,
+        &spec.phases.verify,
+        &spec.phases.rollback,
+    ];
+    let any_run = written
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|p| p.run.is_some()));
+    let any_operation = written
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|p| p.operation.is_some()));
     match (runner, &spec.image) {
+        // A docker action whose phases are all native operations starts no container.
+        (Some(RunnerKind::Docker), None) if !any_run && any_operation => {}
+        (Some(RunnerKind::Docker), Some(_)) if !any_run && any_operation => {
+            r.at_key(
+                "spec.image",
+                "every phase is a native Docker operation, which starts no container; remove spec.image",
+            );
+        }
         (Some(kind), None) if kind.runs_containers() => {
             r.at_key(
                 "spec.runner",
@@ -227,11 +247,26 @@ fn check_phases(
         (PhaseName::Verify, &spec.phases.verify),
         (PhaseName::Rollback, &spec.phases.rollback),
     ];
+    // An execute that cannot be undone (a restart) has no rollback phase, and needs none.
+    let irreversible = runner
+        .zip(spec.phases.execute.as_ref().and_then(|p| p.operation.as_deref()))
+        .and_then(|(kind, op)| Operation::parse(kind, op))
+        .filter(|op| !op.can_be_rolled_back());
     let mut phases = Phases::default();
     for (name, phase) in written {
         let field = format!("spec.phases.{}", name.as_str());
+        if let (Some(op), PhaseName::Rollback, Some(_)) = (irreversible, name, phase) {
+            r.at_key(
+                &field,
+                format!(
+                    "execute `{}` cannot be rolled back (a restarted process stays restarted); an action using it has no rollback phase",
+                    op.as_str()
+                ),
+            );
+            continue;
+        }
         let needed = match purpose {
-            Some(Purpose::Fix) => true,
+            Some(Purpose::Fix) => name != PhaseName::Rollback || irreversible.is_none(),
             Some(Purpose::Diagnostic) => name == PhaseName::Execute,
             None => false,
         };
@@ -316,22 +351,37 @@ fn check_phase(
         }
         (None, Some(op_name)) => {
             let op_field = format!("{field}.operation");
-            if runner.is_some_and(RunnerKind::runs_containers) {
+            // An unknown runner was reported already.
+            let kind = runner?;
+            let takes = Operation::names_of(kind);
+            if takes.is_empty() {
                 r.at_key(
                     &op_field,
                     format!("runner `{}` takes `run`, not `operation`", spec.runner),
                 );
                 return None;
             }
-            let Some(op) = KubeOperation::parse(op_name) else {
-                let known: Vec<_> = KubeOperation::ALL.iter().map(|o| o.as_str()).collect();
-                r.at_value(
-                    &op_field,
-                    format!(
-                        "unknown operation `{op_name}`; expected one of {}",
-                        known.join(", ")
+            let Some(op) = Operation::parse(kind, op_name) else {
+                let owner = RunnerKind::ALL
+                    .iter()
+                    .find(|(_, other)| *other != kind && Operation::parse(*other, op_name).is_some());
+                let message = match owner {
+                    Some((owner, _)) => format!(
+                        "operation `{op_name}` is for runner `{owner}`; runner `{}` takes {}{}",
+                        spec.runner,
+                        takes.join(", "),
+                        if kind == RunnerKind::Docker {
+                            ", or `run`"
+                        } else {
+                            ""
+                        }
                     ),
-                );
+                    None => format!(
+                        "unknown operation `{op_name}`; expected one of {}",
+                        takes.join(", ")
+                    ),
+                };
+                r.at_value(&op_field, message);
                 return None;
             };
             if !op.allowed_in(name) {

@@ -26,7 +26,8 @@ pub struct ActionSpec {
     pub purpose: String,
     /// `docker`, `kubernetes-job` or `kubernetes` (native operations through the API).
     pub runner: String,
-    /// Locally built image for `docker` and `kubernetes-job`; never pulled by rootfix.
+    /// Locally built image for `docker` and `kubernetes-job`; never pulled by rootfix. A `docker`
+    /// action whose phases are all native operations has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Typed params; each reaches the container as `ROOTFIX_PARAM_<NAME>`.
@@ -106,15 +107,18 @@ pub struct PhasesSpec {
     pub rollback: Option<PhaseSpec>,
 }
 
-/// One phase: a command in the action's image, or a native Kubernetes operation.
+/// One phase: a command in the action's image, or a native operation of the runner.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct PhaseSpec {
     /// argv for container runners; run directly, never through a shell string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Vec<String>>,
-    /// For the `kubernetes` runner: `rollout-restart`, `scale`, `delete-pod`, `patch-configmap`,
-    /// `cordon`, `uncordon` (execute); `rollout-healthy` (precheck, verify); `restore-snapshot`
-    /// (rollback).
+    /// A native operation instead of `run`. For the `kubernetes` runner: `rollout-restart`,
+    /// `scale`, `delete-pod`, `patch-configmap`, `cordon`, `uncordon` (execute);
+    /// `rollout-healthy` (precheck, verify); `restore-snapshot` (rollback). For the `docker`
+    /// runner: `restart-container` (execute; cannot be rolled back, so the action has no
+    /// rollback phase); `container-running`, `container-healthy` (precheck, verify). Docker
+    /// operations read param `container` (and `stop_timeout`, seconds, when declared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
     /// Default `2m`; a phase that runs over is killed.

@@ -104,7 +104,9 @@ impl Executor {
     pub async fn from_config(config: &crate::config::ServeConfig, state: Arc<dyn StateStore>) -> Self {
         let docker: Option<Arc<dyn Runner>> =
             match crate::runner::docker::DockerRunner::connect(config.fixes.state_dir.clone()).await {
-                Ok(r) => Some(Arc::new(r.with_instance(&config.key_prefix))),
+                Ok(r) => Some(Arc::new(r.with_instance(&config.key_prefix).with_host_paths(
+                    crate::runner::docker::HostPaths::new(config.fixes.host_paths.clone()),
+                ))),
                 Err(e) => {
                     warn!(error = %e, "no Docker engine: actions with runner `docker` cannot run");
                     None

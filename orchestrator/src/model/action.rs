@@ -1,4 +1,5 @@
-//! A validated action: runner, image, typed params and phases.
+//! A validated action: runner, image, typed params and phases (a command in the image or a
+//! native operation of the runner).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -136,8 +137,129 @@ pub struct Phase {
 pub enum PhaseStep {
     /// argv in the action's image.
     Run(Vec<String>),
-    /// A native Kubernetes operation.
-    Operation(KubeOperation),
+    /// A native operation of the action's runner (Kubernetes API calls, Docker engine calls).
+    Operation(Operation),
+}
+
+/// A native operation: rootfix calls the runner's API itself instead of starting a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `runner: kubernetes`.
+    Kube(KubeOperation),
+    /// `runner: docker`.
+    Docker(DockerOperation),
+}
+
+impl Operation {
+    /// The operation named `name` among those of `runner`; `None` when the runner has none of
+    /// that name (or runs no native operations).
+    pub fn parse(runner: RunnerKind, name: &str) -> Option<Self> {
+        match runner {
+            RunnerKind::Kubernetes => KubeOperation::parse(name).map(Operation::Kube),
+            RunnerKind::Docker => DockerOperation::parse(name).map(Operation::Docker),
+            RunnerKind::KubernetesJob => None,
+        }
+    }
+
+    /// The runner whose operation this is.
+    pub fn runner(self) -> RunnerKind {
+        match self {
+            Operation::Kube(_) => RunnerKind::Kubernetes,
+            Operation::Docker(_) => RunnerKind::Docker,
+        }
+    }
+
+    /// The names of `runner`'s operations, in the order of the docs.
+    pub fn names_of(runner: RunnerKind) -> Vec<&'static str> {
+        match runner {
+            RunnerKind::Kubernetes => KubeOperation::ALL.iter().map(|o| o.as_str()).collect(),
+            RunnerKind::Docker => DockerOperation::ALL.iter().map(|o| o.as_str()).collect(),
+            RunnerKind::KubernetesJob => Vec::new(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Kube(op) => op.as_str(),
+            Operation::Docker(op) => op.as_str(),
+        }
+    }
+
+    /// The phases this operation may stand in.
+    pub fn allowed_in(self, phase: PhaseName) -> bool {
+        match self {
+            Operation::Kube(op) => op.allowed_in(phase),
+            Operation::Docker(op) => op.allowed_in(phase),
+        }
+    }
+
+    /// Params the operation reads; the action must declare them.
+    pub fn required_params(self) -> &'static [&'static str] {
+        match self {
+            Operation::Kube(op) => op.required_params(),
+            Operation::Docker(op) => op.required_params(),
+        }
+    }
+
+    /// Whether what this execute operation does can be undone by a rollback phase.
+    pub fn can_be_rolled_back(self) -> bool {
+        match self {
+            Operation::Kube(_) => true,
+            Operation::Docker(op) => op.can_be_rolled_back(),
+        }
+    }
+}
+
+/// The Docker runner's native operations (bollard calls on the engine, no container started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerOperation {
+    /// execute: restart the container named by param `container` and wait for it to be healthy.
+    RestartContainer,
+    /// precheck, verify: the container exists and runs (whatever its health).
+    ContainerRunning,
+    /// precheck, verify: the container runs and is healthy (or runs and has no health check).
+    ContainerHealthy,
+}
+
+impl DockerOperation {
+    pub const ALL: [DockerOperation; 3] = [
+        DockerOperation::RestartContainer,
+        DockerOperation::ContainerRunning,
+        DockerOperation::ContainerHealthy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DockerOperation::RestartContainer => "restart-container",
+            DockerOperation::ContainerRunning => "container-running",
+            DockerOperation::ContainerHealthy => "container-healthy",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// The phases this operation may stand in.
+    pub fn allowed_in(self, phase: PhaseName) -> bool {
+        match self {
+            DockerOperation::RestartContainer => phase == PhaseName::Execute,
+            DockerOperation::ContainerRunning | DockerOperation::ContainerHealthy => {
+                matches!(phase, PhaseName::Precheck | PhaseName::Verify)
+            }
+        }
+    }
+
+    /// Params the operation reads; the action must declare them. `restart-container` also reads
+    /// `stop_timeout` (seconds) when the action declares it.
+    pub fn required_params(self) -> &'static [&'static str] {
+        &["container"]
+    }
+
+    /// A restarted process stays restarted: nothing can put the old one back.
+    pub fn can_be_rolled_back(self) -> bool {
+        !matches!(self, DockerOperation::RestartContainer)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

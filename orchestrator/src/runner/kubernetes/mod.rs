@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use kube::Client;
 
 use super::{PhaseOutcome, PhaseRequest, Runner, RunnerError};
-use crate::model::action::{PhaseStep, RunnerKind};
+use crate::model::action::{Operation, PhaseStep, RunnerKind};
 
 /// How the runners behave; [`KubeSettings::default`] is what `rootfix serve` uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,9 @@ impl Runner for KubeRunner {
             .ok_or(RunnerError::NoPhase(request.phase.as_str()))?;
         match (request.action.runner, &phase.step) {
             (RunnerKind::KubernetesJob, PhaseStep::Run(argv)) => job::run(self, &request, argv).await,
-            (RunnerKind::Kubernetes, PhaseStep::Operation(op)) => native::run(self, &request, *op).await,
+            (RunnerKind::Kubernetes, PhaseStep::Operation(Operation::Kube(op))) => {
+                native::run(self, &request, *op).await
+            }
             (kind, _) => Err(RunnerError::Unsupported {
                 runner: "kubernetes",
                 reason: format!(

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::snapshot::{CHANGE_ANNOTATION, MAX_RECORD_BYTES, SNAPSHOT_VERSION, Snapshot, Target, merge};
 use super::{KubeRunner, api_reason, configmap, deployment, describe, engine_error, is_not_found, node, pod};
-use crate::model::action::{KubeOperation, PhaseName, PhaseStep};
+use crate::model::action::{KubeOperation, Operation, PhaseName, PhaseStep};
 use crate::runner::{ParamError, PhaseExit, PhaseOutcome, PhaseRequest, RunnerError};
 
 /// How often a patch is retried after a `409 Conflict` (someone else wrote the object between
@@ -434,7 +434,7 @@ where
 /// The record of this incident's execute on the object the action's execute operation names.
 async fn recorded_snapshot(ctx: &Ctx<'_, '_>) -> Result<Option<Snapshot>, RunnerError> {
     let execute = ctx.request.action.phases.get(PhaseName::Execute).map(|p| &p.step);
-    let Some(PhaseStep::Operation(op)) = execute else {
+    let Some(PhaseStep::Operation(Operation::Kube(op))) = execute else {
         return Ok(None);
     };
     let params = ctx.request.params;

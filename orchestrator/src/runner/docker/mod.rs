@@ -8,6 +8,13 @@
 //! It is waited for with the phase timeout and killed when it runs over; its stdout and stderr are
 //! kept (capped) and the container is removed. Images are never pulled: a missing image is an
 //! error that names the build command.
+//!
+//! A mount's host path goes through the install's `fixes.host_paths` first ([`host_paths`]).
+//! Phases that are native operations (`restart-container`, `container-running`,
+//! `container-healthy`) start no container: [`native`] runs them against the engine.
+
+pub mod host_paths;
+pub mod native;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,7 +36,8 @@ use super::{
     EXIT_ALREADY_HEALTHY, PhaseExit, PhaseOutcome, PhaseRequest, Runner, RunnerError, RunnerTiming,
     cap_output, param_env,
 };
-use crate::model::action::{PhaseName, PhaseStep};
+use crate::model::action::{Operation, PhaseName, PhaseStep};
+pub use host_paths::HostPaths;
 
 /// Where phases find the per-fix state folder.
 pub const STATE_DIR_IN_CONTAINER: &str = "/rootfix/state";
@@ -45,6 +53,8 @@ pub struct DockerRunner {
     /// into container names and the `rootfix.instance` label, so one never replaces or abandons
     /// another's containers. Empty by default.
     instance: String,
+    /// The install's `fixes.host_paths`: where action mounts' host paths really are.
+    host_paths: HostPaths,
 }
 
 fn engine(e: impl std::fmt::Display) -> RunnerError {
@@ -74,6 +84,7 @@ impl DockerRunner {
             docker,
             state_root,
             instance: String::new(),
+            host_paths: HostPaths::default(),
         })
     }
 
@@ -81,6 +92,17 @@ impl DockerRunner {
     pub fn with_instance(mut self, instance: &str) -> Self {
         self.instance = slug(instance.trim_end_matches(':'));
         self
+    }
+
+    /// Binds action mounts from this install's paths (`fixes.host_paths`).
+    pub fn with_host_paths(mut self, host_paths: HostPaths) -> Self {
+        self.host_paths = host_paths;
+        self
+    }
+
+    /// The host path bound for a mount whose action file names `host`.
+    pub fn host_path(&self, host: &str) -> PathBuf {
+        self.host_paths.resolve(host)
     }
 
     /// The host folder a fix's phases share.
@@ -162,11 +184,15 @@ impl Runner for DockerRunner {
             .phases
             .get(req.phase)
             .ok_or(RunnerError::NoPhase(req.phase.as_str()))?;
-        let PhaseStep::Run(argv) = &phase.step else {
-            return Err(RunnerError::Unsupported {
-                runner: "docker",
-                reason: "the phase is a Kubernetes operation".into(),
-            });
+        let argv = match &phase.step {
+            PhaseStep::Run(argv) => argv,
+            PhaseStep::Operation(Operation::Docker(op)) => return native::run(&self.docker, &req, *op).await,
+            PhaseStep::Operation(Operation::Kube(op)) => {
+                return Err(RunnerError::Unsupported {
+                    runner: "docker",
+                    reason: format!("`{}` is a Kubernetes operation", op.as_str()),
+                });
+            }
         };
         let image = action.image.clone().ok_or_else(|| RunnerError::Unsupported {
             runner: "docker",
@@ -199,7 +225,7 @@ impl Runner for DockerRunner {
             .iter()
             .map(|m| Mount {
                 target: Some(m.container.clone()),
-                source: Some(m.host.clone()),
+                source: Some(self.host_path(&m.host).to_string_lossy().into_owned()),
                 typ: Some(MountType::BIND),
                 read_only: Some(m.read_only),
                 ..Default::default()
@@ -208,7 +234,7 @@ impl Runner for DockerRunner {
         let mut binds = Vec::new();
         binds.push(format!("{}:{STATE_DIR_IN_CONTAINER}", state_dir.display()));
         let labels = HashMap::from([
-            ("rootfix.incident".to_string(), req.incident.to_string()),
+            (native::OWN_LABEL.to_string(), req.incident.to_string()),
             ("rootfix.action".to_string(), action.name.clone()),
             ("rootfix.phase".to_string(), req.phase.as_str().to_string()),
             ("rootfix.attempt".to_string(), req.attempt.to_string()),
