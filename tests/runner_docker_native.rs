@@ -113,7 +113,18 @@ fn start(test: &str, healthy: bool, extra: &[&str]) -> Target {
     args.extend_from_slice(extra);
     args.push(IMAGE);
     docker(&args);
-    Target { name, ctl }
+    let target = Target { name, ctl };
+    // The service has booted (a restart before its first line would leave one boot, not two).
+    let started = Instant::now();
+    while boots(&target) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} never booted",
+            target.name
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    target
 }
 
 fn inspect(name: &str, format: &str) -> String {
