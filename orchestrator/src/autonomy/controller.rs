@@ -687,11 +687,21 @@ impl Autonomy {
                 i.fix = Some(fix.clone());
                 i.note(now, "fix", format!("{}: {}", fix.action, outcome));
                 if i.state != IncidentState::Fixing {
-                    // The alert resolved while the fix ran: an `auto` fix that verified still
-                    // gets its cooldown silence.
-                    if succeeded && stage == Stage::Auto && i.state == IncidentState::Resolved {
+                    return true;
+                }
+                if i.resolved_at.is_some() {
+                    // The alert resolved while the fix ran: the fix's end closes the incident,
+                    // and an `auto` fix that verified gets its cooldown silence.
+                    if succeeded && stage == Stage::Auto {
                         silence_labels = Some(i.alert.labels.clone());
                     }
+                    i.state = IncidentState::Resolved;
+                    let how = if succeeded { "verified" } else { "did not verify" };
+                    i.note(
+                        now,
+                        "resolved",
+                        format!("the alert had resolved and the fix {how}: incident closed"),
+                    );
                     return true;
                 }
                 i.state = match (succeeded, stage) {

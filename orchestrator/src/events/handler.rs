@@ -104,6 +104,8 @@ impl IncidentHandler {
                 incident.firings += 1;
                 incident.alert = alert.clone();
                 incident.mark_applied(entry);
+                // Firing again before a running fix finished: the resolve it had seen is void.
+                incident.resolved_at = None;
                 let n = incident.firings;
                 incident.note(now, "firing", format!("repeated firing #{n} joined the incident"));
                 // A fix refused for now (kill switch, rate limit, concurrency) is decided again.
@@ -318,16 +320,24 @@ impl IncidentHandler {
                 incident.alert = alert.clone();
                 incident.mark_applied(entry);
                 let was = incident.state;
-                let note = match incident.state {
-                    IncidentState::Fixing => "the alert resolved; the running fix finishes and verifies",
-                    IncidentState::Fixed => "the alert resolved after the verified fix: incident closed",
-                    IncidentState::AwaitingApproval => {
-                        "the alert resolved; the pending approval is cancelled"
-                    }
-                    _ => "the alert resolved",
-                };
-                incident.state = IncidentState::Resolved;
-                incident.note(now, "resolved", note);
+                if was == IncidentState::Fixing {
+                    // The fix closes the incident when it ends (outcome first, then closed).
+                    incident.note(
+                        now,
+                        "resolved",
+                        "the alert resolved; the running fix finishes and verifies, then the incident closes",
+                    );
+                } else {
+                    let note = match was {
+                        IncidentState::Fixed => "the alert resolved after the verified fix: incident closed",
+                        IncidentState::AwaitingApproval => {
+                            "the alert resolved; the pending approval is cancelled"
+                        }
+                        _ => "the alert resolved",
+                    };
+                    incident.state = IncidentState::Resolved;
+                    incident.note(now, "resolved", note);
+                }
                 match self.state.save_incident(&mut incident).await? {
                     SaveOutcome::Saved => {
                         if let Some(autonomy) = &self.autonomy
