@@ -13,7 +13,7 @@ use crate::autonomy::approval::{Approval, ApprovalState};
 use crate::autonomy::controller::StageReport;
 use crate::engine::NodeOutcome;
 use crate::fix::journal::{FixOutcome, JournalEntry, JournalEvent};
-use crate::incident::{Incident, IncidentFix, Verdict, seconds};
+use crate::incident::{Incident, IncidentFix, IncidentState, Verdict, seconds};
 use crate::runner::PhaseExit;
 use crate::server::auth::Identity;
 
@@ -104,11 +104,18 @@ fn params(p: &std::collections::BTreeMap<String, String>) -> String {
     items.join(" ")
 }
 
-/// What became of a fix: its outcome, which gate refused it and why, or that it has not run.
-fn fix_status(f: &IncidentFix) -> String {
+/// What became of a fix: its outcome, which gate refused it and why, or where it stands.
+fn fix_status(i: &Incident, f: &IncidentFix) -> String {
     match &f.outcome {
         Some(outcome) => outcome.to_string(),
-        None => f.refusal().unwrap_or_else(|| "not run".into()),
+        None => f.refusal().unwrap_or_else(|| {
+            match i.state {
+                IncidentState::AwaitingApproval => "waits for approval",
+                IncidentState::Fixing => "running",
+                _ => "not run",
+            }
+            .into()
+        }),
     }
 }
 
@@ -410,7 +417,7 @@ fn fix_cell(i: &Incident) -> String {
         "{} · {} · {}",
         escape(&f.action),
         f.stage.map_or("—", |s| s.as_str()),
-        why.unwrap_or_else(|| escape(&fix_status(f)))
+        why.unwrap_or_else(|| escape(&fix_status(i, f)))
     );
     if let Some(v) = &f.verdict {
         let _ = write!(
@@ -682,7 +689,7 @@ pub fn incident(
                 escape(f.scope.as_deref().unwrap_or("—")),
                 f.stage.map_or("—", |s| s.as_str()),
                 escape(f.approval.as_deref().unwrap_or("—")),
-                escape(&fix_status(f)),
+                escape(&fix_status(i, f)),
                 f.verdict
                     .as_ref()
                     .map_or_else(|| "—".to_string(), |v| escape(&verdict_text(v))),
@@ -821,7 +828,6 @@ fn journal_table(b: &mut String, journal: &[JournalEntry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::IncidentState;
 
     #[test]
     fn escape_neutralises_markup() {
@@ -889,5 +895,164 @@ mod tests {
         );
         assert!(!dash.contains("<script>"), "{dash}");
         assert!(dash.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    fn entry(fix: &str, secs: i64, event: JournalEvent) -> JournalEntry {
+        JournalEntry {
+            fix: fix.into(),
+            at: DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::milliseconds(secs),
+            event,
+        }
+    }
+
+    fn started() -> JournalEvent {
+        JournalEvent::FixStarted {
+            params: Default::default(),
+            fencing_token: 1,
+        }
+    }
+
+    fn finished() -> JournalEvent {
+        JournalEvent::FixFinished {
+            outcome: FixOutcome::Succeeded,
+        }
+    }
+
+    #[test]
+    fn the_fix_duration_is_the_last_fix_from_start_to_finish() {
+        assert_eq!(fix_duration(&[]), None);
+        assert_eq!(fix_duration(&[entry("i/a", 0, started())]), None, "still running");
+        let journal = [
+            entry("i/a", 0, started()),
+            entry("i/a", 1_000, finished()),
+            entry("i/b", 5_000, started()),
+            entry("i/b", 8_100, finished()),
+        ];
+        assert_eq!(fix_duration(&journal).map(|d| d.num_milliseconds()), Some(3_100));
+    }
+
+    #[test]
+    fn long_values_are_cut_with_the_whole_in_the_title() {
+        assert_eq!(clipped("short <b>", 64), "short &lt;b&gt;");
+        let long = format!("{}<x>", "a".repeat(70));
+        assert_eq!(
+            clipped(&long, 64),
+            format!(
+                "<span class=\"clip\" title=\"{}&lt;x&gt;\">{}…</span>",
+                "a".repeat(70),
+                "a".repeat(64)
+            )
+        );
+    }
+
+    #[test]
+    fn forms_return_only_to_this_page() {
+        assert_eq!(back_to(""), "/ui/");
+        assert_eq!(back_to("inc-1-0"), "/ui/incidents/inc-1-0");
+        assert_eq!(
+            back_to("//evil.example/x"),
+            "/ui/incidents/%2F%2Fevil.example%2Fx"
+        );
+        assert_eq!(
+            back_to("https://evil.example"),
+            "/ui/incidents/https%3A%2F%2Fevil.example"
+        );
+    }
+
+    fn ran(verdict: Option<Verdict>) -> Incident {
+        let alert = crate::alert::Alert {
+            status: crate::alert::AlertStatus::Firing,
+            labels: Default::default(),
+            annotations: Default::default(),
+            starts_at: DateTime::<Utc>::UNIX_EPOCH,
+            ends_at: DateTime::<Utc>::UNIX_EPOCH,
+            generator_url: String::new(),
+            fingerprint: "f".into(),
+        };
+        Incident {
+            id: "inc-1".into(),
+            fingerprint: "f".into(),
+            state: IncidentState::Open,
+            alertname: "A".into(),
+            service: None,
+            playbook: None,
+            alert,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            resolved_at: None,
+            firings: 1,
+            created_by_entry: "1-0".into(),
+            applied_entries: vec![],
+            diagnosis: None,
+            timeline: vec![],
+            fix: Some(IncidentFix {
+                action: "restart".into(),
+                node: "n".into(),
+                params: Default::default(),
+                confidence: 0.9,
+                scope: Some("staging".into()),
+                stage: None,
+                approval: None,
+                refused: None,
+                gate: None,
+                dry_run: false,
+                outcome: Some(FixOutcome::RolledBack("verify failed".into())),
+                verdict,
+                silence: None,
+            }),
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn a_verdict_replaces_the_confirm_form() {
+        let who = Identity {
+            name: "approver".into(),
+            role: crate::config::Role::Approver,
+        };
+        let waiting = ran(None);
+        assert!(can_confirm(&waiting));
+        let page = super::incident(&waiting, &[], None, true, (&who, "c"), None);
+        assert!(page.contains("class=\"confirm\""), "{page}");
+        assert!(!page.contains("verdict-given"), "{page}");
+        let confirmed = ran(Some(Verdict {
+            correct: false,
+            severity: Some(crate::autonomy::outcome::Severity::P2),
+            by: "<alice>".into(),
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            comment: "wrong pod".into(),
+        }));
+        assert!(!can_confirm(&confirmed), "a second verdict is a 409 in the API");
+        let page = super::incident(&confirmed, &[], None, true, (&who, "c"), None);
+        assert!(!page.contains("class=\"confirm\""), "{page}");
+        assert!(
+            page.contains(
+                "<p id=\"verdict-given\" class=\"verdict\">misfix (P2) by &lt;alice&gt; at 1970-01-01 00:00:00 UTC: wrong pod</p>"
+            ),
+            "{page}"
+        );
+        let cell = fix_cell(&confirmed);
+        assert!(cell.contains("verdict: misfix (P2) by &lt;alice&gt;"), "{cell}");
+        assert!(!cell.contains("to-confirm"), "{cell}");
+        assert!(fix_cell(&waiting).contains("href=\"/ui/incidents/inc-1#confirm\""));
+    }
+
+    #[test]
+    fn a_resolved_incident_says_how_long_it_took() {
+        let mut i = ran(None);
+        assert_eq!(resolve_text(&i, &[]), None);
+        i.resolved_at = Some(DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::milliseconds(23_400));
+        assert_eq!(
+            resolve_text(&i, &[]).as_deref(),
+            Some("resolved 23.4s after the alert started")
+        );
+        let journal = [
+            entry("inc-1/restart", 0, started()),
+            entry("inc-1/restart", 3_100, finished()),
+        ];
+        assert_eq!(
+            resolve_text(&i, &journal).as_deref(),
+            Some("resolved 23.4s after the alert started (the fix took 3.1s)")
+        );
     }
 }
