@@ -1,4 +1,4 @@
-//! The `approvals`, `confirm` and `stages` commands: the real `rootfix` binary against the
+//! The `approvals`, `confirm`, `stages` and `incidents show` commands: the real `rootfix` binary against the
 //! autonomy harness (a whole rootfix in this process: real Redis, the real Docker engine running
 //! the test action, the event loop and the HTTP API, a manual clock).
 
@@ -391,4 +391,39 @@ async fn approvals_confirm_and_stages_through_the_cli() {
     let r = cli(&h, VIEWER_TOKEN, &["approvals", "list", "--all"]).await;
     assert!(line_with(&r.out, &late).ends_with("expired by rootfix"), "{r}");
     assert_eq!(h.runs("execute"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn incidents_show_says_how_long_it_took_and_why_there_is_no_fix() {
+    let h = Harness::start("cli_ttr", Options::default()).await;
+    let fixed = h.fire("fp-cli-ttr", "staging", "api-0").await;
+    let r = cli(&h, VIEWER_TOKEN, &["incidents", "show", &fixed.id]).await;
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.out.contains("time to resolve"), "not resolved yet: {r}");
+    assert!(!r.out.contains("no fix"), "a fix waits for approval: {r}");
+    // Approved 23.4 s after the alert started; the fix closes the incident at once (manual clock).
+    h.clock.advance(chrono::Duration::milliseconds(23_400));
+    let (code, reply) = h.approve(&approval_of(&fixed), APPROVER_TOKEN).await;
+    assert_eq!(code, 200, "{reply}");
+    h.settle().await;
+    h.wait_incident("fp-cli-ttr", |i| i.state == IncidentState::Resolved)
+        .await;
+    let r = cli(&h, VIEWER_TOKEN, &["incidents", "show", &fixed.id]).await;
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        line_with(&r.out, "time to resolve"),
+        "time to resolve: 23.4s",
+        "{r}"
+    );
+
+    // Outside every scope: the gate and its reason.
+    let refused = h.fire("fp-cli-prod", "prod", "api-1").await;
+    let r = cli(&h, VIEWER_TOKEN, &["incidents", "show", &refused.id]).await;
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        line_with(&r.out, "no fix"),
+        "no fix: refused by the scope gate: the target is outside every scope",
+        "{r}"
+    );
+    assert!(!r.out.contains("time to resolve"), "{r}");
 }

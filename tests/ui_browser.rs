@@ -75,7 +75,9 @@ async fn an_sre_signs_in_and_approves_in_chromium() {
         .await;
     assert_eq!(path.as_deref(), Some("autonomy_root → autonomy_needs_fix"));
 
-    // Approve the first one: back on the dashboard with what happened, one approval left.
+    // Approve the first one 23.4 s after the alert started: back on the dashboard with what
+    // happened, one approval left.
+    h.clock.advance(chrono::Duration::milliseconds(23_400));
     let at = b
         .click_and_wait(&format!("tr.approval[data-id=\"{a1}\"] form.approve button"))
         .await;
@@ -109,6 +111,23 @@ async fn an_sre_signs_in_and_approves_in_chromium() {
     let flash = b.text("#flash.ok").await.expect("a flash message");
     assert!(flash.contains("recorded the verdict"), "{flash}");
     assert_eq!(b.count("form.confirm").await, 0, "a verdict is given once");
+    // The verdict shows instead of the form, and stays so on a fresh load.
+    for _ in 0..2 {
+        let given = b.text("#verdict-given").await.expect("the verdict is shown");
+        assert!(
+            given.starts_with("correct by approver at 2026-11-02 09:00:23 UTC: looks right"),
+            "{given}"
+        );
+        assert_eq!(b.count("form.confirm").await, 0);
+        b.goto(&format!("{}/ui/incidents/{}", h.url, first.id)).await;
+    }
+    // From the alert's start (09:00:00) to the resolution (09:00:23.4 on the harness clock), and
+    // the fix's own run time from its journal.
+    let resolved = b.text("#time-to-resolve").await.expect("time to resolve");
+    assert!(
+        resolved.starts_with("resolved 23.4s after the alert started (the fix took "),
+        "{resolved}"
+    );
     let confirmed = h
         .state
         .incident(&first.id)
@@ -119,6 +138,38 @@ async fn an_sre_signs_in_and_approves_in_chromium() {
     assert!(verdict.correct);
     assert_eq!(verdict.by, "approver");
     assert_eq!(verdict.comment, "looks right");
+
+    // The second approval, decided from its incident's page: the same row and forms as the
+    // dashboard's, and back to the incident with the flash.
+    let second_page = format!("{}/ui/incidents/{}", h.url, second.id);
+    b.goto(&second_page).await;
+    assert_eq!(
+        b.attrs("#approval tr.approval", "data-id").await,
+        vec![a2.clone()]
+    );
+    assert_eq!(
+        b.text("#approval td.confidence").await.as_deref(),
+        Some("1.00 / 0.50")
+    );
+    assert_eq!(
+        b.attrs("#approval form.approve input[name=back]", "value").await,
+        vec![second.id.clone()]
+    );
+    let at = b.click_and_wait("#approval form.approve button").await;
+    assert_eq!(at, second_page, "back on the incident page");
+    let flash = b.text("#flash.ok").await.expect("a flash message");
+    assert!(flash.contains(&format!("approved {a2}")), "{flash}");
+    assert!(flash.contains("fix started"), "{flash}");
+    assert_eq!(b.count("#approval").await, 0, "no longer pending");
+    let decided = b.text("#approval-decided").await.expect("the decision");
+    assert!(
+        decided.starts_with(&format!("Approval {a2}: approved by approver at ")),
+        "{decided}"
+    );
+    h.settle().await;
+    let approval = h.state.approval(&a2).await.expect("state").expect("approval");
+    assert_eq!(approval.state, ApprovalState::Approved);
+    assert_eq!(approval.decided_by.as_deref(), Some("approver"));
 
     // A screenshot of the dashboard, for the eyes.
     b.goto(&format!("{}/ui/", h.url)).await;
@@ -133,6 +184,243 @@ async fn an_sre_signs_in_and_approves_in_chromium() {
         "{} bytes is too small for the page",
         written.len()
     );
+    b.close().await;
+}
+
+/// A playbook whose remedy never reaches its threshold: half the weight holds, 0.8 is needed.
+const NOTIFY_ONLY_PLAYBOOK: &str = r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {name: notify-only-test}
+spec:
+  match: ['alertname="NotifyOnlyTest"']
+  target: {service: '{{ $labels.service }}'}
+  tree:
+    id: notify_root
+    children:
+      - id: notify_weak_evidence
+        when: alert.labels.service != ""
+        remedy:
+          action: autonomy-fix
+          params: {target: '{{ $labels.instance }}'}
+          confidence:
+            threshold: 0.8
+            signals:
+              - {when: alert.labels.service != "", weight: 0.5, description: the service is named}
+              - {when: alert.labels.service == "never", weight: 0.5, description: never holds}
+"#;
+
+/// Posts one firing alert with `labels` (fingerprint of `name`, as the harness's alerts).
+async fn post_alert(h: &Harness, name: &str, labels: serde_json::Value) {
+    use rootfix::autonomy::clock::Clock as _;
+    let now = h.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let body = json!({
+        "version": "4",
+        "groupKey": format!("{{}}:{{name=\"{name}\"}}"),
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "rootfix",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "alerts": [{
+            "status": "firing",
+            "labels": labels,
+            "annotations": {"summary": "a test alert whose values are long"},
+            "startsAt": now,
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://127.0.0.1:9090/graph",
+            "fingerprint": harness::fingerprint(name)
+        }]
+    });
+    let (status, reply) = h.post("/api/v1/alerts/alertmanager", INGEST_TOKEN, body).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// Signs in by typing the token, like a user.
+async fn browser_sign_in(b: &mut browser::Browser, h: &Harness, token: &str) {
+    b.goto(&format!("{}/ui/login", h.url)).await;
+    b.type_into("#token", token).await;
+    let at = b.click_and_wait("form#login button[type=submit]").await;
+    assert_eq!(at, format!("{}/ui/", h.url));
+}
+
+/// The document's width in CSS pixels (what scrolls sideways when it exceeds the window).
+async fn scroll_width(b: &mut browser::Browser) -> u64 {
+    b.eval("document.documentElement.scrollWidth")
+        .await
+        .as_u64()
+        .expect("a width")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_values_fit_1280_pixels_and_the_page_says_why_there_is_no_fix() {
+    let h = Harness::start(
+        "ui_1280",
+        Options {
+            playbooks: vec![NOTIFY_ONLY_PLAYBOOK.to_string()],
+            ..Options::default()
+        },
+    )
+    .await;
+    // Long values without a space to break at: the instance becomes the fix's `target` param
+    // (and the action echoes it into its output).
+    let instance = format!("api-{}", "0123456789abcdef".repeat(14));
+    let runbook = format!(
+        "https://runbooks.example.com/{}",
+        "very-long-path-segment/".repeat(12)
+    );
+    post_alert(
+        &h,
+        "fp-ui-long",
+        json!({
+            "alertname": "AutonomyTest", "service": "order-api", "env": "staging",
+            "instance": instance, "runbook_url": runbook,
+            "kubernetes_pod_template_hash_and_other_long_label_name": "x".repeat(180),
+        }),
+    )
+    .await;
+    let long = h
+        .wait_incident("fp-ui-long", |i| i.state == IncidentState::AwaitingApproval)
+        .await;
+    let long_approval = approval_of(&long);
+    // Below its threshold: diagnosed, nothing offered.
+    post_alert(
+        &h,
+        "fp-ui-notify",
+        json!({"alertname": "NotifyOnlyTest", "service": "order-api", "env": "staging", "instance": "api-9"}),
+    )
+    .await;
+    let notify = h
+        .wait_incident("fp-ui-notify", |i| {
+            i.state == IncidentState::Open && i.diagnosis.is_some()
+        })
+        .await;
+    assert!(notify.fix.is_none(), "{:#?}", notify.fix);
+    // Outside every scope: the scope gate refuses.
+    let refused = h.fire("fp-ui-prod", "prod", "api-7").await;
+    assert_eq!(
+        refused.fix.as_ref().and_then(|f| f.gate).map(|g| g.as_str()),
+        Some("scope")
+    );
+
+    let mut b = browser::Browser::launch().await;
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    browser_sign_in(&mut b, &h, APPROVER_TOKEN).await;
+    assert_eq!(b.eval("window.innerWidth").await.as_u64(), Some(1280));
+    let width = scroll_width(&mut b).await;
+    assert!(width <= 1280, "the dashboard is {width} px wide");
+    let dash = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-dashboard-1280.png");
+    std::fs::write(&dash, b.screenshot().await).expect("write the screenshot");
+    // The long param is cut in the table, whole in its title.
+    let titles = b
+        .attrs(
+            &format!("tr.approval[data-id=\"{long_approval}\"] .clip"),
+            "title",
+        )
+        .await;
+    assert_eq!(titles, vec![instance.clone()]);
+    // Why nothing is offered, in words, on the dashboard row.
+    assert_eq!(
+        b.text(&format!("tr.incident[data-id=\"{}\"] .why", notify.id))
+            .await
+            .as_deref(),
+        Some("notify only: best remedy autonomy-fix scored 0.50, below its threshold 0.80")
+    );
+    assert_eq!(
+        b.text(&format!("tr.incident[data-id=\"{}\"] .why", refused.id))
+            .await
+            .as_deref(),
+        Some("refused by the scope gate: the target is outside every scope")
+    );
+    assert_eq!(
+        b.count(&format!("tr.incident[data-id=\"{}\"] .why", long.id))
+            .await,
+        0,
+        "a fix waiting for approval needs no excuse"
+    );
+
+    // And on the incident pages.
+    b.goto(&format!("{}/ui/incidents/{}", h.url, notify.id)).await;
+    assert_eq!(
+        b.text("#why-no-fix").await.as_deref(),
+        Some("notify only: best remedy autonomy-fix scored 0.50, below its threshold 0.80")
+    );
+    assert_eq!(b.count("#approval").await, 0);
+    b.goto(&format!("{}/ui/incidents/{}", h.url, refused.id)).await;
+    assert_eq!(
+        b.text("#why-no-fix").await.as_deref(),
+        Some("refused by the scope gate: the target is outside every scope")
+    );
+
+    // The long incident, pending, then approved from its page and run: still 1280 px.
+    let long_page = format!("{}/ui/incidents/{}", h.url, long.id);
+    b.goto(&long_page).await;
+    let width = scroll_width(&mut b).await;
+    assert!(width <= 1280, "the pending incident page is {width} px wide");
+    assert_eq!(b.count("#why-no-fix").await, 0);
+    let at = b.click_and_wait("#approval form.approve button").await;
+    assert_eq!(at, long_page);
+    h.settle().await;
+    h.wait_incident("fp-ui-long", |i| i.state == IncidentState::Resolved)
+        .await;
+    b.goto(&long_page).await;
+    assert_eq!(b.text("#state").await.as_deref(), Some("resolved"));
+    let out = b.text("tr.journal pre.stdout").await.expect("the phase's output");
+    assert!(out.contains(&instance), "{out}");
+    let width = scroll_width(&mut b).await;
+    assert!(width <= 1280, "the incident page is {width} px wide");
+    let png = b.screenshot().await;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-incident-1280.png");
+    std::fs::write(&path, &png).expect("write the screenshot");
+    println!("screenshot: {}", path.display());
+    // A screenshot is as wide as the document (the window less its scroll bar): nothing stuck out.
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let png_width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+    assert!(png_width <= 1280, "{png_width} px: {}", path.display());
+
+    // A failed fix stays open; the dashboard links to its confirm form, and once a misfix is
+    // reported shows the verdict instead.
+    std::fs::write(h.control().join("execute.exit"), "1\n").expect("make execute fail");
+    h.break_target();
+    let failing = h.fire("fp-ui-fail", "staging", "api-3").await;
+    let (code, reply) = h.approve(&approval_of(&failing), APPROVER_TOKEN).await;
+    assert_eq!(code, 200, "{reply}");
+    h.settle().await;
+    let failed = h
+        .wait_incident("fp-ui-fail", |i| {
+            i.state == IncidentState::Open && i.fix.as_ref().is_some_and(|f| f.outcome.is_some())
+        })
+        .await;
+    b.goto(&format!("{}/ui/", h.url)).await;
+    let row = format!("tr.incident[data-id=\"{}\"]", failed.id);
+    assert_eq!(b.count(&format!("{row} .verdict")).await, 0);
+    let at = b.click_and_wait(&format!("{row} a.to-confirm")).await;
+    assert_eq!(at, format!("{}/ui/incidents/{}#confirm", h.url, failed.id));
+    b.click("form.confirm input[value=misfix]").await;
+    b.eval("document.querySelector('form.confirm select[name=severity]').value = 'P2'")
+        .await;
+    b.type_into("form.confirm input[name=comment]", "wrong target")
+        .await;
+    b.click_and_wait("form.confirm button[type=submit]").await;
+    let given = b.text("#verdict-given").await.expect("the verdict");
+    assert!(given.starts_with("misfix (P2) by approver at "), "{given}");
+    assert!(given.ends_with(": wrong target"), "{given}");
+    assert_eq!(b.count("form.confirm").await, 0);
+    b.goto(&format!("{}/ui/", h.url)).await;
+    let verdict = b
+        .text(&format!("{row} .verdict"))
+        .await
+        .expect("the verdict on the dashboard");
+    assert!(
+        verdict.starts_with("verdict: misfix (P2) by approver at "),
+        "{verdict}"
+    );
+    assert_eq!(b.count(&format!("{row} a.to-confirm")).await, 0);
     b.close().await;
 }
 
@@ -361,6 +649,106 @@ async fn the_page_refuses_what_it_must() {
     }
     assert!(pending().await);
 
+    // The incident page carries the same forms (for an approver only), with the same checks, and
+    // its answers go back to the incident.
+    let incident_path = format!("/ui/incidents/{}", incident.id);
+    let html = c
+        .get(format!("{url}{incident_path}"))
+        .header("cookie", &viewer.cookie)
+        .send()
+        .await
+        .expect("incident page")
+        .text()
+        .await
+        .expect("body");
+    assert!(html.contains(&format!("data-id=\"{approval}\"")), "{html}");
+    assert!(!html.contains("class=\"approve"), "no approve form for a viewer");
+    let html = c
+        .get(format!("{url}{incident_path}"))
+        .header("cookie", &approver.cookie)
+        .send()
+        .await
+        .expect("incident page")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        html.contains(&format!("action=\"/ui/approvals/{approval}/approve\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("name=\"back\" value=\"{}\"", incident.id)),
+        "{html}"
+    );
+    assert_eq!(csrf_of(&html), approver.csrf, "the same CSRF field");
+    let back = incident.id.as_str();
+    let r = c
+        .post(format!("{url}/ui/approvals/{approval}/approve"))
+        .header("cookie", &approver.cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", approver.csrf.as_str()), ("back", back)])
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(format!("{url}/ui/approvals/{approval}/approve"))
+        .header("cookie", &approver.cookie)
+        .form(&[("csrf", viewer.csrf.as_str()), ("back", back)])
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.expect("body").contains("CSRF"));
+    let r = c
+        .post(format!("{url}/ui/approvals/{approval}/approve"))
+        .header("cookie", &viewer.cookie)
+        .form(&[("csrf", viewer.csrf.as_str()), ("back", back)])
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(format!("{url}/ui/approvals/{approval}/reject"))
+        .header("cookie", &approver.cookie)
+        .header("origin", url.as_str())
+        .form(&[("csrf", approver.csrf.as_str()), ("reason", ""), ("back", back)])
+        .send()
+        .await
+        .expect("reject");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], incident_path.as_str());
+    let (flash, _) = set_cookie(&r, "rootfix_flash").expect("a flash");
+    let body = c
+        .get(format!("{url}{incident_path}"))
+        .header("cookie", format!("{}; {flash}", approver.cookie))
+        .send()
+        .await
+        .expect("incident page")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        body.contains("class=\"flash error\"") && body.contains("a reason is required to reject"),
+        "{body}"
+    );
+    assert!(body.contains("id=\"approval\""), "still pending: {body}");
+    // `back` only ever names a page of this site's incidents.
+    let r = c
+        .post(format!("{url}/ui/approvals/{approval}/reject"))
+        .header("cookie", &approver.cookie)
+        .form(&[
+            ("csrf", approver.csrf.as_str()),
+            ("reason", ""),
+            ("back", "//evil.example/x"),
+        ])
+        .send()
+        .await
+        .expect("reject");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/incidents/%2F%2Fevil.example%2Fx");
+    assert!(pending().await);
+
     // Rejecting with a reason works, and rejecting again says why not.
     for expect in ["rejected", "409"] {
         let r = c
@@ -392,6 +780,24 @@ async fn the_page_refuses_what_it_must() {
         .expect("approval");
     assert_eq!(rejected.state, ApprovalState::Rejected);
     assert_eq!(rejected.reason.as_deref(), Some("not now"));
+    let body = c
+        .get(format!("{url}{incident_path}"))
+        .header("cookie", &approver.cookie)
+        .send()
+        .await
+        .expect("incident page")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        body.contains(&format!("Approval {approval}: rejected by approver at "))
+            && body.contains(": not now</p>"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("class=\"approve"),
+        "a decided approval has no forms: {body}"
+    );
 
     // Sign out clears the cookie.
     let r = c

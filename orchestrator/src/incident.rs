@@ -124,6 +124,54 @@ impl Incident {
         self.applied_entries.iter().any(|e| e == entry_id)
     }
 
+    /// From the alert's `startsAt` to the incident's resolution; `None` while unresolved (or when
+    /// the clocks disagree and the resolution comes before the alert's start).
+    pub fn time_to_resolve(&self) -> Option<chrono::TimeDelta> {
+        let took = self.resolved_at? - self.alert.starts_at;
+        (took >= chrono::TimeDelta::zero()).then_some(took)
+    }
+
+    /// Why a diagnosed incident has no fix going: its best remedy scored below its threshold, no
+    /// remedy was reached, the remedy could not be formed, or a gate refused the fix. `None` when
+    /// it has a fix (or was not diagnosed, or is still being decided).
+    pub fn why_no_fix(&self) -> Option<String> {
+        use crate::engine::diagnosis::Decision;
+        if let Some(f) = &self.fix {
+            if f.outcome.is_some() {
+                return None;
+            }
+            return f.refusal();
+        }
+        if self.state == IncidentState::Diagnosing {
+            return None;
+        }
+        let d = self.diagnosis.as_ref()?;
+        if d.remedies.is_empty() {
+            return Some("no remedy in the diagnosis path".into());
+        }
+        if d.actionable().next().is_some() {
+            return None;
+        }
+        let best = d
+            .remedies
+            .iter()
+            .filter(|r| r.decision == Decision::NotifyOnly)
+            .max_by(|a, b| a.score.total_cmp(&b.score));
+        if let Some(r) = best {
+            return Some(format!(
+                "notify only: best remedy {} scored {:.2}, below its threshold {:.2}",
+                r.action, r.score, r.threshold
+            ));
+        }
+        d.remedies.iter().find_map(|r| match &r.decision {
+            Decision::Invalid(why) => Some(format!(
+                "no fix offered: remedy {} cannot be formed: {why}",
+                r.action
+            )),
+            _ => None,
+        })
+    }
+
     /// Remembers an applied entry; only the latest few are kept (entries of one fingerprint are
     /// handled in order, so older ones cannot come back once newer ones were acked).
     pub fn mark_applied(&mut self, entry_id: &str) {
@@ -166,6 +214,22 @@ pub struct IncidentFix {
 }
 
 impl IncidentFix {
+    /// Which gate refused the fix and why, in words: `refused by the scope gate: the target is
+    /// outside every scope` (the stored reason starts with the gate's name, said once here).
+    pub fn refusal(&self) -> Option<String> {
+        let refused = self.refused.as_deref()?;
+        Some(match self.gate {
+            Some(gate) => {
+                let reason = refused
+                    .strip_prefix(gate.as_str())
+                    .and_then(|r| r.strip_prefix(": "))
+                    .unwrap_or(refused);
+                format!("refused by the {gate} gate: {reason}")
+            }
+            None => format!("refused: {refused}"),
+        })
+    }
+
     /// Refused by a gate whose answer changes with time (the kill switch, the rate window, the
     /// running fixes): the next firing of the alert asks the gates again.
     pub fn refused_for_now(&self) -> bool {
@@ -183,6 +247,11 @@ pub struct Verdict {
     pub at: DateTime<Utc>,
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub comment: String,
+}
+
+/// A duration in seconds with one decimal, as the page and the CLI show it: `23.4s`.
+pub fn seconds(d: chrono::TimeDelta) -> String {
+    format!("{:.1}s", d.num_milliseconds() as f64 / 1000.0)
 }
 
 /// Filters of `GET /api/v1/incidents`.
@@ -204,5 +273,188 @@ impl IncidentFilter {
                 .playbook
                 .as_ref()
                 .is_none_or(|p| incident.playbook.as_ref() == Some(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::diagnosis::{Decision, RemedyDecision};
+    use chrono::TimeZone;
+
+    fn at(secs: i64, millis: u32) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_793_610_000 + secs, millis * 1_000_000)
+            .single()
+            .unwrap()
+    }
+
+    fn incident() -> Incident {
+        let alert = Alert {
+            status: crate::alert::AlertStatus::Firing,
+            labels: Default::default(),
+            annotations: Default::default(),
+            starts_at: at(0, 0),
+            ends_at: at(0, 0),
+            generator_url: String::new(),
+            fingerprint: "f".into(),
+        };
+        Incident {
+            id: "inc-1".into(),
+            fingerprint: "f".into(),
+            state: IncidentState::Open,
+            alertname: "A".into(),
+            service: None,
+            playbook: Some("p".into()),
+            alert,
+            created_at: at(1, 0),
+            updated_at: at(1, 0),
+            resolved_at: None,
+            firings: 1,
+            created_by_entry: "1-0".into(),
+            applied_entries: vec![],
+            diagnosis: None,
+            timeline: vec![],
+            fix: None,
+            version: 0,
+        }
+    }
+
+    fn remedy(action: &str, score: f64, threshold: f64, decision: Decision) -> RemedyDecision {
+        RemedyDecision {
+            node: format!("{action}_node"),
+            action: action.into(),
+            params: Default::default(),
+            score,
+            threshold,
+            signals: vec![],
+            decision,
+        }
+    }
+
+    fn diagnosed(remedies: Vec<RemedyDecision>) -> Incident {
+        let mut i = incident();
+        i.diagnosis = Some(Diagnosis {
+            playbook: "p".into(),
+            service: None,
+            alertname: "A".into(),
+            fingerprint: "f".into(),
+            evidence_at: at(0, 0),
+            walked_at: at(0, 0),
+            duration_ms: 1.0,
+            nodes: vec![],
+            evidence: Default::default(),
+            remedies,
+            state_errors: vec![],
+            deadline_exceeded: false,
+        });
+        i
+    }
+
+    fn fix(refused: Option<&str>, gate: Option<crate::autonomy::gate::Gate>) -> IncidentFix {
+        IncidentFix {
+            action: "restart-jvm-pod".into(),
+            node: "n".into(),
+            params: Default::default(),
+            confidence: 0.9,
+            scope: None,
+            stage: None,
+            approval: None,
+            refused: refused.map(str::to_string),
+            gate,
+            dry_run: false,
+            outcome: None,
+            verdict: None,
+            silence: None,
+        }
+    }
+
+    #[test]
+    fn time_to_resolve_runs_from_the_alert_start_to_the_resolution() {
+        let mut i = incident();
+        assert_eq!(i.time_to_resolve(), None, "not resolved yet");
+        i.resolved_at = Some(at(23, 400));
+        let took = i.time_to_resolve().unwrap();
+        assert_eq!(took.num_milliseconds(), 23_400);
+        assert_eq!(seconds(took), "23.4s");
+        i.resolved_at = Some(at(-5, 0));
+        assert_eq!(
+            i.time_to_resolve(),
+            None,
+            "a resolution before the start is no duration"
+        );
+        assert_eq!(seconds(chrono::TimeDelta::milliseconds(90_060)), "90.1s");
+        assert_eq!(seconds(chrono::TimeDelta::zero()), "0.0s");
+    }
+
+    #[test]
+    fn a_notify_only_incident_says_why() {
+        let i = diagnosed(vec![
+            remedy("flush-cache", 0.3, 0.7, Decision::NotifyOnly),
+            remedy("restart-pod", 0.5, 0.8, Decision::NotifyOnly),
+        ]);
+        assert_eq!(
+            i.why_no_fix().as_deref(),
+            Some("notify only: best remedy restart-pod scored 0.50, below its threshold 0.80")
+        );
+        assert_eq!(
+            diagnosed(vec![]).why_no_fix().as_deref(),
+            Some("no remedy in the diagnosis path")
+        );
+        let invalid = diagnosed(vec![remedy(
+            "restart-pod",
+            0.9,
+            0.8,
+            Decision::Invalid("label pod is missing".into()),
+        )]);
+        assert_eq!(
+            invalid.why_no_fix().as_deref(),
+            Some("no fix offered: remedy restart-pod cannot be formed: label pod is missing")
+        );
+        // An actionable remedy without a fix yet is being decided, not refused.
+        assert_eq!(
+            diagnosed(vec![remedy("restart-pod", 0.9, 0.8, Decision::Act)]).why_no_fix(),
+            None
+        );
+        let mut diagnosing = diagnosed(vec![]);
+        diagnosing.state = IncidentState::Diagnosing;
+        assert_eq!(diagnosing.why_no_fix(), None);
+        assert_eq!(incident().why_no_fix(), None, "not diagnosed");
+    }
+
+    #[test]
+    fn a_refused_fix_names_its_gate_and_reason() {
+        let mut i = diagnosed(vec![remedy("restart-jvm-pod", 0.9, 0.8, Decision::Act)]);
+        // As `Autonomy` stores it: `<gate>: <reason>`.
+        i.fix = Some(fix(
+            Some("scope: the target is outside every scope"),
+            Some(crate::autonomy::gate::Gate::Scope),
+        ));
+        assert_eq!(
+            i.why_no_fix().as_deref(),
+            Some("refused by the scope gate: the target is outside every scope")
+        );
+        // A reason stored without the prefix is shown whole.
+        i.fix = Some(fix(
+            Some("the kill switch is on (by alice: deploy)"),
+            Some(crate::autonomy::gate::Gate::Killswitch),
+        ));
+        assert_eq!(
+            i.why_no_fix().as_deref(),
+            Some("refused by the killswitch gate: the kill switch is on (by alice: deploy)")
+        );
+        i.fix = Some(fix(
+            Some("cannot act: restart-jvm-pod needs the kubernetes runner"),
+            None,
+        ));
+        assert_eq!(
+            i.why_no_fix().as_deref(),
+            Some("refused: cannot act: restart-jvm-pod needs the kubernetes runner")
+        );
+        i.fix = Some(fix(None, None));
+        assert_eq!(i.why_no_fix(), None, "a fix going on needs no excuse");
+        let mut ran = fix(None, None);
+        ran.outcome = Some(crate::fix::journal::FixOutcome::Succeeded);
+        i.fix = Some(ran);
+        assert_eq!(i.why_no_fix(), None);
     }
 }

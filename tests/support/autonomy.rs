@@ -61,6 +61,8 @@ pub struct Options {
     pub dry_run: bool,
     pub notifications: NotificationsConfig,
     pub silences: Option<rootfix::silence::SilenceConfig>,
+    /// More playbooks (YAML documents) beside the harness's own, e.g. one that only notifies.
+    pub playbooks: Vec<String>,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             dry_run: false,
             notifications: NotificationsConfig::default(),
             silences: None,
+            playbooks: Vec::new(),
         }
     }
 }
@@ -149,6 +152,9 @@ impl Harness {
         }
         std::fs::write(control.join("target"), "broken\n").expect("target");
         std::fs::write(dir.path().join("playbooks/autonomy-test.yaml"), playbook_yaml()).expect("playbook");
+        for (n, yaml) in options.playbooks.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("playbooks/extra-{n}.yaml")), yaml).expect("playbook");
+        }
         std::fs::write(
             dir.path().join("actions/autonomy-fix/action.yaml"),
             crate::docker::test_action_yaml(ACTION, crate::docker::test_image(), &control, ""),

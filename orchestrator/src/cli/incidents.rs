@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::api::{ApiArgs, block_on, call};
+use crate::incident::{Incident, seconds};
 
 #[derive(Debug, clap::Args)]
 pub struct IncidentsArgs {
@@ -129,6 +130,15 @@ pub fn render_incident(i: &Value) -> String {
         s(&i["service"]),
         s(&i["playbook"])
     );
+    // The record as the server keeps it, for the helpers the page uses too.
+    if let Ok(incident) = serde_json::from_value::<Incident>(i.clone()) {
+        if let Some(took) = incident.time_to_resolve() {
+            let _ = writeln!(out, "time to resolve: {}", seconds(took));
+        }
+        if let Some(why) = incident.why_no_fix() {
+            let _ = writeln!(out, "no fix: {why}");
+        }
+    }
     if let Some(d) = i.get("diagnosis").filter(|d| !d.is_null()) {
         let _ = writeln!(
             out,

@@ -5,9 +5,9 @@
 //! | `GET /ui`, `GET /ui/` | viewer | the dashboard: pending approvals (approve / reject with a reason), open incidents, stages and their gates, the kill switch banner |
 //! | `GET /ui/login`, `POST /ui/login` (`token=`) | — | the sign-in form; a known token sets the session cookie (303 to `/ui/`), an unknown one answers the form again with 401 |
 //! | `POST /ui/logout` | — | clears the session cookie |
-//! | `POST /ui/approvals/{id}/approve` | approver | as `POST /api/v1/approvals/{id}/approve`; 303 back to `/ui/` with a flash message |
-//! | `POST /ui/approvals/{id}/reject` (`reason=`) | approver | as the API's reject; a reason is required |
-//! | `GET /ui/incidents/{id}` | viewer | timeline, diagnosis, remedies, the fix and its journal (phases, exits, output) and, when the fix waits for a verdict, the confirm form |
+//! | `POST /ui/approvals/{id}/approve` (`back=`) | approver | as `POST /api/v1/approvals/{id}/approve`; 303 back to `/ui/` with a flash message, or to `/ui/incidents/<back>` when the incident page posted it |
+//! | `POST /ui/approvals/{id}/reject` (`reason=`, `back=`) | approver | as the API's reject; a reason is required |
+//! | `GET /ui/incidents/{id}` | viewer | why no fix is offered (notify only, no remedy, a gate's refusal), the pending approval with the same forms as the dashboard, timeline, diagnosis, remedies, the fix and its journal (phases, exits, output), the time from the alert to its resolution, and the verdict once given, else (when the fix waits for one) the confirm form |
 //! | `POST /ui/incidents/{id}/confirm` (`verdict=correct\|misfix`, `severity=P0..P3`, `comment=`) | approver | as the API's confirm; 303 back to the incident |
 //!
 //! **Sessions.** The page signs in with one of rootfix's API tokens. The session cookie
@@ -342,10 +342,21 @@ pub async fn incident(
         .map_err(|e| unavailable(e, &s))?
         .ok_or_else(|| UiError::from_api(ApiError::NotFound(format!("incident {id}")), Some(&s)))?;
     let journal = app.state.journal(&id).await.map_err(|e| unavailable(e, &s))?;
+    let approval = match incident.fix.as_ref().and_then(|f| f.approval.as_deref()) {
+        None => None,
+        Some(a) => app.state.approval(a).await.map_err(|e| unavailable(e, &s))?,
+    };
     Ok(page(
         &s,
         flash.as_ref(),
-        render::incident(&incident, &journal, s.can_decide(), s.who(), flash.as_ref()),
+        render::incident(
+            &incident,
+            &journal,
+            approval.as_ref(),
+            s.can_decide(),
+            s.who(),
+            flash.as_ref(),
+        ),
     ))
 }
 
@@ -369,9 +380,12 @@ fn decided_text(d: &Decided) -> String {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CsrfForm {
+pub struct ApproveForm {
     #[serde(default)]
     csrf: String,
+    /// The incident whose page posted the form, to return there (else the dashboard).
+    #[serde(default)]
+    back: String,
 }
 
 /// `POST /ui/approvals/{id}/approve`.
@@ -379,7 +393,7 @@ pub async fn approve(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Form<CsrfForm>, FormRejection>,
+    body: Result<Form<ApproveForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
     let s = guard_post(&app, &headers, &f.csrf, Role::Approver)?;
@@ -399,7 +413,7 @@ pub async fn approve(
         })
     }
     .await;
-    Ok(done("/ui/", &s, result))
+    Ok(done(&render::back_to(&f.back), &s, result))
 }
 
 #[derive(Debug, Deserialize)]
@@ -408,6 +422,8 @@ pub struct RejectForm {
     csrf: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    back: String,
 }
 
 /// `POST /ui/approvals/{id}/reject`.
@@ -426,7 +442,7 @@ pub async fn reject(
         Ok(format!("rejected {id}: {}", f.reason.trim()))
     }
     .await;
-    Ok(done("/ui/", &s, result))
+    Ok(done(&render::back_to(&f.back), &s, result))
 }
 
 #[derive(Debug, Deserialize)]
@@ -450,7 +466,7 @@ pub async fn confirm(
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
     let s = guard_post(&app, &headers, &f.csrf, Role::Approver)?;
-    let back = format!("/ui/incidents/{}", render::seg(&id));
+    let back = render::back_to(&id);
     let result = async {
         let (correct, severity) = super::approvals::parse_verdict(&f.verdict, Some(&f.severity))?;
         let incident = super::approvals::autonomy(&app)?

@@ -9,11 +9,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::session::Flash;
 use crate::audit::KillSwitch;
-use crate::autonomy::approval::Approval;
+use crate::autonomy::approval::{Approval, ApprovalState};
 use crate::autonomy::controller::StageReport;
 use crate::engine::NodeOutcome;
 use crate::fix::journal::{FixOutcome, JournalEntry, JournalEvent};
-use crate::incident::{Incident, IncidentFix, IncidentState};
+use crate::incident::{Incident, IncidentFix, IncidentState, Verdict, seconds};
 use crate::runner::PhaseExit;
 use crate::server::auth::Identity;
 
@@ -40,9 +40,25 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// An id as one URL path segment (for a `Location` header).
+pub fn path_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
 /// An id as one URL path segment, escaped for an attribute.
 pub fn seg(s: &str) -> String {
-    escape(&utf8_percent_encode(s, SEGMENT).to_string())
+    escape(&path_segment(s))
+}
+
+/// Where a form sends the browser back to: the incident page it was posted from (`back` is that
+/// incident's id), else the dashboard. Always a path of this page, whatever `back` holds.
+pub fn back_to(back: &str) -> String {
+    let back = back.trim();
+    if back.is_empty() {
+        "/ui/".into()
+    } else {
+        format!("/ui/incidents/{}", path_segment(back))
+    }
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -61,24 +77,85 @@ fn hours(h: f64) -> String {
     }
 }
 
+/// Longest value shown whole in a table cell; a longer one is cut, whole in its `title`.
+const CLIP: usize = 64;
+
+/// `text` escaped; past `max` characters cut with `…`, the whole text in a `title` (hover).
+fn clipped(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return escape(text);
+    }
+    let head: String = text.chars().take(max).collect();
+    format!(
+        "<span class=\"clip\" title=\"{}\">{}…</span>",
+        escape(text),
+        escape(&head)
+    )
+}
+
 fn params(p: &std::collections::BTreeMap<String, String>) -> String {
     if p.is_empty() {
         return "—".into();
     }
     let items: Vec<String> = p
         .iter()
-        .map(|(k, v)| format!("<code>{}={}</code>", escape(k), escape(v)))
+        .map(|(k, v)| format!("<code>{}={}</code>", escape(k), clipped(v, CLIP)))
         .collect();
     items.join(" ")
 }
 
-/// What became of a fix: its outcome, why it was refused, or that it has not run.
-fn fix_status(f: &IncidentFix) -> String {
-    match (&f.outcome, &f.refused) {
-        (Some(outcome), _) => outcome.to_string(),
-        (None, Some(reason)) => format!("refused: {reason}"),
-        (None, None) => "not run".into(),
+/// What became of a fix: its outcome, which gate refused it and why, or where it stands.
+fn fix_status(i: &Incident, f: &IncidentFix) -> String {
+    match &f.outcome {
+        Some(outcome) => outcome.to_string(),
+        None => f.refusal().unwrap_or_else(|| {
+            match i.state {
+                IncidentState::AwaitingApproval => "waits for approval",
+                IncidentState::Fixing => "running",
+                _ => "not run",
+            }
+            .into()
+        }),
     }
+}
+
+/// An SRE's verdict in a line: `misfix (P2) by alice at …: comment`.
+fn verdict_text(v: &Verdict) -> String {
+    format!(
+        "{}{} by {} at {}{}",
+        if v.correct { "correct" } else { "misfix" },
+        v.severity.map_or(String::new(), |s| format!(" ({})", s.as_str())),
+        v.by,
+        time(v.at),
+        if v.comment.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", v.comment)
+        }
+    )
+}
+
+/// How long the incident's (last) fix ran: from its `fix started` to its `fix finished`.
+pub fn fix_duration(journal: &[JournalEntry]) -> Option<chrono::TimeDelta> {
+    let finished = journal
+        .iter()
+        .rev()
+        .find(|e| matches!(e.event, JournalEvent::FixFinished { .. }))?;
+    let started = journal
+        .iter()
+        .find(|e| e.fix == finished.fix && matches!(e.event, JournalEvent::FixStarted { .. }))?;
+    let took = finished.at - started.at;
+    (took >= chrono::TimeDelta::zero()).then_some(took)
+}
+
+/// "resolved 23.4s after the alert started (the fix took 3.1s)", once resolved.
+pub fn resolve_text(i: &Incident, journal: &[JournalEntry]) -> Option<String> {
+    let took = i.time_to_resolve()?;
+    let mut text = format!("resolved {} after the alert started", seconds(took));
+    if let Some(fix) = fix_duration(journal) {
+        let _ = write!(text, " (the fix took {})", seconds(fix));
+    }
+    Some(text)
 }
 
 fn exit_text(e: &PhaseExit) -> String {
@@ -104,11 +181,9 @@ fn excerpt(s: &str, max: usize) -> String {
     }
 }
 
-/// Whether an incident's fix can take an SRE's verdict now.
+/// Whether an incident's fix can take an SRE's verdict now: as `Autonomy::confirm` decides (a
+/// fix that ran and changed something, with no verdict yet; a second one is a 409).
 pub fn can_confirm(i: &Incident) -> bool {
-    if i.state == IncidentState::AwaitingConfirmation {
-        return true;
-    }
     i.fix.as_ref().is_some_and(|f| {
         f.verdict.is_none()
             && matches!(
@@ -126,13 +201,20 @@ header form{display:inline}main{padding:1em 1.2em;max-width:1400px}
 h2{border-bottom:1px solid #ccd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.92em}
 th,td{border:1px solid #dde;padding:.35em .5em;text-align:left;vertical-align:top}
+code,pre,.why,.verdict{overflow-wrap:anywhere}.clip{cursor:help;border-bottom:1px dotted #889}
+#summary th,#fix th{width:11em}#summary td,#fix td,#labels td,#timeline td:nth-child(3),#nodes td,#remedies td:first-child,
+#remedies td:nth-child(6),#incidents td:nth-child(5),#incidents td:nth-child(6),#approvals td:nth-child(5),
+#approval td:nth-child(5),#journal td:nth-child(7){overflow-wrap:anywhere}
+#timeline td:first-child,#journal td:first-child,#incidents td:last-child,td.expires{white-space:nowrap}
 th{background:#eef0f4}code,pre{font-family:ui-monospace,monospace;font-size:.9em}
-pre{white-space:pre-wrap;max-height:14em;overflow:auto;background:#f1f2f5;padding:.4em;margin:.2em 0}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;max-height:14em;overflow:auto;background:#f1f2f5;padding:.4em;margin:.2em 0}
 .flash{padding:.6em 1em;border-radius:4px;margin:.5em 0}.flash.ok{background:#dff3e3;border:1px solid #8c8}
 .flash.error,.banner{background:#fde2e1;border:1px solid #d88}.banner{padding:.8em 1em;font-weight:600}
 form.inline{display:inline-flex;gap:.3em;margin:.1em 0}.empty{color:#667;font-style:italic}
 button{cursor:pointer}.hit{color:#176b2c;font-weight:600}.miss{color:#667}.error{color:#a11}
 .pruned{color:#999}.unmet{color:#a11}.met{color:#176b2c;font-weight:600}
+.why{color:#7a4b00}.verdict{font-weight:600}p.verdict{background:#fff;border:1px solid #ccd;padding:.6em 1em}
+.resolved{color:#176b2c;font-weight:600}form.reject input[name=reason]{width:9em}
 ";
 
 /// The whole document around `body`.
@@ -232,44 +314,7 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
     if d.approvals.is_empty() {
         b.push_str("<p class=\"empty\" id=\"no-approvals\">Nothing waits for approval.</p>");
     } else {
-        b.push_str(
-            "<table id=\"approvals\"><thead><tr><th>Incident</th><th>Action</th><th>Scope</th><th>Params</th>\
-             <th>Summary</th><th>Confidence</th><th>Expires</th><th>Decide</th></tr></thead><tbody>",
-        );
-        for a in &d.approvals {
-            let _ = write!(
-                b,
-                "<tr class=\"approval\" data-id=\"{id}\" data-incident=\"{inc}\">\
-                 <td><a href=\"/ui/incidents/{inc_seg}\">{inc}</a></td><td>{action}</td><td>{scope}</td>\
-                 <td>{params}</td><td>{summary}</td><td>{conf:.2} / {thr:.2}</td><td>{expires}</td><td>",
-                id = escape(&a.id),
-                inc = escape(&a.incident),
-                inc_seg = seg(&a.incident),
-                action = escape(&a.action),
-                scope = escape(&a.scope),
-                params = params(&a.params),
-                summary = escape(&a.summary),
-                conf = a.confidence,
-                thr = a.threshold,
-                expires = time(a.expires_at),
-            );
-            if d.can_decide {
-                let _ = write!(
-                    b,
-                    "<form method=\"post\" action=\"/ui/approvals/{s}/approve\" class=\"approve inline\">{c}\
-                     <button type=\"submit\">Approve</button></form> \
-                     <form method=\"post\" action=\"/ui/approvals/{s}/reject\" class=\"reject inline\">{c}\
-                     <input type=\"text\" name=\"reason\" placeholder=\"reason\" required aria-label=\"reason\">\
-                     <button type=\"submit\">Reject</button></form>",
-                    s = seg(&a.id),
-                    c = csrf_field(csrf),
-                );
-            } else {
-                b.push_str("<span class=\"empty\">approver role needed</span>");
-            }
-            b.push_str("</td></tr>");
-        }
-        b.push_str("</tbody></table>");
+        approvals_table(&mut b, "approvals", &d.approvals, d.can_decide, csrf, None);
     }
 
     let _ = write!(b, "<h2>Open incidents ({})</h2>", d.incidents.len());
@@ -286,17 +331,7 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
                 .as_ref()
                 .map(|d| d.with_outcome(NodeOutcome::Hit).join(" → "))
                 .unwrap_or_default();
-            let fix = i.fix.as_ref().map_or_else(
-                || "—".to_string(),
-                |f| {
-                    format!(
-                        "{} · {} · {}",
-                        escape(&f.action),
-                        f.stage.map_or("—", |s| s.as_str()),
-                        escape(&fix_status(f))
-                    )
-                },
-            );
+            let fix = fix_cell(i);
             let _ = write!(
                 b,
                 "<tr class=\"incident\" data-id=\"{id}\" data-state=\"{state}\"><td><a href=\"/ui/incidents/{s}\">{id}</a></td>\
@@ -369,11 +404,100 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
     layout("Dashboard", Some(who), flash, &b)
 }
 
+/// The dashboard's Fix cell: action, stage and what became of the fix (or why there is none),
+/// the verdict once given, else a link to the confirm form when the fix waits for one.
+fn fix_cell(i: &Incident) -> String {
+    let why = i
+        .why_no_fix()
+        .map(|w| format!("<span class=\"why\">{}</span>", escape(&w)));
+    let Some(f) = &i.fix else {
+        return why.unwrap_or_else(|| "—".into());
+    };
+    let mut cell = format!(
+        "{} · {} · {}",
+        escape(&f.action),
+        f.stage.map_or("—", |s| s.as_str()),
+        why.unwrap_or_else(|| escape(&fix_status(i, f)))
+    );
+    if let Some(v) = &f.verdict {
+        let _ = write!(
+            cell,
+            "<br><span class=\"verdict\">verdict: {}</span>",
+            escape(&verdict_text(v))
+        );
+    } else if can_confirm(i) {
+        let _ = write!(
+            cell,
+            "<br><a class=\"to-confirm\" href=\"/ui/incidents/{}#confirm\">confirm the fix</a>",
+            seg(&i.id)
+        );
+    }
+    cell
+}
+
+/// Pending approvals as a table (`id`), with the Approve and Reject forms for an approver. The
+/// forms carry `back` (an incident id) when posted from that incident's page, so the answer
+/// returns there.
+fn approvals_table(
+    b: &mut String,
+    id: &str,
+    approvals: &[Approval],
+    can_decide: bool,
+    csrf: &str,
+    back: Option<&str>,
+) {
+    let _ = write!(
+        b,
+        "<table id=\"{}\"><thead><tr><th>Incident</th><th>Action</th><th>Scope</th><th>Params</th>\
+         <th>Summary</th><th>Confidence</th><th>Expires</th><th>Decide</th></tr></thead><tbody>",
+        escape(id)
+    );
+    let back = back.map_or(String::new(), |inc| {
+        format!("<input type=\"hidden\" name=\"back\" value=\"{}\">", escape(inc))
+    });
+    for a in approvals {
+        let _ = write!(
+            b,
+            "<tr class=\"approval\" data-id=\"{id}\" data-incident=\"{inc}\">\
+             <td><a href=\"/ui/incidents/{inc_seg}\">{inc}</a></td><td>{action}</td><td>{scope}</td>\
+             <td>{params}</td><td>{summary}</td><td class=\"confidence\">{conf:.2} / {thr:.2}</td>\
+             <td class=\"expires\">{expires}</td><td>",
+            id = escape(&a.id),
+            inc = escape(&a.incident),
+            inc_seg = seg(&a.incident),
+            action = escape(&a.action),
+            scope = escape(&a.scope),
+            params = params(&a.params),
+            summary = escape(&a.summary),
+            conf = a.confidence,
+            thr = a.threshold,
+            expires = time(a.expires_at),
+        );
+        if can_decide {
+            let _ = write!(
+                b,
+                "<form method=\"post\" action=\"/ui/approvals/{s}/approve\" class=\"approve inline\">{c}{back}\
+                 <button type=\"submit\">Approve</button></form> \
+                 <form method=\"post\" action=\"/ui/approvals/{s}/reject\" class=\"reject inline\">{c}{back}\
+                 <input type=\"text\" name=\"reason\" placeholder=\"reason\" required aria-label=\"reason\">\
+                 <button type=\"submit\">Reject</button></form>",
+                s = seg(&a.id),
+                c = csrf_field(csrf),
+            );
+        } else {
+            b.push_str("<span class=\"empty\">approver role needed</span>");
+        }
+        b.push_str("</td></tr>");
+    }
+    b.push_str("</tbody></table>");
+}
+
 /// The incident page: its alert, timeline, diagnosis, remedies, fix and journal, and the confirm
 /// form when the fix waits for a verdict.
 pub fn incident(
     i: &Incident,
     journal: &[JournalEntry],
+    approval: Option<&Approval>,
     can_decide: bool,
     who: (&Identity, &str),
     flash: Option<&Flash>,
@@ -400,6 +524,46 @@ pub fn incident(
         updated = time(i.updated_at),
         resolved = i.resolved_at.map_or_else(|| "—".to_string(), time),
     );
+    if let Some(text) = resolve_text(i, journal) {
+        let _ = write!(
+            b,
+            "<p id=\"time-to-resolve\" class=\"resolved\">{}</p>",
+            escape(&text)
+        );
+    }
+    if let Some(why) = i.why_no_fix() {
+        let _ = write!(b, "<p id=\"why-no-fix\" class=\"why\">{}</p>", escape(&why));
+    }
+    match approval {
+        Some(a) if a.state == ApprovalState::Pending => {
+            b.push_str("<h2>Waiting for approval</h2>");
+            approvals_table(
+                &mut b,
+                "approval",
+                std::slice::from_ref(a),
+                can_decide,
+                who.1,
+                Some(&i.id),
+            );
+        }
+        Some(a) => {
+            let _ = write!(
+                b,
+                "<p id=\"approval-decided\">Approval {}: {}{}{}</p>",
+                escape(&a.id),
+                a.state.as_str(),
+                match (&a.decided_by, a.decided_at) {
+                    (Some(by), Some(at)) => format!(" by {} at {}", escape(by), time(at)),
+                    (Some(by), None) => format!(" by {}", escape(by)),
+                    _ => String::new(),
+                },
+                a.reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(": {}", escape(r)))
+            );
+        }
+        None => {}
+    }
 
     b.push_str(
         "<h2>Alert</h2><table id=\"labels\"><thead><tr><th>Label</th><th>Value</th></tr></thead><tbody>",
@@ -525,32 +689,26 @@ pub fn incident(
                 escape(f.scope.as_deref().unwrap_or("—")),
                 f.stage.map_or("—", |s| s.as_str()),
                 escape(f.approval.as_deref().unwrap_or("—")),
-                escape(&fix_status(f)),
-                f.verdict.as_ref().map_or_else(
-                    || "—".to_string(),
-                    |v| format!(
-                        "{}{} by {} at {}{}",
-                        if v.correct { "correct" } else { "misfix" },
-                        v.severity.map_or(String::new(), |s| format!(" ({})", s.as_str())),
-                        escape(&v.by),
-                        time(v.at),
-                        if v.comment.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", escape(&v.comment))
-                        }
-                    )
-                ),
+                escape(&fix_status(i, f)),
+                f.verdict
+                    .as_ref()
+                    .map_or_else(|| "—".to_string(), |v| escape(&verdict_text(v))),
             );
         }
     }
     journal_table(&mut b, journal);
 
-    if can_confirm(i) {
+    if let Some(v) = i.fix.as_ref().and_then(|f| f.verdict.as_ref()) {
+        let _ = write!(
+            b,
+            "<h2>Verdict</h2><p id=\"verdict-given\" class=\"verdict\">{}</p>",
+            escape(&verdict_text(v))
+        );
+    } else if can_confirm(i) {
         if can_decide {
             let _ = write!(
                 b,
-                "<h2>Confirm</h2><form method=\"post\" action=\"/ui/incidents/{s}/confirm\" class=\"confirm\">{c}\
+                "<h2 id=\"confirm\">Confirm</h2><form method=\"post\" action=\"/ui/incidents/{s}/confirm\" class=\"confirm\">{c}\
                  <fieldset><legend>Was the fix right?</legend>\
                  <label><input type=\"radio\" name=\"verdict\" value=\"correct\" required> correct</label> \
                  <label><input type=\"radio\" name=\"verdict\" value=\"misfix\"> misfix</label> \
@@ -656,10 +814,12 @@ fn journal_table(b: &mut String, journal: &[JournalEntry]) {
         };
         let _ = write!(
             b,
-            "<tr class=\"journal\" data-phase=\"{phase}\"><td>{}</td><td>{}</td><td>{event}</td><td>{phase}</td>\
+            "<tr class=\"journal\" data-phase=\"{phase}\"><td>{}</td><td title=\"{}\">{}</td><td>{event}</td><td>{phase}</td>\
              <td>{attempt}</td><td>{exit}</td><td>{output}</td></tr>",
             time(e.at),
             escape(&e.fix),
+            // `<incident>/<action>`: the page is the incident's, the action says which fix.
+            escape(e.fix.rsplit('/').next().unwrap_or(&e.fix)),
         );
     }
     b.push_str("</tbody></table>");
@@ -714,7 +874,7 @@ mod tests {
             name: "<img src=x>".into(),
             role: crate::config::Role::Viewer,
         };
-        let page = super::incident(&incident, &[], false, (&who, "csrf"), None);
+        let page = super::incident(&incident, &[], None, false, (&who, "csrf"), None);
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("<img"), "{page}");
         assert!(!page.contains("<b>X"), "{page}");
@@ -735,5 +895,164 @@ mod tests {
         );
         assert!(!dash.contains("<script>"), "{dash}");
         assert!(dash.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    fn entry(fix: &str, secs: i64, event: JournalEvent) -> JournalEntry {
+        JournalEntry {
+            fix: fix.into(),
+            at: DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::milliseconds(secs),
+            event,
+        }
+    }
+
+    fn started() -> JournalEvent {
+        JournalEvent::FixStarted {
+            params: Default::default(),
+            fencing_token: 1,
+        }
+    }
+
+    fn finished() -> JournalEvent {
+        JournalEvent::FixFinished {
+            outcome: FixOutcome::Succeeded,
+        }
+    }
+
+    #[test]
+    fn the_fix_duration_is_the_last_fix_from_start_to_finish() {
+        assert_eq!(fix_duration(&[]), None);
+        assert_eq!(fix_duration(&[entry("i/a", 0, started())]), None, "still running");
+        let journal = [
+            entry("i/a", 0, started()),
+            entry("i/a", 1_000, finished()),
+            entry("i/b", 5_000, started()),
+            entry("i/b", 8_100, finished()),
+        ];
+        assert_eq!(fix_duration(&journal).map(|d| d.num_milliseconds()), Some(3_100));
+    }
+
+    #[test]
+    fn long_values_are_cut_with_the_whole_in_the_title() {
+        assert_eq!(clipped("short <b>", 64), "short &lt;b&gt;");
+        let long = format!("{}<x>", "a".repeat(70));
+        assert_eq!(
+            clipped(&long, 64),
+            format!(
+                "<span class=\"clip\" title=\"{}&lt;x&gt;\">{}…</span>",
+                "a".repeat(70),
+                "a".repeat(64)
+            )
+        );
+    }
+
+    #[test]
+    fn forms_return_only_to_this_page() {
+        assert_eq!(back_to(""), "/ui/");
+        assert_eq!(back_to("inc-1-0"), "/ui/incidents/inc-1-0");
+        assert_eq!(
+            back_to("//evil.example/x"),
+            "/ui/incidents/%2F%2Fevil.example%2Fx"
+        );
+        assert_eq!(
+            back_to("https://evil.example"),
+            "/ui/incidents/https%3A%2F%2Fevil.example"
+        );
+    }
+
+    fn ran(verdict: Option<Verdict>) -> Incident {
+        let alert = crate::alert::Alert {
+            status: crate::alert::AlertStatus::Firing,
+            labels: Default::default(),
+            annotations: Default::default(),
+            starts_at: DateTime::<Utc>::UNIX_EPOCH,
+            ends_at: DateTime::<Utc>::UNIX_EPOCH,
+            generator_url: String::new(),
+            fingerprint: "f".into(),
+        };
+        Incident {
+            id: "inc-1".into(),
+            fingerprint: "f".into(),
+            state: IncidentState::Open,
+            alertname: "A".into(),
+            service: None,
+            playbook: None,
+            alert,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            resolved_at: None,
+            firings: 1,
+            created_by_entry: "1-0".into(),
+            applied_entries: vec![],
+            diagnosis: None,
+            timeline: vec![],
+            fix: Some(IncidentFix {
+                action: "restart".into(),
+                node: "n".into(),
+                params: Default::default(),
+                confidence: 0.9,
+                scope: Some("staging".into()),
+                stage: None,
+                approval: None,
+                refused: None,
+                gate: None,
+                dry_run: false,
+                outcome: Some(FixOutcome::RolledBack("verify failed".into())),
+                verdict,
+                silence: None,
+            }),
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn a_verdict_replaces_the_confirm_form() {
+        let who = Identity {
+            name: "approver".into(),
+            role: crate::config::Role::Approver,
+        };
+        let waiting = ran(None);
+        assert!(can_confirm(&waiting));
+        let page = super::incident(&waiting, &[], None, true, (&who, "c"), None);
+        assert!(page.contains("class=\"confirm\""), "{page}");
+        assert!(!page.contains("verdict-given"), "{page}");
+        let confirmed = ran(Some(Verdict {
+            correct: false,
+            severity: Some(crate::autonomy::outcome::Severity::P2),
+            by: "<alice>".into(),
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            comment: "wrong pod".into(),
+        }));
+        assert!(!can_confirm(&confirmed), "a second verdict is a 409 in the API");
+        let page = super::incident(&confirmed, &[], None, true, (&who, "c"), None);
+        assert!(!page.contains("class=\"confirm\""), "{page}");
+        assert!(
+            page.contains(
+                "<p id=\"verdict-given\" class=\"verdict\">misfix (P2) by &lt;alice&gt; at 1970-01-01 00:00:00 UTC: wrong pod</p>"
+            ),
+            "{page}"
+        );
+        let cell = fix_cell(&confirmed);
+        assert!(cell.contains("verdict: misfix (P2) by &lt;alice&gt;"), "{cell}");
+        assert!(!cell.contains("to-confirm"), "{cell}");
+        assert!(fix_cell(&waiting).contains("href=\"/ui/incidents/inc-1#confirm\""));
+    }
+
+    #[test]
+    fn a_resolved_incident_says_how_long_it_took() {
+        let mut i = ran(None);
+        assert_eq!(resolve_text(&i, &[]), None);
+        i.resolved_at = Some(DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::milliseconds(23_400));
+        assert_eq!(
+            resolve_text(&i, &[]).as_deref(),
+            Some("resolved 23.4s after the alert started")
+        );
+        let journal = [
+            entry("inc-1/restart", 0, started()),
+            entry("inc-1/restart", 3_100, finished()),
+        ];
+        assert_eq!(
+            resolve_text(&i, &journal).as_deref(),
+            Some("resolved 23.4s after the alert started (the fix took 3.1s)")
+        );
     }
 }
