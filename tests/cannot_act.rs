@@ -197,6 +197,27 @@ async fn approving_an_older_approval_whose_runner_went_away_answers_the_refusal(
         .wait_incident("old-approval", |i| i.state == IncidentState::Open)
         .await;
     assert_eq!(now.fix.unwrap().gate, Some(Gate::Runner));
+    // The engine answers again: the next firing asks the gates again, the approval stands for
+    // the stage gate, and the fix runs.
+    h.autonomy
+        .availability
+        .set(rootfix::model::action::RunnerKind::Docker, None);
+    h.fire("old-approval", "staging", "api-0").await;
+    let fixed = h
+        .wait_incident("old-approval", |i| i.state == IncidentState::Resolved)
+        .await;
+    assert_eq!(
+        fixed.fix.as_ref().unwrap().approval.as_deref(),
+        Some(approval.as_str())
+    );
+    h.settle().await;
+    assert_eq!(h.runs("execute"), 1);
+    let (_, approvals) = h.get("/api/v1/approvals?state=all", VIEWER_TOKEN).await;
+    assert_eq!(
+        approvals["items"].as_array().unwrap().len(),
+        1,
+        "no second approval"
+    );
 }
 
 #[test]

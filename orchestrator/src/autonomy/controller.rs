@@ -328,6 +328,16 @@ impl Autonomy {
                 .min(scope.max_stage);
             fix.stage = Some(stage);
             if stage == Stage::Manual {
+                // Approved before and refused for now by a later gate (the runner, the kill
+                // switch, ...): the approval stands for the stage gate; the others are asked now.
+                let id = Approval::id_for(&incident.id, &fix.action);
+                if let Some(approved) = self.state.approval(&id).await?
+                    && approved.state == ApprovalState::Approved
+                {
+                    fix.approval = Some(id);
+                    let by = approved.decided_by.unwrap_or_else(|| ROOTFIX.to_string());
+                    return self.start_fix(incident, fix, &scope, &by).await;
+                }
                 return self
                     .request_approval(incident, fix, &remedy.threshold, &scope)
                     .await;
