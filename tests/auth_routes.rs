@@ -30,6 +30,18 @@ const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         "approver",
         Some(VIEWER_TOKEN),
     ),
+    (
+        "GET",
+        "/api/v1/incidents/{id}/journal",
+        "viewer",
+        Some(INGEST_TOKEN),
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/{id}/fix",
+        "admin",
+        Some(APPROVER_TOKEN),
+    ),
     ("GET", "/api/v1/approvals", "viewer", Some(INGEST_TOKEN)),
     ("GET", "/api/v1/approvals/{id}", "viewer", Some(INGEST_TOKEN)),
     (

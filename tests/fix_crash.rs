@@ -1,10 +1,13 @@
-//! Crash safety: `rootfix fix run` is killed with SIGKILL inside each phase, then
-//! `rootfix fix recover` finishes the fix from the journal: before execute nothing is changed;
+//! Crash safety: `rootfix serve` running an operator's fix (`rootfix fix run` through its API) is
+//! killed with SIGKILL inside each phase, then `rootfix fix recover` finishes the fix from the
+//! journal: before execute nothing is changed;
 //! inside execute it rolls back; after a completed execute it resumes verify; inside rollback it
 //! rolls back again. No execute ever runs twice (the action counts its runs in a host file).
 
 #[path = "support/docker.rs"]
 mod docker;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -27,6 +30,8 @@ struct Setup {
     control: std::path::PathBuf,
     config: std::path::PathBuf,
     prefix: String,
+    port: u16,
+    log: std::path::PathBuf,
 }
 
 fn setup(test: &str) -> Setup {
@@ -44,21 +49,25 @@ fn setup(test: &str) -> Setup {
     .unwrap();
     std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
     let prefix = unique_prefix(test);
+    let port = free_port();
     let config = dir.path().join("rootfix.yaml");
     std::fs::write(
         &config,
         format!(
-            "redis: {{url: '{}', key_prefix: '{prefix}'}}\nplaybooks: playbooks\nactions: actions\ntokens:\n  - {{name: admin, role: admin, token: {ADMIN_TOKEN}}}\nfixes: {{state_dir: {}, lease: 3s}}\n",
+            "listen: 127.0.0.1:{port}\nredis: {{url: '{}', key_prefix: '{prefix}'}}\nplaybooks: playbooks\nactions: actions\ntokens:\n  - {{name: alertmanager, role: ingest, token: {INGEST_TOKEN}}}\n  - {{name: admin, role: admin, token: {ADMIN_TOKEN}}}\nfixes: {{state_dir: {}, lease: 3s}}\n",
             redis_url(),
             dir.path().join("fix-state").display()
         ),
     )
     .unwrap();
+    let log = dir.path().join("serve.log");
     Setup {
         _dir: dir,
         control,
         config,
         prefix,
+        port,
+        log,
     }
 }
 
@@ -72,19 +81,60 @@ fn rootfix(config: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// Starts a fix, waits until `phase` is running inside its container, and SIGKILLs rootfix.
-async fn kill_inside(s: &Setup, incident: &'static str, phase: &'static str) {
-    let (control, config) = (s.control.clone(), s.config.clone());
-    tokio::task::spawn_blocking(move || kill_inside_blocking(&control, &config, incident, phase))
+/// Starts `rootfix serve`, opens an incident with an alert, starts an operator's fix on it through
+/// the API, waits until `phase` is running inside its container, and SIGKILLs serve. Returns the
+/// incident's id.
+async fn kill_inside(s: &Setup, phase: &'static str) -> String {
+    let (config, port, log) = (s.config.clone(), s.port, s.log.clone());
+    let serve = tokio::task::spawn_blocking(move || process::Serve::start(&config, port, &log))
         .await
         .unwrap();
+    let client = reqwest::Client::new();
+    let alert = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .unwrap();
+    let r = client
+        .post(format!("{}/api/v1/alerts/alertmanager", serve.url))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let started = Instant::now();
+    let incident = loop {
+        let list: serde_json::Value = client
+            .get(format!("{}/api/v1/incidents", serve.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list["items"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no incident");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let control = s.control.clone();
+    let id = incident.clone();
+    tokio::task::spawn_blocking(move || kill_inside_blocking(&control, serve, &id, phase))
+        .await
+        .unwrap();
+    incident
 }
 
-fn kill_inside_blocking(control: &Path, config: &Path, incident: &str, phase: &str) {
+fn kill_inside_blocking(control: &Path, mut serve: process::Serve, incident: &str, phase: &str) {
     std::fs::write(control.join(format!("{phase}.sleep")), "30").unwrap();
-    let mut child = rootfix(
-        config,
-        &[
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rootfix"))
+        .env("ROOTFIX_URL", &serve.url)
+        .env("ROOTFIX_TOKEN", ADMIN_TOKEN)
+        .args([
+            "fix",
             "run",
             "--incident",
             incident,
@@ -92,12 +142,11 @@ fn kill_inside_blocking(control: &Path, config: &Path, incident: &str, phase: &s
             "test-fix",
             "--param",
             "target=checkout",
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     let before = runs(control, phase);
     while runs(control, phase) == before {
@@ -107,12 +156,14 @@ fn kill_inside_blocking(control: &Path, config: &Path, incident: &str, phase: &s
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "rootfix ended before {phase}"
+            "rootfix fix run ended before {phase}; serve's log:\n{}",
+            serve.log_text()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    serve.kill(); // SIGKILL: the fix dies with the server running it
+    let _ = child.kill();
+    let _ = child.wait();
     std::fs::remove_file(control.join(format!("{phase}.sleep"))).unwrap();
 }
 
@@ -153,8 +204,7 @@ fn target(s: &Setup) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_precheck_nothing_changes() {
     let s = setup("crash-precheck");
-    let incident = "inc-crash-precheck";
-    kill_inside(&s, incident, "precheck").await;
+    let incident = &kill_inside(&s, "precheck").await;
     let outcome = recover(&s, incident).await;
     assert!(
         matches!(&outcome, FixOutcome::Aborted(r) if r.contains("before execute")),
@@ -169,8 +219,7 @@ async fn killed_in_precheck_nothing_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_execute_rolls_back() {
     let s = setup("crash-execute");
-    let incident = "inc-crash-execute";
-    kill_inside(&s, incident, "execute").await;
+    let incident = &kill_inside(&s, "execute").await;
     let outcome = recover(&s, incident).await;
     assert!(
         matches!(&outcome, FixOutcome::RolledBack(r) if r.contains("during execute")),
@@ -186,8 +235,7 @@ async fn killed_in_execute_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_verify_resumes_verify_and_never_executes_twice() {
     let s = setup("crash-verify");
-    let incident = "inc-crash-verify";
-    kill_inside(&s, incident, "verify").await;
+    let incident = &kill_inside(&s, "verify").await;
     assert_eq!(target(&s), "healthy", "execute completed before the kill");
     let outcome = recover(&s, incident).await;
     assert_eq!(outcome, FixOutcome::Succeeded);
@@ -198,9 +246,8 @@ async fn killed_in_verify_resumes_verify_and_never_executes_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_rollback_rolls_back_again() {
     let s = setup("crash-rollback");
-    let incident = "inc-crash-rollback";
     std::fs::write(s.control.join("verify.exit"), "1").unwrap();
-    kill_inside(&s, incident, "rollback").await;
+    let incident = &kill_inside(&s, "rollback").await;
     let outcome = recover(&s, incident).await;
     assert!(matches!(&outcome, FixOutcome::RolledBack(_)), "{outcome:?}");
     assert_eq!(runs(&s.control, "execute"), 1);

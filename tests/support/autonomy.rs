@@ -30,6 +30,7 @@ use rootfix::metrics::Metrics;
 use rootfix::model::matcher::Matcher;
 use rootfix::notify::{NotificationsConfig, Notifier};
 use rootfix::reload::CatalogHandle;
+use rootfix::runner::availability::{DockerEndpoint, KUBERNETES_DISABLED, RunnerAvailability};
 use rootfix::runner::docker::DockerRunner;
 use rootfix::server::{AppState, router};
 use rootfix::silence::SilenceClient;
@@ -41,6 +42,9 @@ pub use crate::support::{ADMIN_TOKEN, APPROVER_TOKEN, INGEST_TOKEN, VIEWER_TOKEN
 
 /// The action every harness playbook remedies with.
 pub const ACTION: &str = "autonomy-fix";
+
+/// The Kubernetes action (`runner: kubernetes`) the `AutonomyKube` alert's playbook remedies with.
+pub const KUBE_ACTION: &str = "restart-jvm-pod";
 
 /// A scope for the harness: `env=<env>`.
 pub fn scope(name: &str, env: &str, max_stage: Stage, fixes_per_hour: u32, concurrency: u32) -> Scope {
@@ -63,6 +67,10 @@ pub struct Options {
     pub silences: Option<rootfix::silence::SilenceConfig>,
     /// More playbooks (YAML documents) beside the harness's own, e.g. one that only notifies.
     pub playbooks: Vec<String>,
+    /// The Docker engine the runner availability pings (default: the local one, as `serve`).
+    pub docker_socket: Option<PathBuf>,
+    /// `kubernetes.enabled` (default false, as in a config without the section).
+    pub kubernetes_enabled: bool,
 }
 
 impl Default for Options {
@@ -81,6 +89,8 @@ impl Default for Options {
             notifications: NotificationsConfig::default(),
             silences: None,
             playbooks: Vec::new(),
+            docker_socket: None,
+            kubernetes_enabled: false,
         }
     }
 }
@@ -111,6 +121,51 @@ pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
         .single()
         .expect("valid time")
+}
+
+fn kube_playbook_yaml() -> String {
+    format!(
+        r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {{name: autonomy-kube}}
+spec:
+  match: ['alertname="AutonomyKube"']
+  target: {{service: '{{{{ $labels.service }}}}'}}
+  tree:
+    id: autonomy_kube_root
+    children:
+      - id: autonomy_kube_heap
+        when: alert.labels.service != ""
+        remedy:
+          action: {KUBE_ACTION}
+          params: {{namespace: shop, deployment: order-api}}
+          confidence:
+            threshold: 0.5
+            signals:
+              - {{when: alert.labels.service != "", weight: 1.0, description: the service is named}}
+"#
+    )
+}
+
+fn kube_action_yaml() -> String {
+    format!(
+        r#"apiVersion: rootfix/v1
+kind: Action
+metadata: {{name: {KUBE_ACTION}}}
+spec:
+  purpose: fix
+  runner: kubernetes
+  params:
+    namespace: {{pattern: '[a-z0-9]([-a-z0-9]{{0,61}}[a-z0-9])?'}}
+    deployment: {{pattern: '[a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?'}}
+  idempotency_key: '{{{{ $params.namespace }}}}/{{{{ $params.deployment }}}}'
+  phases:
+    precheck: {{operation: rollout-healthy}}
+    execute: {{operation: rollout-restart}}
+    verify: {{operation: rollout-healthy}}
+    rollback: {{operation: restore-snapshot}}
+"#
+    )
 }
 
 fn playbook_yaml() -> String {
@@ -147,6 +202,7 @@ impl Harness {
             &state_root,
             &dir.path().join("playbooks"),
             &dir.path().join("actions/autonomy-fix"),
+            &dir.path().join(format!("actions/{KUBE_ACTION}")),
         ] {
             std::fs::create_dir_all(d).expect("mkdir");
         }
@@ -155,6 +211,16 @@ impl Harness {
         for (n, yaml) in options.playbooks.iter().enumerate() {
             std::fs::write(dir.path().join(format!("playbooks/extra-{n}.yaml")), yaml).expect("playbook");
         }
+        std::fs::write(
+            dir.path().join("playbooks/autonomy-kube.yaml"),
+            kube_playbook_yaml(),
+        )
+        .expect("playbook");
+        std::fs::write(
+            dir.path().join(format!("actions/{KUBE_ACTION}/action.yaml")),
+            kube_action_yaml(),
+        )
+        .expect("action");
         std::fs::write(
             dir.path().join("actions/autonomy-fix/action.yaml"),
             crate::docker::test_action_yaml(ACTION, crate::docker::test_image(), &control, ""),
@@ -185,6 +251,17 @@ impl Harness {
             lease: Duration::from_secs(30),
             lock_policy: LockPolicy::Refuse,
         });
+        // What `serve` finds: the Docker engine's ping, and Kubernetes disabled unless enabled.
+        let availability = Arc::new(
+            RunnerAvailability::checked(
+                options
+                    .docker_socket
+                    .as_deref()
+                    .map_or_else(DockerEndpoint::local, DockerEndpoint::unix),
+                (!options.kubernetes_enabled).then(|| KUBERNETES_DISABLED.to_string()),
+            )
+            .await,
+        );
         let metrics = Arc::new(Metrics::new());
         let config = AutonomyConfig {
             scopes: Scopes(options.scopes),
@@ -209,7 +286,8 @@ impl Harness {
                     .map(|c| SilenceClient::from_config(c).expect("silence client")),
                 "test-replica".into(),
             )
-            .with_metrics(metrics.clone()),
+            .with_metrics(metrics.clone())
+            .with_availability(availability),
         );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let handler = IncidentHandler {
@@ -277,7 +355,13 @@ impl Harness {
     /// Posts one firing `AutonomyTest` alert (Alertmanager webhook v4) and returns its incident once
     /// the event loop decided its fix.
     pub async fn fire(&self, name: &str, env: &str, instance: &str) -> Incident {
-        self.post_alert("firing", name, env, instance).await;
+        self.fire_alert("AutonomyTest", name, env, instance).await
+    }
+
+    /// [`Self::fire`] for another alert name (`AutonomyKube`: the Kubernetes remedy's playbook).
+    pub async fn fire_alert(&self, alertname: &str, name: &str, env: &str, instance: &str) -> Incident {
+        self.post_alert_named(alertname, "firing", name, env, instance)
+            .await;
         self.wait_incident(name, |i| i.state != IncidentState::Diagnosing && i.fix.is_some())
             .await
     }
@@ -304,6 +388,11 @@ impl Harness {
     }
 
     async fn post_alert(&self, status: &str, name: &str, env: &str, instance: &str) {
+        self.post_alert_named("AutonomyTest", status, name, env, instance)
+            .await;
+    }
+
+    async fn post_alert_named(&self, alertname: &str, status: &str, name: &str, env: &str, instance: &str) {
         let now = self.clock.now_rfc3339();
         let ends = if status == "firing" {
             "0001-01-01T00:00:00Z".to_string()
@@ -312,17 +401,17 @@ impl Harness {
         };
         let body = json!({
             "version": "4",
-            "groupKey": format!("{{}}:{{alertname=\"AutonomyTest\", name=\"{name}\"}}"),
+            "groupKey": format!("{{}}:{{alertname=\"{alertname}\", name=\"{name}\"}}"),
             "truncatedAlerts": 0,
             "status": status,
             "receiver": "rootfix",
-            "groupLabels": {"alertname": "AutonomyTest"},
-            "commonLabels": {"alertname": "AutonomyTest"},
+            "groupLabels": {"alertname": alertname},
+            "commonLabels": {"alertname": alertname},
             "commonAnnotations": {},
             "externalURL": "http://127.0.0.1:9093",
             "alerts": [{
                 "status": status,
-                "labels": {"alertname": "AutonomyTest", "service": "order-api", "env": env, "instance": instance},
+                "labels": {"alertname": alertname, "service": "order-api", "env": env, "instance": instance},
                 "annotations": {"summary": "autonomy test"},
                 "startsAt": now,
                 "endsAt": ends,

@@ -1,8 +1,10 @@
 //! [`Autonomy`] decides what happens to a diagnosed incident's fix and carries it out: the gates
-//! in order (kill switch, scope, stage, rate limit, concurrency, dry-run), the approval a `manual`
-//! fix waits for, the fix itself (through the [`Executor`]), its outcome, the SRE's confirmation,
-//! automatic demotion, and the leader's periodic job (expire approvals, propose or apply
-//! promotions). Every decision is audited with its identity, and the incident's timeline says it.
+//! in order (the action's runner can run here, kill switch, scope, stage, rate limit,
+//! concurrency, dry-run), the approval a `manual` fix waits for, the fix itself (through the
+//! [`Executor`]), its outcome, the SRE's confirmation, automatic demotion, the leader's periodic
+//! job (expire approvals, propose or apply promotions), and an operator's explicit fix
+//! ([`Autonomy::operator_fix`]). Every decision is audited with its identity, and the incident's
+//! timeline says it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,12 +23,15 @@ use super::scope::Scope;
 use super::stage::{Proposal, Stage, StageChange, StageEntry, StageState};
 use crate::audit::AuditEvent;
 use crate::engine::{EvidenceProvider, NodeOutcome};
-use crate::fix::executor::{Executor, FixPlan, VerifyCheck};
+use crate::fix::executor::{Executor, FixPlan, FixReport, VerifyCheck};
 use crate::fix::journal::{FixOutcome, fix_id};
 use crate::fix::verify::ConditionVerify;
 use crate::incident::{Incident, IncidentFix, IncidentState, Verdict};
+use crate::model::action::RunnerKind;
 use crate::notify::{Notification, NotificationKind, Notifier};
 use crate::reload::CatalogHandle;
+use crate::runner::availability::{CannotRun, RunnerAvailability, kind_name};
+use crate::runner::validate_params;
 use crate::silence::SilenceClient;
 use crate::state::{SaveOutcome, StateError, StateStore};
 
@@ -106,6 +111,8 @@ pub struct Autonomy {
     pub replica: String,
     /// Gate refusals and fix outcomes are counted here when set.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Which runners can run on this install (the runner gate asks it).
+    pub availability: Arc<RunnerAvailability>,
     running: Arc<(AtomicUsize, tokio::sync::Notify)>,
 }
 
@@ -126,7 +133,13 @@ impl Autonomy {
         silences: Option<SilenceClient>,
         replica: String,
     ) -> Self {
+        // Until told better (`with_availability`), a kind can run when the executor has its runner.
+        let availability = RunnerAvailability::all();
+        for (_, kind) in RunnerKind::ALL {
+            availability.set(kind, executor.missing_runner(kind));
+        }
         Self {
+            availability: Arc::new(availability),
             state,
             config,
             clock,
@@ -145,6 +158,29 @@ impl Autonomy {
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Asks `availability` whether a runner can run (what `serve` found: engine pings, config).
+    pub fn with_availability(mut self, availability: Arc<RunnerAvailability>) -> Self {
+        self.availability = availability;
+        self
+    }
+
+    /// The actions of the catalog in force that cannot run here, with why.
+    pub fn cannot_run(&self) -> Vec<CannotRun> {
+        self.availability.cannot_run(&self.catalog.current().actions)
+    }
+
+    /// Why the fix's action cannot run on this install (the runner gate), when it cannot:
+    /// `cannot act: <action> needs the <runner> runner, and <why>`.
+    pub fn runner_refusal(&self, action: &str) -> Option<String> {
+        let catalog = self.catalog.current();
+        let runner = catalog.actions.get(action)?.runner;
+        let why = self.availability.unavailable(runner)?;
+        Some(format!(
+            "cannot act: {action} needs the {} runner, and {why}",
+            kind_name(runner)
+        ))
     }
 
     /// Fixes started by this process and not finished.
@@ -271,6 +307,10 @@ impl Autonomy {
                 let reason = format!("action `{}` is not loaded", remedy.action);
                 return self.refuse(incident, fix, Gate::Action, reason).await;
             }
+            // Never offer what cannot run: the action's runner must be usable on this install.
+            if let Some(reason) = self.runner_refusal(&remedy.action) {
+                return self.refuse(incident, fix, Gate::Runner, reason).await;
+            }
             // Gate 1: the kill switch.
             if let Some(reason) = self.killswitch_on().await? {
                 return self.refuse(incident, fix, Gate::Killswitch, reason).await;
@@ -288,6 +328,16 @@ impl Autonomy {
                 .min(scope.max_stage);
             fix.stage = Some(stage);
             if stage == Stage::Manual {
+                // Approved before and refused for now by a later gate (the runner, the kill
+                // switch, ...): the approval stands for the stage gate; the others are asked now.
+                let id = Approval::id_for(&incident.id, &fix.action);
+                if let Some(approved) = self.state.approval(&id).await?
+                    && approved.state == ApprovalState::Approved
+                {
+                    fix.approval = Some(id);
+                    let by = approved.decided_by.unwrap_or_else(|| ROOTFIX.to_string());
+                    return self.start_fix(incident, fix, &scope, &by).await;
+                }
                 return self
                     .request_approval(incident, fix, &remedy.threshold, &scope)
                     .await;
@@ -369,20 +419,48 @@ impl Autonomy {
         fix.refused = Some(format!("{gate}: {reason}"));
         fix.gate = Some(gate);
         let now = self.clock.now();
-        self.update_incident(&incident.id, |i| {
-            if !i.state.is_open() {
-                return false;
-            }
-            i.state = IncidentState::Open;
-            i.fix = Some(fix.clone());
-            i.note(
-                now,
-                "gate",
-                format!("{} refused by the {gate} gate: {reason}", fix.action),
+        let note = format!("{} refused by the {gate} gate: {reason}", fix.action);
+        // A refusal asked again at each firing is notified once, not at every firing.
+        let said_before = incident
+            .timeline
+            .iter()
+            .any(|t| t.kind == "gate" && t.message == note);
+        let saved = self
+            .update_incident(&incident.id, |i| {
+                if !i.state.is_open() {
+                    return false;
+                }
+                i.state = IncidentState::Open;
+                i.fix = Some(fix.clone());
+                i.note(now, "gate", note.clone());
+                true
+            })
+            .await?;
+        if gate == Gate::Runner && !said_before {
+            let path = saved
+                .diagnosis
+                .as_ref()
+                .map(|d| d.with_outcome(NodeOutcome::Hit).join(" → "))
+                .unwrap_or_default();
+            self.notify(
+                NotificationKind::DiagnosisOnly,
+                format!(
+                    "Diagnosis only: {} on {} ({})",
+                    fix.action,
+                    saved.alertname,
+                    saved.service.as_deref().unwrap_or("-")
+                ),
+                format!(
+                    "{reason}; path {path}; remedy {} at {} (confidence {:.2}), params {}",
+                    fix.action,
+                    fix.node,
+                    fix.confidence,
+                    render_params(&fix.params)
+                ),
+                &fix,
+                &incident.id,
             );
-            true
-        })
-        .await?;
+        }
         Ok(Decided::Refused { gate, reason })
     }
 
@@ -812,6 +890,213 @@ impl Autonomy {
         Ok(reports)
     }
 
+    // ── An operator's fix ──
+
+    /// Runs `action` now for an incident on an operator's explicit decision (`POST
+    /// /api/v1/incidents/{id}/fix`, `rootfix fix run`): no stage, scope, rate or concurrency gate
+    /// is consulted, but the kill switch, the action's runner, the params and the target's lock
+    /// are. The fix is on the incident's timeline and in the audit trail under `by` (its start,
+    /// every phase, its end); its outcome does not count for promotion (no stage decided it).
+    /// Waits for the fix to end; a dropped caller does not stop it.
+    pub async fn operator_fix(
+        self: &Arc<Self>,
+        incident_id: &str,
+        action_name: &str,
+        params: BTreeMap<String, String>,
+        by: &str,
+    ) -> Result<FixReport, AutonomyError> {
+        let span = info_span!("operator_fix", incident = %incident_id, action = %action_name, %by);
+        async {
+            let Some(incident) = self.state.incident(incident_id).await? else {
+                return Err(AutonomyError::NotFound(format!("incident {incident_id}")));
+            };
+            let Some(action) = self.catalog.current().actions.get(action_name).cloned() else {
+                return Err(AutonomyError::NotFound(format!("action {action_name}")));
+            };
+            if let Some(reason) = self.killswitch_on().await? {
+                return Err(AutonomyError::Conflict(reason));
+            }
+            if let Some(reason) = self.runner_refusal(action_name) {
+                return Err(AutonomyError::Conflict(reason));
+            }
+            let params = validate_params(&action, &params).map_err(|e| AutonomyError::Invalid(e.to_string()))?;
+            // The diagnosis's remedy of this action, when there is one: its node (and so the
+            // playbook's verify condition) and its confidence.
+            let remedy = incident
+                .diagnosis
+                .as_ref()
+                .and_then(|d| d.actionable().find(|r| r.action == action_name).cloned());
+            let fix = IncidentFix {
+                action: action_name.to_string(),
+                node: remedy.as_ref().map(|r| r.node.clone()).unwrap_or_default(),
+                params: params.clone(),
+                confidence: remedy.as_ref().map_or(0.0, |r| r.score),
+                scope: self
+                    .config
+                    .scopes
+                    .scope_for(&incident.alert.labels)
+                    .map(|s| s.name.clone()),
+                stage: None,
+                approval: None,
+                refused: None,
+                gate: None,
+                dry_run: false,
+                outcome: None,
+                verdict: None,
+                silence: None,
+            };
+            let now = self.clock.now();
+            let mut busy = None;
+            let started = self
+                .update_incident(incident_id, |i| {
+                    match i.state {
+                        IncidentState::Fixing => {
+                            busy = Some(format!("a fix is running for incident {incident_id}"));
+                            return false;
+                        }
+                        IncidentState::AwaitingApproval => {
+                            busy = Some(format!(
+                                "incident {incident_id} waits for approval {}: approve or reject it first",
+                                i.fix.as_ref().and_then(|f| f.approval.as_deref()).unwrap_or("-")
+                            ));
+                            return false;
+                        }
+                        IncidentState::Resolved => {}
+                        _ => i.state = IncidentState::Fixing,
+                    }
+                    i.fix = Some(fix.clone());
+                    i.note(
+                        now,
+                        "fix",
+                        format!(
+                            "{action_name} started by {by} (an operator's decision: stages not consulted), params {}",
+                            render_params(&params)
+                        ),
+                    );
+                    true
+                })
+                .await?;
+            if let Some(why) = busy {
+                return Err(AutonomyError::Conflict(why));
+            }
+            self.audit(
+                by,
+                "fix.started",
+                format!(
+                    "incident {incident_id} action {action_name} by operator {by} (stages not consulted), params {}",
+                    render_params(&params)
+                ),
+            )
+            .await;
+            let plan = FixPlan {
+                incident: incident_id.to_string(),
+                action,
+                params,
+                verify: self.verify_for(&started, &fix.node),
+                dry_run: false,
+            };
+            self.running.0.fetch_add(1, Ordering::SeqCst);
+            let this = self.clone();
+            let (id, by_owned) = (incident_id.to_string(), by.to_string());
+            // In its own task: a caller that goes away does not cut a fix in the middle.
+            let task = tokio::spawn(
+                async move {
+                    let report = match this.executor.run_as(plan, &by_owned).await {
+                        Ok(report) => report,
+                        Err(e) => FixReport {
+                            fix: fix_id(&id, &fix.action),
+                            outcome: FixOutcome::Refused(format!("the fix could not start: {e}")),
+                            phases: Vec::new(),
+                            overhead: Vec::new(),
+                        },
+                    };
+                    let closed = this
+                        .finish_operator_fix(&id, fix, &by_owned, report.outcome.clone())
+                        .await;
+                    this.running.0.fetch_sub(1, Ordering::SeqCst);
+                    this.running.1.notify_waiters();
+                    closed.map(|()| report)
+                }
+                .in_current_span(),
+            );
+            task.await.map_err(|e| {
+                AutonomyError::Conflict(format!(
+                    "the fix stopped abnormally ({e}); its journal says where"
+                ))
+            })?
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Closes an operator's fix: audit under `by`, the incident (resolved when verified, open
+    /// otherwise), notifications. No outcome is recorded for promotion.
+    async fn finish_operator_fix(
+        &self,
+        incident_id: &str,
+        mut fix: IncidentFix,
+        by: &str,
+        outcome: FixOutcome,
+    ) -> Result<(), AutonomyError> {
+        let now = self.clock.now();
+        self.audit(
+            by,
+            "fix.finished",
+            format!(
+                "incident {incident_id} action {} by operator {by}: {outcome}",
+                fix.action
+            ),
+        )
+        .await;
+        if let Some(m) = &self.metrics {
+            m.fix_finished(outcome.label());
+        }
+        let succeeded = matches!(outcome, FixOutcome::Succeeded | FixOutcome::AlreadyHealthy);
+        fix.outcome = Some(outcome.clone());
+        let incident = self
+            .update_incident(incident_id, |i| {
+                i.fix = Some(fix.clone());
+                i.note(now, "fix", format!("{} (by {by}): {outcome}", fix.action));
+                if i.state == IncidentState::Fixing {
+                    if succeeded {
+                        i.state = IncidentState::Resolved;
+                        i.resolved_at = Some(now);
+                        i.note(now, "resolved", "the fix was verified: incident closed");
+                    } else {
+                        i.state = IncidentState::Open;
+                    }
+                }
+                true
+            })
+            .await?;
+        let (kind, urgent) = match &outcome {
+            FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => (Some(NotificationKind::FixSucceeded), ""),
+            FixOutcome::Aborted(_) => (Some(NotificationKind::FixFailed), ""),
+            FixOutcome::RolledBack(_) => (Some(NotificationKind::FixRolledBack), ""),
+            FixOutcome::RollbackFailed(_) => (
+                Some(NotificationKind::RollbackFailed),
+                "ROLLBACK FAILED: a human must look now: ",
+            ),
+            FixOutcome::Refused(_) | FixOutcome::DryRun(_) => (None, ""),
+        };
+        if let Some(kind) = kind {
+            self.notify(
+                kind,
+                format!(
+                    "{urgent}{} on {} ({}), run by {by}",
+                    fix.action,
+                    incident.alertname,
+                    incident.service.as_deref().unwrap_or("-")
+                ),
+                format!("incident {incident_id}, an operator's fix: {outcome}"),
+                &fix,
+                incident_id,
+            );
+        }
+        info!(incident = %incident_id, %outcome, %by, "operator's fix closed");
+        Ok(())
+    }
+
     // ── Approvals ──
 
     /// Approves a pending approval and starts its fix through the remaining gates. Approving an
@@ -868,10 +1153,14 @@ impl Autonomy {
                         let reason = format!("scope {} is no longer configured", approval.scope);
                         self.refuse(&incident, fix, Gate::Scope, reason).await?
                     }
-                    (None, Some(scope)) => {
-                        let scope = scope.clone();
-                        self.start_fix(&incident, fix, &scope, by).await?
-                    }
+                    (None, Some(scope)) => match self.runner_refusal(&fix.action) {
+                        // Approved before its runner went away (or by an older run): say so.
+                        Some(reason) => self.refuse(&incident, fix, Gate::Runner, reason).await?,
+                        None => {
+                            let scope = scope.clone();
+                            self.start_fix(&incident, fix, &scope, by).await?
+                        }
+                    },
                 },
             ),
             _ => None,

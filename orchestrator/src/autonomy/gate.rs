@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 pub enum Gate {
     /// The remedy's action is not loaded (a catalog problem, not one of the design's gates).
     Action,
+    /// The action's runner cannot run on this install (disabled, engine down): rootfix diagnoses
+    /// but cannot act. Asked right after the action is resolved, before any approval is created.
+    Runner,
     Killswitch,
     Scope,
     RateLimit,
@@ -17,6 +20,7 @@ impl Gate {
     pub fn as_str(self) -> &'static str {
         match self {
             Gate::Action => "action",
+            Gate::Runner => "runner",
             Gate::Killswitch => "killswitch",
             Gate::Scope => "scope",
             Gate::RateLimit => "rate-limit",
@@ -24,10 +28,13 @@ impl Gate {
         }
     }
 
-    /// Whether its answer changes with time (the switch, the rate window, the running fixes), so
-    /// the next firing of the alert asks again.
+    /// Whether its answer changes with time (the switch, the rate window, the running fixes, a
+    /// runner that comes back), so the next firing of the alert asks again.
     pub fn for_now(self) -> bool {
-        matches!(self, Gate::Killswitch | Gate::RateLimit | Gate::Concurrency)
+        matches!(
+            self,
+            Gate::Runner | Gate::Killswitch | Gate::RateLimit | Gate::Concurrency
+        )
     }
 }
 

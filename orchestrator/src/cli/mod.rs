@@ -32,8 +32,12 @@ pub struct Cli {
 pub enum Command {
     /// Validate playbooks and actions; prints one line per problem.
     Validate {
-        /// Files or folders (default: playbooks/ and actions/).
+        /// Files or folders (default: playbooks/ and actions/, or the config's folders).
         paths: Vec<PathBuf>,
+        /// A serve config: check it too, and warn about actions whose runner cannot run with it
+        /// (Kubernetes disabled, the Docker engine not answering), as `serve` would.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the orchestrator: Alertmanager webhook, event loop, incidents API.
     Serve(serve::ServeArgs),
@@ -64,7 +68,7 @@ pub enum Command {
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Validate { paths } => validate::run(&paths),
+        Command::Validate { paths, config } => validate::run(&paths, config.as_deref()),
         Command::Schema { out } => schema::run(out.as_deref()),
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),

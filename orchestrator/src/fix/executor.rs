@@ -17,6 +17,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::journal::{FixOutcome, JournalEntry, JournalEvent, ResumePoint, fix_id, resume_point};
 use crate::model::action::{Action, PhaseName, RunnerKind};
 use crate::model::template::no_escape;
+use crate::runner::availability::{
+    DockerEndpoint, KUBERNETES_DISABLED, ReconnectingDocker, RunnerAvailability,
+};
 use crate::runner::{PhaseExit, PhaseOutcome, PhaseRequest, Runner, RunnerError, validate_params};
 use crate::state::{StateError, StateStore};
 
@@ -94,6 +97,8 @@ struct Run<'a> {
     plan: &'a FixPlan,
     fix: String,
     runner: Arc<dyn Runner>,
+    /// Whose decision the fix is (the identity of its phases in the audit trail).
+    by: String,
     lost_lock: Arc<AtomicBool>,
     phases: Vec<(PhaseName, u32, PhaseExit)>,
     overhead: Vec<PhaseOverhead>,
@@ -102,33 +107,45 @@ struct Run<'a> {
 impl Executor {
     /// The executor `rootfix serve` and `rootfix fix` use: the runners this machine can reach.
     pub async fn from_config(config: &crate::config::ServeConfig, state: Arc<dyn StateStore>) -> Self {
-        let docker: Option<Arc<dyn Runner>> =
-            match crate::runner::docker::DockerRunner::connect(config.fixes.state_dir.clone()).await {
-                Ok(r) => Some(Arc::new(r.with_instance(&config.key_prefix).with_host_paths(
-                    crate::runner::docker::HostPaths::new(config.fixes.host_paths.clone()),
-                ))),
-                Err(e) => {
-                    warn!(error = %e, "no Docker engine: actions with runner `docker` cannot run");
-                    None
-                }
-            };
-        let kube: Option<Arc<dyn Runner>> = if config.kubernetes.enabled {
+        Self::from_config_checked(config, state).await.0
+    }
+
+    /// [`Self::from_config`] and what it found: which runners can run here, and why not. Docker
+    /// phases connect to the engine when they run ([`ReconnectingDocker`]), so an engine that
+    /// comes back after start is used; the availability says whether it answers now.
+    pub async fn from_config_checked(
+        config: &crate::config::ServeConfig,
+        state: Arc<dyn StateStore>,
+    ) -> (Self, RunnerAvailability) {
+        let docker: Arc<dyn Runner> = Arc::new(
+            ReconnectingDocker::new(config.fixes.state_dir.clone(), &config.key_prefix).with_host_paths(
+                crate::runner::docker::HostPaths::new(config.fixes.host_paths.clone()),
+            ),
+        );
+        let (kube, kube_why): (Option<Arc<dyn Runner>>, Option<String>) = if config.kubernetes.enabled {
             match kube::Client::try_default().await {
-                Ok(client) => Some(Arc::new(crate::runner::kubernetes::KubeRunner::new(
-                    client,
-                    config.kubernetes.default_namespace.clone(),
-                ))),
+                Ok(client) => (
+                    Some(Arc::new(crate::runner::kubernetes::KubeRunner::new(
+                        client,
+                        config.kubernetes.default_namespace.clone(),
+                    ))),
+                    None,
+                ),
                 Err(e) => {
                     warn!(error = %e, "no Kubernetes API: actions with runner `kubernetes`/`kubernetes-job` cannot run");
-                    None
+                    (
+                        None,
+                        Some(format!("no Kubernetes API client could be built: {e}")),
+                    )
                 }
             }
         } else {
-            None
+            (None, Some(KUBERNETES_DISABLED.to_string()))
         };
-        Self {
+        let availability = RunnerAvailability::checked(DockerEndpoint::local(), kube_why).await;
+        let executor = Self {
             state,
-            docker,
+            docker: Some(docker),
             kubernetes: kube.clone(),
             kubernetes_job: kube,
             lease: config.fixes.lease,
@@ -137,7 +154,13 @@ impl Executor {
             } else {
                 LockPolicy::Wait(config.fixes.lock_wait)
             },
-        }
+        };
+        (executor, availability)
+    }
+
+    /// Why actions of `kind` cannot run with this executor: it has no runner for them.
+    pub fn missing_runner(&self, kind: RunnerKind) -> Option<String> {
+        self.runner_for(kind).err().map(|e| e.to_string())
     }
 
     fn runner_for(&self, kind: RunnerKind) -> Result<Arc<dyn Runner>, FixError> {
@@ -158,8 +181,13 @@ impl Executor {
             .unwrap_or_else(|| action.name.clone())
     }
 
-    /// Runs a fix from the start.
+    /// Runs a fix from the start (rootfix's own decision: its phases are audited as `rootfix`).
     pub async fn run(&self, plan: FixPlan) -> Result<FixReport, FixError> {
+        self.run_as(plan, "rootfix").await
+    }
+
+    /// Runs a fix from the start on `by`'s decision: its phases are audited under that identity.
+    pub async fn run_as(&self, plan: FixPlan, by: &str) -> Result<FixReport, FixError> {
         let fix = fix_id(&plan.incident, &plan.action.name);
         let span = info_span!("fix", incident = %plan.incident, action = %plan.action.name);
         async {
@@ -190,7 +218,7 @@ impl Executor {
             };
             let plan = FixPlan { params, ..plan };
             self.state.set_fix_active(&fix, true).await?;
-            let mut run = Run::new(self, &plan, fix.clone(), runner);
+            let mut run = Run::new(self, &plan, fix.clone(), runner, by);
             run.journal(JournalEvent::FixStarted {
                 params: plan.params.clone(),
                 fencing_token: token,
@@ -273,7 +301,7 @@ impl Executor {
                 });
             }
         };
-        let mut run = Run::new(self, &plan, fix.clone(), runner);
+        let mut run = Run::new(self, &plan, fix.clone(), runner, "rootfix");
         let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
         let outcome = match point {
             ResumePoint::Finished(outcome) => Ok(outcome),
@@ -354,9 +382,10 @@ impl Executor {
 }
 
 impl<'a> Run<'a> {
-    fn new(exec: &'a Executor, plan: &'a FixPlan, fix: String, runner: Arc<dyn Runner>) -> Self {
+    fn new(exec: &'a Executor, plan: &'a FixPlan, fix: String, runner: Arc<dyn Runner>, by: &str) -> Self {
         Self {
             exec,
+            by: by.to_string(),
             plan,
             fix,
             runner,
@@ -449,7 +478,7 @@ impl<'a> Run<'a> {
         // The audit trail keeps every phase's end too (the journal has the detail).
         let audit = crate::audit::AuditEvent {
             at: Utc::now(),
-            identity: "rootfix".into(),
+            identity: self.by.clone(),
             action: "fix.phase".into(),
             detail: format!(
                 "{} {} attempt {attempt}: {}",

@@ -55,6 +55,15 @@ fn footer(n: &Notification) -> String {
     )
 }
 
+/// The kind's banner line (when it has one), then `text`.
+fn banner_and_text(n: &Notification, banner: impl Fn(&str) -> String, text: &str) -> String {
+    match n.kind.banner() {
+        Some(b) if text.trim().is_empty() => banner(b),
+        Some(b) => format!("{}\n{text}", banner(b)),
+        None => text.to_string(),
+    }
+}
+
 /// The headline then, when there is one, `text` on the next line.
 fn headline_and_text(headline: String, text: &str) -> String {
     if text.trim().is_empty() {
@@ -65,9 +74,16 @@ fn headline_and_text(headline: String, text: &str) -> String {
 }
 
 fn slack(n: &Notification) -> Value {
-    let marker = if n.urgent() { ":rotating_light: " } else { "" };
+    let marker = if n.urgent() {
+        ":rotating_light: "
+    } else if n.kind.banner().is_some() {
+        ":mag: "
+    } else {
+        ""
+    };
     let title = slack_escape(&n.title);
-    let section = headline_and_text(format!("{marker}*{title}*"), &slack_escape(&n.text));
+    let text = banner_and_text(n, |b| format!("_{b}_"), &slack_escape(&n.text));
+    let section = headline_and_text(format!("{marker}*{title}*"), &text);
     let mut context: Vec<String> = facts(n)
         .into_iter()
         .map(|(label, value)| format!("{label} `{}`", slack_escape(value)))
@@ -113,10 +129,13 @@ fn markdown_lines(n: &Notification, facts_prefix: &str) -> Vec<String> {
 fn dingtalk(n: &Notification) -> Value {
     let title = if n.urgent() {
         format!("[URGENT] {}", n.title)
+    } else if n.kind.banner().is_some() {
+        format!("[DIAGNOSIS ONLY] {}", n.title)
     } else {
         n.title.clone()
     };
-    let mut parts = vec![headline_and_text(format!("### {title}"), &n.text)];
+    let text = banner_and_text(n, |b| format!("**{b}**"), &n.text);
+    let mut parts = vec![headline_and_text(format!("### {title}"), &text)];
     let lines = markdown_lines(n, "- ");
     if !lines.is_empty() {
         parts.push(lines.join("\n"));
@@ -135,10 +154,13 @@ fn dingtalk(n: &Notification) -> Value {
 fn wecom(n: &Notification) -> Value {
     let marker = if n.urgent() {
         "<font color=\"warning\">[URGENT]</font> "
+    } else if n.kind.banner().is_some() {
+        "<font color=\"comment\">[DIAGNOSIS ONLY]</font> "
     } else {
         ""
     };
-    let mut lines = vec![headline_and_text(format!("## {marker}{}", n.title), &n.text)];
+    let text = banner_and_text(n, |b| format!("**{b}**"), &n.text);
+    let mut lines = vec![headline_and_text(format!("## {marker}{}", n.title), &text)];
     lines.extend(markdown_lines(n, "> "));
     lines.push(format!("<font color=\"comment\">{}</font>", footer(n)));
     json!({
@@ -322,6 +344,41 @@ mod tests {
                 "at": "2025-03-04T05:06:07Z",
             })
         );
+    }
+
+    #[test]
+    fn a_diagnosis_only_says_so_in_every_format() {
+        let n = Notification {
+            kind: NotificationKind::DiagnosisOnly,
+            incident: Some("inc-9".into()),
+            action: Some("restart-jvm-pod".into()),
+            scope: None,
+            title: "Diagnosed, cannot act: restart-jvm-pod on OrderServiceTimeout".into(),
+            text: "cannot act: restart-jvm-pod needs the kubernetes runner".into(),
+            link: None,
+            at: at(),
+        };
+        assert_eq!(
+            Format::Slack.body(&n)["blocks"][0]["text"]["text"],
+            ":mag: *Diagnosed, cannot act: restart-jvm-pod on OrderServiceTimeout*\n_diagnosed; rootfix cannot act here_\ncannot act: restart-jvm-pod needs the kubernetes runner"
+        );
+        assert_eq!(
+            Format::DingTalk.body(&n),
+            json!({
+                "msgtype": "markdown",
+                "markdown": {
+                    "title": "[DIAGNOSIS ONLY] Diagnosed, cannot act: restart-jvm-pod on OrderServiceTimeout",
+                    "text": "### [DIAGNOSIS ONLY] Diagnosed, cannot act: restart-jvm-pod on OrderServiceTimeout\n**diagnosed; rootfix cannot act here**\ncannot act: restart-jvm-pod needs the kubernetes runner\n\n- incident: `inc-9`\n- action: `restart-jvm-pod`\n\n###### rootfix · diagnosis_only · 2025-03-04T05:06:07Z",
+                },
+            })
+        );
+        assert_eq!(
+            Format::WeCom.body(&n)["markdown"]["content"],
+            "## <font color=\"comment\">[DIAGNOSIS ONLY]</font> Diagnosed, cannot act: restart-jvm-pod on OrderServiceTimeout\n**diagnosed; rootfix cannot act here**\ncannot act: restart-jvm-pod needs the kubernetes runner\n> incident: `inc-9`\n> action: `restart-jvm-pod`\n<font color=\"comment\">rootfix · diagnosis_only · 2025-03-04T05:06:07Z</font>"
+        );
+        let generic = Format::Json.body(&n);
+        assert_eq!(generic["kind"], "diagnosis_only");
+        assert_eq!(generic["urgent"], false);
     }
 
     #[test]

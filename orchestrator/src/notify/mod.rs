@@ -81,11 +81,14 @@ pub enum NotificationKind {
     FixRolledBack,
     /// A rollback failed: the target may be half changed. **Urgent.**
     RollbackFailed,
+    /// A remedy reached its threshold but its action cannot run on this install (its runner is
+    /// disabled or unreachable): the diagnosis is the whole answer, a person acts.
+    DiagnosisOnly,
 }
 
 impl NotificationKind {
     /// Every kind, in a stable order.
-    pub const ALL: [NotificationKind; 7] = [
+    pub const ALL: [NotificationKind; 8] = [
         NotificationKind::ApprovalRequested,
         NotificationKind::ApprovalExpired,
         NotificationKind::StageChanged,
@@ -93,6 +96,7 @@ impl NotificationKind {
         NotificationKind::FixFailed,
         NotificationKind::FixRolledBack,
         NotificationKind::RollbackFailed,
+        NotificationKind::DiagnosisOnly,
     ];
 
     /// Whether the event needs a person now: DingTalk messages then mention everyone, and every
@@ -114,6 +118,16 @@ impl NotificationKind {
             NotificationKind::FixFailed => "fix_failed",
             NotificationKind::FixRolledBack => "fix_rolled_back",
             NotificationKind::RollbackFailed => "rollback_failed",
+            NotificationKind::DiagnosisOnly => "diagnosis_only",
+        }
+    }
+
+    /// The line every chat format shows under the title for kinds that need one to be read
+    /// right (a diagnosis without a fix must not look like a fix).
+    pub fn banner(self) -> Option<&'static str> {
+        match self {
+            NotificationKind::DiagnosisOnly => Some("diagnosed; rootfix cannot act here"),
+            _ => None,
         }
     }
 

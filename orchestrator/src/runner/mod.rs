@@ -6,7 +6,10 @@
 //! reported as [`PhaseExit::TimedOut`]. Params reach the phase only as environment variables
 //! `ROOTFIX_PARAM_<NAME>`, validated against their pattern first ([`validate_params`]), never
 //! through a shell string.
+//!
+//! [`availability`] says which runner kinds can run on this install, and why not.
 
+pub mod availability;
 pub mod docker;
 pub mod kubernetes;
 pub mod params;

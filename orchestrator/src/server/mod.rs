@@ -1,10 +1,12 @@
 //! The HTTP server (axum): routes, shared state, and `serve`, which wires the server, the event
 //! loop and the catalog watcher together and shuts them down in order. `ui` is the SREs' web
 //! page under `/ui/` (server-rendered, cookie sessions); everything under `/api/v1/` is JSON.
+//! `fixes` holds an incident's journal and an operator's fix.
 
 pub mod approvals;
 pub mod auth;
 pub mod error;
+pub mod fixes;
 pub mod incidents;
 pub mod ingest;
 pub mod killswitch;
@@ -43,6 +45,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/confirm", post(approvals::confirm))
+        .route("/api/v1/incidents/{id}/journal", get(fixes::journal))
+        .route("/api/v1/incidents/{id}/fix", post(fixes::run))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{id}", get(approvals::show))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))

@@ -1,5 +1,7 @@
 //! `/healthz` (the process answers), `/readyz` (Redis reachable and a catalog loaded: why not,
-//! when not) and `/metrics` (Prometheus text format). No token: these are for probes and scrapers.
+//! when not; and the actions whose runner cannot run here, which degrade rootfix without making
+//! it unready) and `/metrics` (Prometheus text format). No token: these are for probes and
+//! scrapers.
 
 use axum::Json;
 use axum::extract::State;
@@ -26,6 +28,12 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // An action that cannot run is a degraded capability, not unreadiness: still 200.
+    let cannot_run = app
+        .autonomy
+        .as_ref()
+        .map(|a| a.availability.cannot_run(&catalog.actions))
+        .unwrap_or_default();
     (
         status,
         Json(serde_json::json!({
@@ -33,6 +41,7 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
             "reasons": reasons,
             "playbooks": catalog.playbooks.len(),
             "actions": catalog.actions.len(),
+            "cannot_run": cannot_run,
         })),
     )
 }

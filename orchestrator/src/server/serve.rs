@@ -18,8 +18,12 @@ use crate::events::EventLoop;
 use crate::events::handler::IncidentHandler;
 use crate::metrics::Metrics;
 use crate::reload::{CatalogHandle, Watcher};
+use crate::runner::availability::RunnerAvailability;
 use crate::state::StateStore;
 use crate::state::redis::RedisStateStore;
+
+/// How often the runners' availability (the Docker engine's ping) is checked again.
+const RUNNER_RECHECK: Duration = Duration::from_secs(30);
 
 /// How long start-up waits for Redis before giving up.
 const REDIS_STARTUP_WAIT: Duration = Duration::from_secs(30);
@@ -70,7 +74,11 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
         .map(crate::silence::SilenceClient::from_config)
         .transpose()
         .map_err(|e| ServeError::Silences(e.to_string()))?;
-    let executor = Arc::new(crate::fix::executor::Executor::from_config(&config, state.clone()).await);
+    let (executor, availability) =
+        crate::fix::executor::Executor::from_config_checked(&config, state.clone()).await;
+    let executor = Arc::new(executor);
+    let availability = Arc::new(availability);
+    warn_cannot_run(&availability, &catalog);
     let autonomy = Arc::new(
         Autonomy::new(
             state.clone(),
@@ -83,7 +91,8 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
             silences,
             config.consumer.clone(),
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_availability(availability.clone()),
     );
     if config.autonomy.scopes.0.is_empty() {
         warn!("autonomy.scopes is empty: no target is inside a scope, so rootfix runs no fix on its own");
@@ -131,6 +140,8 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     };
     let event_loop = tokio::spawn(events.run(stop_rx.clone()));
     tokio::spawn(autonomy.clone().run_leader(stop_rx.clone()));
+    // A Docker engine that comes back (or goes away) is noticed within this interval.
+    tokio::spawn(availability.run(RUNNER_RECHECK, stop_rx.clone()));
     let watcher = Watcher::new(
         catalog.clone(),
         vec![config.playbooks.clone(), config.actions.clone()],
@@ -220,6 +231,21 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// One warning per action whose runner cannot run on this install, with why: its remedies will be
+/// diagnosed and notified, never offered.
+fn warn_cannot_run(availability: &RunnerAvailability, catalog: &CatalogHandle) {
+    for c in availability.cannot_run(&catalog.current().actions) {
+        warn!(
+            action = %c.action,
+            runner = c.runner,
+            why = %c.why,
+            "action {} cannot run here: {}; its remedies are diagnosed, not offered",
+            c.action,
+            c.why
+        );
     }
 }
 
