@@ -203,9 +203,7 @@ async fn approving_an_older_approval_whose_runner_went_away_answers_the_refusal(
         .availability
         .set(rootfix::model::action::RunnerKind::Docker, None);
     h.fire("old-approval", "staging", "api-0").await;
-    let fixed = h
-        .wait_incident("old-approval", |i| i.state == IncidentState::Resolved)
-        .await;
+    let fixed = h.resolve_after_fix("old-approval", "staging", "api-0").await;
     assert_eq!(
         fixed.fix.as_ref().unwrap().approval.as_deref(),
         Some(approval.as_str())

@@ -59,6 +59,7 @@ fn shipped_playbooks_and_actions_are_valid() {
         [
             ("payment_upstream_failing", "nginx-upstream-failover"),
             ("jvm_heap_exhausted", "restart-jvm-pod"),
+            ("container_memory_exhausted", "restart-container"),
             ("db_connection_leak", "fix-db-leak"),
             ("replica_lag", "mysql-replica-lag"),
             ("kafka_under_replicated", "kafka-partition-rebalance"),
@@ -202,7 +203,7 @@ fn validate_command_exit_codes_and_output() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert_eq!(
         String::from_utf8_lossy(&ok.stdout).trim(),
-        "2 playbooks (24 nodes), 9 actions: all valid"
+        "2 playbooks (25 nodes), 9 actions: all valid"
     );
 
     let bad = Command::new(env!("CARGO_BIN_EXE_rootfix"))

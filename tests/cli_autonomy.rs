@@ -406,8 +406,7 @@ async fn incidents_show_says_how_long_it_took_and_why_there_is_no_fix() {
     let (code, reply) = h.approve(&approval_of(&fixed), APPROVER_TOKEN).await;
     assert_eq!(code, 200, "{reply}");
     h.settle().await;
-    h.wait_incident("fp-cli-ttr", |i| i.state == IncidentState::Resolved)
-        .await;
+    h.resolve_after_fix("fp-cli-ttr", "staging", "api-0").await;
     let r = cli(&h, VIEWER_TOKEN, &["incidents", "show", &fixed.id]).await;
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(

@@ -130,7 +130,11 @@ async fn an_operators_fix_runs_through_the_api_and_its_journal_prints() {
     );
     assert_eq!(h.target(), "healthy");
     let after = h.state.incident(&id).await.unwrap().unwrap();
-    assert_eq!(after.state, IncidentState::Resolved);
+    assert_eq!(
+        after.state,
+        IncidentState::Fixed,
+        "a verified fix waits for Alertmanager's resolved"
+    );
     assert!(
         after.timeline.iter().any(|t| t.kind == "fix"
             && t.message

@@ -211,24 +211,33 @@ spec:
 
 /// Posts one firing alert with `labels` (fingerprint of `name`, as the harness's alerts).
 async fn post_alert(h: &Harness, name: &str, labels: serde_json::Value) {
+    post_alert_status(h, name, labels, "firing").await;
+}
+
+async fn post_alert_status(h: &Harness, name: &str, labels: serde_json::Value, status: &str) {
     use rootfix::autonomy::clock::Clock as _;
     let now = h.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ends = if status == "firing" {
+        "0001-01-01T00:00:00Z".to_string()
+    } else {
+        now.clone()
+    };
     let body = json!({
         "version": "4",
         "groupKey": format!("{{}}:{{name=\"{name}\"}}"),
         "truncatedAlerts": 0,
-        "status": "firing",
+        "status": status,
         "receiver": "rootfix",
         "groupLabels": {},
         "commonLabels": {},
         "commonAnnotations": {},
         "externalURL": "http://127.0.0.1:9093",
         "alerts": [{
-            "status": "firing",
+            "status": status,
             "labels": labels,
             "annotations": {"summary": "a test alert whose values are long"},
             "startsAt": now,
-            "endsAt": "0001-01-01T00:00:00Z",
+            "endsAt": ends,
             "generatorURL": "http://127.0.0.1:9090/graph",
             "fingerprint": harness::fingerprint(name)
         }]
@@ -270,16 +279,12 @@ async fn long_values_fit_1280_pixels_and_the_page_says_why_there_is_no_fix() {
         "https://runbooks.example.com/{}",
         "very-long-path-segment/".repeat(12)
     );
-    post_alert(
-        &h,
-        "fp-ui-long",
-        json!({
-            "alertname": "AutonomyTest", "service": "order-api", "env": "staging",
-            "instance": instance, "runbook_url": runbook,
-            "kubernetes_pod_template_hash_and_other_long_label_name": "x".repeat(180),
-        }),
-    )
-    .await;
+    let long_labels = json!({
+        "alertname": "AutonomyTest", "service": "order-api", "env": "staging",
+        "instance": instance, "runbook_url": runbook,
+        "kubernetes_pod_template_hash_and_other_long_label_name": "x".repeat(180),
+    });
+    post_alert(&h, "fp-ui-long", long_labels.clone()).await;
     let long = h
         .wait_incident("fp-ui-long", |i| i.state == IncidentState::AwaitingApproval)
         .await;
@@ -366,6 +371,9 @@ async fn long_values_fit_1280_pixels_and_the_page_says_why_there_is_no_fix() {
     let at = b.click_and_wait("#approval form.approve button").await;
     assert_eq!(at, long_page);
     h.settle().await;
+    h.wait_incident("fp-ui-long", |i| i.state == IncidentState::Fixed)
+        .await;
+    post_alert_status(&h, "fp-ui-long", long_labels.clone(), "resolved").await;
     h.wait_incident("fp-ui-long", |i| i.state == IncidentState::Resolved)
         .await;
     b.goto(&long_page).await;

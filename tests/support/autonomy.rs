@@ -383,8 +383,21 @@ impl Harness {
     }
 
     /// Posts the resolved alert of a test alert.
+    /// Like Alertmanager, the resolved alert keeps the firing's `startsAt` and ends now.
     pub async fn resolve(&self, name: &str, env: &str, instance: &str) {
-        self.post_alert("resolved", name, env, instance).await;
+        let started = self
+            .state
+            .open_incident(&fingerprint(name))
+            .await
+            .ok()
+            .flatten()
+            .map(|i| {
+                i.alert
+                    .starts_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            });
+        self.post_alert_at("AutonomyTest", "resolved", name, env, instance, started)
+            .await;
     }
 
     async fn post_alert(&self, status: &str, name: &str, env: &str, instance: &str) {
@@ -393,6 +406,19 @@ impl Harness {
     }
 
     async fn post_alert_named(&self, alertname: &str, status: &str, name: &str, env: &str, instance: &str) {
+        self.post_alert_at(alertname, status, name, env, instance, None)
+            .await;
+    }
+
+    async fn post_alert_at(
+        &self,
+        alertname: &str,
+        status: &str,
+        name: &str,
+        env: &str,
+        instance: &str,
+        starts_at: Option<String>,
+    ) {
         let now = self.clock.now_rfc3339();
         let ends = if status == "firing" {
             "0001-01-01T00:00:00Z".to_string()
@@ -413,7 +439,7 @@ impl Harness {
                 "status": status,
                 "labels": {"alertname": alertname, "service": "order-api", "env": env, "instance": instance},
                 "annotations": {"summary": "autonomy test"},
-                "startsAt": now,
+                "startsAt": starts_at.unwrap_or_else(|| now.clone()),
                 "endsAt": ends,
                 "generatorURL": "http://127.0.0.1:9090/graph",
                 "fingerprint": fingerprint(name)

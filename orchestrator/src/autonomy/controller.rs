@@ -1029,7 +1029,7 @@ impl Autonomy {
         .await
     }
 
-    /// Closes an operator's fix: audit under `by`, the incident (resolved when verified, open
+    /// Closes an operator's fix: audit under `by`, the incident (`fixed` when verified, open
     /// otherwise), notifications. No outcome is recorded for promotion.
     async fn finish_operator_fix(
         &self,
@@ -1058,10 +1058,21 @@ impl Autonomy {
                 i.fix = Some(fix.clone());
                 i.note(now, "fix", format!("{} (by {by}): {outcome}", fix.action));
                 if i.state == IncidentState::Fixing {
-                    if succeeded {
+                    if i.resolved_at.is_some() {
+                        let how = if succeeded { "verified" } else { "did not verify" };
                         i.state = IncidentState::Resolved;
-                        i.resolved_at = Some(now);
-                        i.note(now, "resolved", "the fix was verified: incident closed");
+                        i.note(
+                            now,
+                            "resolved",
+                            format!("the alert had resolved and the fix {how}: incident closed"),
+                        );
+                    } else if succeeded {
+                        i.state = IncidentState::Fixed;
+                        i.note(
+                            now,
+                            "fixed",
+                            "the fix was verified; the incident closes when Alertmanager reports the alert resolved",
+                        );
                     } else {
                         i.state = IncidentState::Open;
                     }

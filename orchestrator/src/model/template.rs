@@ -1,4 +1,5 @@
-//! `{{ $labels.name }}` and `{{ $params.name }}` templates.
+//! `{{ $labels.name }}` and `{{ $params.name }}` templates; `{{ $labels.name | default "text" }}`
+//! stands in `text` when the value is not set.
 //!
 //! Templates are the only way alert data reaches a query, a URL or an action parameter. They are
 //! parsed once at load time; rendering takes an escape function chosen by the consumer (PromQL,
@@ -28,7 +29,8 @@ impl Variable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Value(Variable, String),
+    /// A reference, with the text that stands in when the value is not set.
+    Value(Variable, String, Option<String>),
 }
 
 /// A parsed template.
@@ -74,11 +76,15 @@ impl Template {
                 });
             };
             let inner = after_open[..close].trim();
-            let (variable, name) = parse_reference(inner, allowed).map_err(|message| TemplateError {
+            let (reference, default) = split_default(inner).map_err(|message| TemplateError {
                 column: open_column,
                 message,
             })?;
-            segments.push(Segment::Value(variable, name));
+            let (variable, name) = parse_reference(reference, allowed).map_err(|message| TemplateError {
+                column: open_column,
+                message,
+            })?;
+            segments.push(Segment::Value(variable, name, default));
             let used = open + 2 + close + 2;
             consumed_chars += rest[..used].chars().count();
             rest = &rest[used..];
@@ -109,7 +115,7 @@ impl Template {
         self.segments
             .iter()
             .filter_map(|s| match s {
-                Segment::Value(v, name) if *v == variable => Some(name.as_str()),
+                Segment::Value(v, name, _) if *v == variable => Some(name.as_str()),
                 _ => None,
             })
             .collect()
@@ -126,16 +132,19 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
-                Segment::Value(variable, name) => {
+                Segment::Value(variable, name, default) => {
                     let source = match variable {
                         Variable::Label => labels,
                         Variable::Param => params,
                     };
-                    let value = source.get(name).ok_or_else(|| MissingValue {
-                        template: self.source.clone(),
-                        variable: variable.prefix(),
-                        name: name.clone(),
-                    })?;
+                    let value = source
+                        .get(name)
+                        .or(default.as_ref())
+                        .ok_or_else(|| MissingValue {
+                            template: self.source.clone(),
+                            variable: variable.prefix(),
+                            name: name.clone(),
+                        })?;
                     out.push_str(&escape(value));
                 }
             }
@@ -159,6 +168,27 @@ impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// `$labels.x | default "text"` → (`$labels.x`, Some("text")); no pipe → (inner, None).
+fn split_default(inner: &str) -> Result<(&str, Option<String>), String> {
+    let Some((reference, filter)) = inner.split_once('|') else {
+        return Ok((inner, None));
+    };
+    let text = filter
+        .trim()
+        .strip_prefix("default")
+        .map(str::trim)
+        .and_then(|t| t.strip_prefix('"'))
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.contains('"') && !t.contains('\\'))
+        .ok_or_else(|| {
+            format!(
+                "`| {}` is not a default; write `| default \"text\"` (no quotes or backslashes inside)",
+                filter.trim()
+            )
+        })?;
+    Ok((reference.trim(), Some(text.to_string())))
 }
 
 fn parse_reference(inner: &str, allowed: &[Variable]) -> Result<(Variable, String), String> {
@@ -224,6 +254,35 @@ mod tests {
 
     fn labels() -> BTreeMap<String, String> {
         BTreeMap::from([("service".to_string(), "order".to_string())])
+    }
+
+    #[test]
+    fn a_default_stands_in_only_for_a_missing_value() {
+        let t = Template::parse(
+            r#"{{ $labels.chain | default "https://a.example,direct" }}"#,
+            &[Variable::Label],
+        )
+        .unwrap();
+        let none = BTreeMap::new();
+        assert_eq!(
+            t.render(&none, &none, str::to_string).unwrap(),
+            "https://a.example,direct"
+        );
+        let set = BTreeMap::from([("chain".to_string(), "https://b.example,direct".to_string())]);
+        assert_eq!(
+            t.render(&set, &none, str::to_string).unwrap(),
+            "https://b.example,direct"
+        );
+        assert_eq!(t.references(Variable::Label), BTreeSet::from(["chain"]));
+        for bad in [
+            r#"{{ $labels.x | dflt "a" }}"#,
+            r#"{{ $labels.x | default a }}"#,
+            r#"{{ $labels.x | default "a"b" }}"#,
+        ] {
+            let e = Template::parse(bad, &[Variable::Label]).unwrap_err();
+            assert!(e.message.contains("is not a default"), "{bad}: {}", e.message);
+            assert_eq!(e.column, 1);
+        }
     }
 
     #[test]
