@@ -441,4 +441,31 @@ mod tests {
         let c = Condition::compile("evidence.hosts.all(h, h.ok)", Scope::Diagnosis).unwrap();
         assert_eq!(c.signal_names().into_iter().collect::<Vec<_>>(), vec!["hosts"]);
     }
+
+    /// What the shipped trees' null guards rely on (`cel` 0.15): a probe's `tls` is `null` when
+    /// no handshake happened, and JSON integers (a diagnostic's counts) are unsigned.
+    #[test]
+    fn null_fields_and_unsigned_counts() {
+        let probe = json!({"p": {"status": 0, "tls": null, "redirects": []}});
+        assert_eq!(eval("evidence.p.status != 200", probe.clone()), Ok(true));
+        assert_eq!(eval("evidence.p.tls == null", probe.clone()), Ok(true));
+        // `has` is true for a field that is present and null: it does not guard a null.
+        assert_eq!(eval("has(evidence.p.tls)", probe.clone()), Ok(true));
+        assert!(eval("evidence.p.tls.verified", probe.clone()).is_err());
+        assert!(eval("size(evidence.p.tls) > 0", probe.clone()).is_err());
+        assert!(eval("evidence.p.tls == null || evidence.p.tls.verified", probe.clone()).unwrap());
+        assert_eq!(
+            eval("evidence.p.tls != null && evidence.p.tls.verified", probe),
+            Ok(false)
+        );
+        let dump = json!({"d": {"total": 200, "blocked": 150}});
+        assert!(eval("evidence.d.blocked > 0.5 * evidence.d.total", dump.clone()).is_err());
+        assert_eq!(
+            eval(
+                "double(evidence.d.blocked) > 0.5 * double(evidence.d.total)",
+                dump
+            ),
+            Ok(true)
+        );
+    }
 }
