@@ -423,7 +423,10 @@ impl Harness {
         let ends = if status == "firing" {
             "0001-01-01T00:00:00Z".to_string()
         } else {
-            now.clone()
+            use rootfix::autonomy::clock::Clock as _;
+            self.clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         };
         let body = json!({
             "version": "4",
