@@ -246,7 +246,13 @@ fn container_started_at() -> String {
 /// had verified (`fixed`, then `resolved`), or while it was still verifying (the fix's end then
 /// closes it).
 fn assert_closed_by_alertmanager(fault: &str, timeline: &[String]) {
-    let last = timeline.last().map(String::as_str).unwrap_or_default();
+    // The last closing word (an `auto` fix's cooldown silence is noted after it).
+    let last = timeline
+        .iter()
+        .rev()
+        .find(|t| t.starts_with("resolved:"))
+        .map(String::as_str)
+        .unwrap_or_default();
     let after_fixed = timeline
         .iter()
         .any(|t| t.starts_with("fixed: the fix was verified"))
