@@ -42,6 +42,13 @@ use crate::reload::CatalogHandle;
 /// How much of the end of stderr and stdout an error quotes.
 const TAIL_CHARS: usize = 600;
 
+/// A diagnostic ready to start: the action, its validated params, the runner of its kind.
+struct Prepared {
+    action: Arc<Action>,
+    params: BTreeMap<String, String>,
+    runner: Arc<dyn Runner>,
+}
+
 /// Runs `purpose: diagnostic` actions of the catalog in force on the runners of their kinds.
 pub struct ActionDiagnostics {
     catalog: CatalogHandle,
@@ -69,11 +76,7 @@ impl ActionDiagnostics {
     }
 
     /// The action and its validated params, or why the diagnostic cannot start.
-    fn prepare(
-        &self,
-        diagnose: &Diagnose,
-        ctx: &EvidenceContext,
-    ) -> Result<(Arc<Action>, BTreeMap<String, String>, Arc<dyn Runner>), String> {
+    fn prepare(&self, diagnose: &Diagnose, ctx: &EvidenceContext) -> Result<Prepared, String> {
         let catalog = self.catalog.current();
         let action = catalog
             .actions
@@ -99,7 +102,11 @@ impl ActionDiagnostics {
             self.runners.get(kind).cloned().ok_or_else(|| {
                 format!("runner `{kind}` cannot run here: no `{kind}` runner is configured")
             })?;
-        Ok((action, params, runner))
+        Ok(Prepared {
+            action,
+            params,
+            runner,
+        })
     }
 }
 
@@ -137,7 +144,11 @@ impl DiagnosticRunner for ActionDiagnostics {
             action: diagnose.action.clone(),
             message,
         };
-        let (action, params, runner) = match self.prepare(diagnose, ctx) {
+        let Prepared {
+            action,
+            params,
+            runner,
+        } = match self.prepare(diagnose, ctx) {
             Ok(ready) => ready,
             Err(message) => {
                 span.in_scope(|| warn!(%message, "diagnostic refused"));
