@@ -43,9 +43,12 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     }
 }
 
-fn live_evidence(config: &ServeConfig) -> Result<Arc<dyn EvidenceProvider>, String> {
+fn live_evidence(
+    config: &ServeConfig,
+    diagnostics: Arc<dyn crate::evidence::DiagnosticRunner>,
+) -> Result<Arc<dyn EvidenceProvider>, String> {
     let live = crate::evidence::LiveEvidence::new(&config.evidence).map_err(|e| e.to_string())?;
-    Ok(Arc::new(live))
+    Ok(Arc::new(live.with_diagnostic_runner(diagnostics)))
 }
 
 fn init_logs(text: bool) {

@@ -50,7 +50,8 @@ use crate::engine::evidence::{EvidenceContext, EvidenceError, EvidenceProvider};
 use crate::model::playbook::{Diagnose, Signal, SignalKind};
 
 /// Runs a node's read-only diagnostic action (a container) and returns its JSON output. The
-/// container runner implements this; [`LiveEvidence`] only forwards to it.
+/// runners implement this ([`crate::runner::diagnostic::ActionDiagnostics`], which `serve` plugs
+/// in); [`LiveEvidence`] only forwards to it.
 #[async_trait]
 pub trait DiagnosticRunner: Send + Sync {
     async fn run(&self, diagnose: &Diagnose, ctx: &EvidenceContext) -> Result<Value, EvidenceError>;
@@ -200,8 +201,12 @@ impl EvidenceProvider for LiveEvidence {
     async fn diagnose(&self, diagnose: &Diagnose, ctx: &EvidenceContext) -> Result<Value, EvidenceError> {
         match &self.diagnostics {
             Some(runner) => {
-                let span =
-                    tracing::debug_span!("diagnostic", action = %diagnose.action, output = %diagnose.output);
+                let span = tracing::debug_span!(
+                    "diagnose",
+                    action = %diagnose.action,
+                    output = %diagnose.output,
+                    incident = ctx.incident.as_deref().unwrap_or(""),
+                );
                 runner.run(diagnose, ctx).instrument(span).await
             }
             None => Err(EvidenceError::Diagnostic {

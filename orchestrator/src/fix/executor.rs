@@ -158,6 +158,19 @@ impl Executor {
         (executor, availability)
     }
 
+    /// The runner of each kind this executor has (for the diagnostic actions, which run on the
+    /// same runners as the fixes).
+    pub fn runners(&self) -> Vec<(RunnerKind, Arc<dyn Runner>)> {
+        [
+            (RunnerKind::Docker, &self.docker),
+            (RunnerKind::Kubernetes, &self.kubernetes),
+            (RunnerKind::KubernetesJob, &self.kubernetes_job),
+        ]
+        .into_iter()
+        .filter_map(|(kind, runner)| runner.clone().map(|r| (kind, r)))
+        .collect()
+    }
+
     /// Why actions of `kind` cannot run with this executor: it has no runner for them.
     pub fn missing_runner(&self, kind: RunnerKind) -> Option<String> {
         self.runner_for(kind).err().map(|e| e.to_string())

@@ -8,8 +8,11 @@
 //! through a shell string.
 //!
 //! [`availability`] says which runner kinds can run on this install, and why not.
+//! [`diagnostic`] runs a playbook node's read-only diagnostic action on the runner of its kind,
+//! for live evidence.
 
 pub mod availability;
+pub mod diagnostic;
 pub mod docker;
 pub mod kubernetes;
 pub mod params;

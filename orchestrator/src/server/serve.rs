@@ -1,6 +1,7 @@
 //! `rootfix serve`: loads the catalog, connects to Redis, and runs the HTTP server, the event loop
 //! and the catalog watcher until SIGTERM or SIGINT; then stops taking requests, lets the event loop
-//! finish the entries in hand, and exits 0.
+//! finish the entries in hand, and exits 0. Playbooks' diagnostic actions run on the fixes'
+//! runners ([`ActionDiagnostics`], plugged into the evidence provider).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,11 @@ use crate::config::ServeConfig;
 use crate::engine::{EvidenceProvider, WalkOptions, Walker};
 use crate::events::EventLoop;
 use crate::events::handler::IncidentHandler;
+use crate::evidence::DiagnosticRunner;
 use crate::metrics::Metrics;
 use crate::reload::{CatalogHandle, Watcher};
 use crate::runner::availability::RunnerAvailability;
+use crate::runner::diagnostic::ActionDiagnostics;
 use crate::state::StateStore;
 use crate::state::redis::RedisStateStore;
 
@@ -53,8 +56,11 @@ pub enum ServeError {
     Server(std::io::Error),
 }
 
-/// Builds the evidence provider from the config's `evidence:` section.
-pub type EvidenceFactory = dyn Fn(&ServeConfig) -> Result<Arc<dyn EvidenceProvider>, String> + Send + Sync;
+/// Builds the evidence provider from the config's `evidence:` section, with the runner of the
+/// playbooks' diagnostic actions (the same runners the fixes use).
+pub type EvidenceFactory = dyn Fn(&ServeConfig, Arc<dyn DiagnosticRunner>) -> Result<Arc<dyn EvidenceProvider>, String>
+    + Send
+    + Sync;
 
 pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<(), ServeError> {
     let catalog =
@@ -63,7 +69,6 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     warn_unconfigured_backends(&catalog, &config);
     let catalog = CatalogHandle::new(catalog);
     let state: Arc<dyn StateStore> = Arc::new(connect_redis(&config).await?);
-    let evidence = evidence(&config).map_err(ServeError::Evidence)?;
 
     let metrics = Arc::new(Metrics::new());
     let notifier = crate::notify::Notifier::start(config.notifications.clone(), Some(metrics.clone()))
@@ -76,9 +81,15 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
         .map_err(|e| ServeError::Silences(e.to_string()))?;
     let (executor, availability) =
         crate::fix::executor::Executor::from_config_checked(&config, state.clone()).await;
-    let executor = Arc::new(executor);
     let availability = Arc::new(availability);
     warn_cannot_run(&availability, &catalog);
+    // Diagnostic actions run on the fixes' runners, asked through the same availability.
+    let diagnostics = executor.runners().into_iter().fold(
+        ActionDiagnostics::new(catalog.clone(), availability.clone()),
+        |d, (kind, runner)| d.with_runner(kind, runner),
+    );
+    let evidence = evidence(&config, Arc::new(diagnostics)).map_err(ServeError::Evidence)?;
+    let executor = Arc::new(executor);
     let autonomy = Arc::new(
         Autonomy::new(
             state.clone(),
