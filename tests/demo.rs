@@ -20,7 +20,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -28,15 +28,6 @@ use support::*;
 
 const DEMO_PORTS: [u16; 7] = [80, 18091, 18092, 18443, 18444, 3903, 18085];
 const CONTAINER: &str = "rootfix-demo-order-api-test";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The demo environment of one test run; `scripts/demo.sh down` when dropped.
 struct Demo {
@@ -78,29 +69,6 @@ impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.command(&["down"]).output();
     }
-}
-
-fn start(dir: &Path, name: &str, args: &[String], env: &BTreeMap<String, String>) -> Killed {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(name)
-        .args(args)
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{name} is installed (scripts/test-all.sh installs it): {e}"));
-    Killed(child)
-}
-
-async fn wait_http(url: &str) {
-    eventually(Duration::from_secs(60), url, || async {
-        reqwest::get(url)
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ())
-    })
-    .await;
 }
 
 struct Api {
@@ -352,7 +320,7 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
     demo.config("alertmanager", &run.join("alertmanager.yml"));
     demo.config("rootfix", &run.join("rootfix.yaml"));
 
-    let _am = start(
+    let _am = start_logged(
         &run,
         "prometheus-alertmanager",
         &[
@@ -363,7 +331,7 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         ],
         &BTreeMap::new(),
     );
-    let _prom = start(
+    let _prom = start_logged(
         &run,
         "prometheus",
         &[
@@ -383,7 +351,7 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         .filter(|(k, _)| k.ends_with("_TOKEN") || k.as_str() == "RUST_LOG")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let _serve = start(
+    let _serve = start_logged(
         &run,
         env!("CARGO_BIN_EXE_rootfix"),
         &[

@@ -9,22 +9,11 @@ mod process;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use process::{Serve, write_config};
 use serde_json::{Value, json};
 use support::*;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rules(firing: bool) -> String {
     let threshold = if firing { "0.9" } else { "2" };
@@ -46,28 +35,6 @@ fn rules(firing: bool) -> String {
         annotations: {{summary: "checkout heap above 90 %"}}
 "#
     )
-}
-
-fn start(dir: &Path, name: &'static str, args: &[String]) -> Killed {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(name)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{name} is installed (scripts/test-all.sh installs it): {e}"));
-    Killed(child)
-}
-
-async fn wait_http(url: &str) {
-    eventually(Duration::from_secs(30), url, || async {
-        reqwest::get(url)
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ())
-    })
-    .await;
 }
 
 async fn incident(rootfix: &str) -> Option<Value> {
@@ -122,7 +89,7 @@ async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
         ),
     )
     .unwrap();
-    let _am = start(
+    let _am = start_logged(
         dir.path(),
         "prometheus-alertmanager",
         &[
@@ -131,6 +98,7 @@ async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
             format!("--web.listen-address=127.0.0.1:{am_port}"),
             "--cluster.listen-address=".into(),
         ],
+        &Default::default(),
     );
     wait_http(&format!("http://127.0.0.1:{am_port}/-/ready")).await;
 
@@ -142,7 +110,7 @@ async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
         ),
     )
     .unwrap();
-    let _prom = start(
+    let _prom = start_logged(
         dir.path(),
         "prometheus",
         &[
@@ -152,6 +120,7 @@ async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
             "--web.enable-lifecycle".into(),
             "--rules.alert.resend-delay=1s".into(),
         ],
+        &Default::default(),
     );
     wait_http(&format!("{prom_url}/-/ready")).await;
 

@@ -151,3 +151,46 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real server `name` with `args` and `env`, its stderr in `<dir>/<name>.log`.
+pub fn start_logged(
+    dir: &std::path::Path,
+    name: &str,
+    args: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+) -> Killed {
+    let file = std::path::Path::new(name)
+        .file_name()
+        .map_or_else(|| name.to_string(), |f| f.to_string_lossy().to_string());
+    let log = std::fs::File::create(dir.join(format!("{file}.log"))).expect("log file");
+    let child = std::process::Command::new(name)
+        .args(args)
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} is installed (scripts/test-all.sh installs it): {e}"));
+    Killed(child)
+}
+
+/// Waits (60 s at most) until `url` answers 200.
+pub async fn wait_http(url: &str) {
+    eventually(std::time::Duration::from_secs(60), url, || async {
+        reqwest::get(url)
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    })
+    .await;
+}
