@@ -1,20 +1,41 @@
 //! Staged autonomy: which fixes rootfix may run on its own, where, and how fast.
 //!
+//! The records and rules (no I/O):
 //! - [`scope`]: named label selectors over the target, each with a stage cap, a rate limit, a
 //!   concurrency limit and a dry-run switch.
 //! - [`gate`]: the gates that can refuse a fix, in order.
 //! - [`stage`]: `manual` → `silent` → `auto` per (action, scope), with its history.
 //! - [`outcome`] and [`promotion`]: outcomes per (action, scope) and the promotion gate over them.
-//! - [`approval`]: what a `manual` fix waits for.
+//! - [`approval`]: the approval record a `manual` fix waits for.
 //! - [`clock`]: the injectable clock every decision here reads.
-//! - [`controller`]: [`controller::Autonomy`], which applies all of it to incidents.
+//!
+//! The parts that apply them to incidents, each depending only on the ones below it:
+//! - [`controller`]: [`controller::Autonomy`], the one value callers hold; it assembles the rest.
+//! - [`decide`]: the first gates, then an approval request or the lifecycle.
+//! - [`leader`]: the leader's periodic job (expiring approvals, proposing promotions).
+//! - [`approvals`]: requesting, approving, rejecting, expiring and cancelling approvals.
+//! - [`operator`]: an operator's explicit fix.
+//! - [`confirm`]: an SRE's verdict on a fix that ran.
+//! - [`lifecycle`]: the last gates, the fix in the background, its outcome and the incident's end.
+//! - [`refusal`]: a gate's refusal, as every part above refuses.
+//! - [`stages`]: first stage, promotion, demotion, proposals.
+//! - [`context`]: the state store, config, clock and helpers all of them share.
 
 pub mod approval;
+pub mod approvals;
 pub mod clock;
 pub mod config;
+pub mod confirm;
+pub mod context;
 pub mod controller;
+pub mod decide;
 pub mod gate;
+pub mod leader;
+pub mod lifecycle;
+pub mod operator;
 pub mod outcome;
 pub mod promotion;
+pub mod refusal;
 pub mod scope;
 pub mod stage;
+pub mod stages;

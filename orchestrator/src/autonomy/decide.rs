@@ -1,0 +1,108 @@
+//! Deciding a diagnosed incident's fix: the first gates in order (the action is loaded, its
+//! runner can run here, the kill switch, the scope, the stage), then an approval request for a
+//! `manual` fix or the fix lifecycle for the rest. Idempotent: an incident decided before is left
+//! alone.
+
+use std::sync::Arc;
+
+use tracing::{Instrument, info_span};
+
+use super::approvals::Approvals;
+use super::context::{AutonomyError, Context, Decided, ROOTFIX};
+use super::gate::Gate;
+use super::lifecycle::FixLifecycle;
+use super::refusal::refuse;
+use super::stage::Stage;
+use super::stages::Stages;
+use crate::incident::{Incident, IncidentFix, IncidentState};
+
+/// Decides incidents' fixes.
+pub struct Decider {
+    ctx: Arc<Context>,
+    stages: Arc<Stages>,
+    approvals: Arc<Approvals>,
+    lifecycle: Arc<FixLifecycle>,
+}
+
+impl Decider {
+    pub fn new(stages: Arc<Stages>, approvals: Arc<Approvals>, lifecycle: Arc<FixLifecycle>) -> Self {
+        Self {
+            ctx: lifecycle.ctx.clone(),
+            stages,
+            approvals,
+            lifecycle,
+        }
+    }
+
+    /// Takes a diagnosed incident through the gates: refuses, asks for approval, or starts its
+    /// fix. Idempotent: an incident whose fix was decided is left alone.
+    pub async fn decide_incident(&self, incident: &Incident) -> Result<Decided, AutonomyError> {
+        let span = info_span!("decide", incident = %incident.id);
+        async {
+            if incident.fix.is_some() || incident.state != IncidentState::Open {
+                return Ok(Decided::Nothing);
+            }
+            let Some(diagnosis) = &incident.diagnosis else {
+                return Ok(Decided::Nothing);
+            };
+            let Some(remedy) = diagnosis.actionable().next().cloned() else {
+                return Ok(Decided::Nothing);
+            };
+            let mut fix = IncidentFix {
+                action: remedy.action.clone(),
+                node: remedy.node.clone(),
+                params: remedy.params.clone(),
+                confidence: remedy.score,
+                scope: None,
+                stage: None,
+                approval: None,
+                refused: None,
+                gate: None,
+                dry_run: false,
+                outcome: None,
+                verdict: None,
+                silence: None,
+            };
+            if !self.ctx.catalog.current().actions.contains_key(&remedy.action) {
+                let reason = format!("action `{}` is not loaded", remedy.action);
+                return refuse(&self.ctx, incident, fix, Gate::Action, reason).await;
+            }
+            // Never offer what cannot run: the action's runner must be usable on this install.
+            if let Some(reason) = self.ctx.runner_refusal(&remedy.action) {
+                return refuse(&self.ctx, incident, fix, Gate::Runner, reason).await;
+            }
+            // Gate 1: the kill switch.
+            if let Some(reason) = self.ctx.killswitch_on().await? {
+                return refuse(&self.ctx, incident, fix, Gate::Killswitch, reason).await;
+            }
+            // Gate 2: the target is inside a scope.
+            let Some(scope) = self.ctx.config.scopes.scope_for(&incident.alert.labels).cloned() else {
+                let reason = "the target is outside every scope".to_string();
+                return refuse(&self.ctx, incident, fix, Gate::Scope, reason).await;
+            };
+            fix.scope = Some(scope.name.clone());
+            // Gate 3: the stage.
+            let stage = self
+                .stages
+                .stage_of(&fix.action, &scope.name)
+                .await?
+                .min(scope.max_stage);
+            fix.stage = Some(stage);
+            if stage == Stage::Manual {
+                // Approved before and refused for now by a later gate (the runner, the kill
+                // switch, ...): the approval stands for the stage gate; the others are asked now.
+                if let Some((id, by)) = self.approvals.approved_by(&incident.id, &fix.action).await? {
+                    fix.approval = Some(id);
+                    return self.lifecycle.start(incident, fix, &scope, &by).await;
+                }
+                return self
+                    .approvals
+                    .request(incident, fix, &remedy.threshold, &scope)
+                    .await;
+            }
+            self.lifecycle.start(incident, fix, &scope, ROOTFIX).await
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,70 @@
+//! The leader's periodic job, run by the one replica holding the leader lease: expire overdue
+//! approvals, then propose (or, by policy, apply) the promotions whose gate is met.
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use super::approvals::Approvals;
+use super::context::{AutonomyError, Context};
+use super::stages::Stages;
+
+/// What one run of the leader's job did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub expired: Vec<String>,
+    /// `action/scope → stage` proposals made.
+    pub proposed: Vec<String>,
+    /// `action/scope → stage` promotions applied (policy `apply: auto`).
+    pub promoted: Vec<String>,
+}
+
+/// Runs the leader's job.
+pub struct Leader {
+    ctx: Arc<Context>,
+    approvals: Arc<Approvals>,
+    stages: Arc<Stages>,
+}
+
+impl Leader {
+    pub fn new(ctx: Arc<Context>, approvals: Arc<Approvals>, stages: Arc<Stages>) -> Self {
+        Self {
+            ctx,
+            approvals,
+            stages,
+        }
+    }
+
+    /// One run of the job.
+    pub async fn tick(&self) -> Result<TickReport, AutonomyError> {
+        let now = self.ctx.clock.now();
+        let expired = self.approvals.expire_overdue(now).await?;
+        let promotions = self.stages.propose_or_apply(now).await?;
+        Ok(TickReport {
+            expired,
+            proposed: promotions.proposed,
+            promoted: promotions.promoted,
+        })
+    }
+
+    /// Runs [`Self::tick`] every `leader_interval` while this replica holds the leader lease,
+    /// until `stop` turns true.
+    pub async fn run(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let interval = self.ctx.config.leader_interval;
+        loop {
+            match self.ctx.state.try_lead(&self.ctx.replica, interval * 3).await {
+                Ok(true) => {
+                    if let Err(e) = self.tick().await {
+                        warn!(error = %e, "the leader's job failed; retrying next interval");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "cannot reach the state store for the leader election"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! A fix's life once a decision lets it run: the last gates (rate limit, concurrency, dry run),
+//! the fix itself in the background (through the [`Executor`], with the playbook's verify
+//! condition), and its end — the outcome for promotion, the incident's new state, a demotion
+//! after a failed rollback, notifications, and the cooldown silence of an `auto` fix. Also the
+//! recovery of the fixes a stopped rootfix left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::context::{AutonomyError, Context, Decided, ROOTFIX};
+use super::gate::Gate;
+use super::outcome::OutcomeKind;
+use super::refusal::refuse;
+use super::scope::Scope;
+use super::stage::Stage;
+use super::stages::Stages;
+use crate::engine::EvidenceProvider;
+use crate::fix::executor::{Executor, FixPlan, VerifyCheck};
+use crate::fix::journal::{FixOutcome, fix_id};
+use crate::fix::verify::ConditionVerify;
+use crate::incident::{Incident, IncidentFix, IncidentState};
+use crate::notify::NotificationKind;
+use crate::silence::SilenceClient;
+
+/// Counts the fixes this process runs, so shutdown and tests can wait for them.
+#[derive(Default)]
+struct Running {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One running fix, counted until dropped.
+pub(super) struct RunningFix(Arc<Running>);
+
+impl Drop for RunningFix {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.idle.notify_waiters();
+    }
+}
+
+/// Runs fixes to their end.
+pub struct FixLifecycle {
+    pub(super) ctx: Arc<Context>,
+    pub(super) stages: Arc<Stages>,
+    pub(super) executor: Arc<Executor>,
+    pub(super) evidence: Arc<dyn EvidenceProvider>,
+    pub(super) silences: Option<SilenceClient>,
+    running: Arc<Running>,
+}
+
+impl FixLifecycle {
+    pub fn new(
+        ctx: Arc<Context>,
+        stages: Arc<Stages>,
+        executor: Arc<Executor>,
+        evidence: Arc<dyn EvidenceProvider>,
+        silences: Option<SilenceClient>,
+    ) -> Self {
+        Self {
+            ctx,
+            stages,
+            executor,
+            evidence,
+            silences,
+            running: Arc::new(Running::default()),
+        }
+    }
+
+    /// Counts a fix as running until the returned value is dropped.
+    pub(super) fn track(&self) -> RunningFix {
+        self.running.count.fetch_add(1, Ordering::SeqCst);
+        RunningFix(self.running.clone())
+    }
+
+    /// Fixes started by this process and not finished.
+    pub fn running_fixes(&self) -> usize {
+        self.running.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no fix started by this process is running (tests, shutdown).
+    pub async fn wait_idle(&self, max: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max;
+        while self.running_fixes() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.running.idle.notified()).await;
+        }
+        true
+    }
+
+    /// Gates 1 and 4-6 (kill switch, rate limit, concurrency, dry-run), then the fix, in the
+    /// background.
+    pub(super) async fn start(
+        self: &Arc<Self>,
+        incident: &Incident,
+        mut fix: IncidentFix,
+        scope: &Scope,
+        by: &str,
+    ) -> Result<Decided, AutonomyError> {
+        let incident_id = incident.id.as_str();
+        let now = self.ctx.clock.now();
+        let id = fix_id(incident_id, &fix.action);
+        if !self
+            .ctx
+            .state
+            .take_rate_slot(
+                &scope.name,
+                &id,
+                now,
+                self.ctx.config.rate_window,
+                scope.fixes_per_hour,
+            )
+            .await?
+        {
+            let reason = format!(
+                "{} fixes started in scope {} within the last {}; the limit is {}",
+                self.ctx
+                    .state
+                    .rate_count(&scope.name, now, self.ctx.config.rate_window)
+                    .await?,
+                scope.name,
+                super::promotion::span(self.ctx.config.rate_window),
+                scope.fixes_per_hour
+            );
+            return refuse(&self.ctx, incident, fix, Gate::RateLimit, reason).await;
+        }
+        if !self
+            .ctx
+            .state
+            .take_run_slot(
+                &scope.name,
+                &id,
+                now,
+                self.ctx.config.run_slot_lease,
+                scope.max_concurrent,
+            )
+            .await?
+        {
+            self.ctx.state.release_rate_slot(&scope.name, &id).await?;
+            let reason = format!(
+                "{} fixes are running in scope {}; the limit is {}",
+                self.ctx.state.running_count(&scope.name, now).await?,
+                scope.name,
+                scope.max_concurrent
+            );
+            return refuse(&self.ctx, incident, fix, Gate::Concurrency, reason).await;
+        }
+        fix.dry_run = self.ctx.config.dry_run || scope.dry_run;
+        if fix.dry_run {
+            self.ctx.audit(
+                ROOTFIX,
+                "gate.dry-run",
+                format!(
+                    "incident {incident_id} action {} scope {}: dry run, execute and rollback will not run",
+                    fix.action, scope.name
+                ),
+            )
+            .await;
+        }
+        let started = self
+            .ctx
+            .update_incident(incident_id, |i| {
+                if !i.state.is_open() {
+                    return false;
+                }
+                i.state = IncidentState::Fixing;
+                i.fix = Some(fix.clone());
+                i.note(
+                    now,
+                    "fix",
+                    format!(
+                        "{}{} started in scope {} at stage {}",
+                        fix.action,
+                        if fix.dry_run { " (dry run)" } else { "" },
+                        scope.name,
+                        fix.stage.map_or("-", Stage::as_str)
+                    ),
+                );
+                true
+            })
+            .await?;
+        if started.state != IncidentState::Fixing {
+            // The alert resolved meanwhile: nothing to fix.
+            self.ctx.state.release_run_slot(&scope.name, &id).await?;
+            self.ctx.state.release_rate_slot(&scope.name, &id).await?;
+            return Ok(Decided::Nothing);
+        }
+        self.ctx
+            .audit(
+                by,
+                "fix.started",
+                format!(
+                    "incident {incident_id} action {} scope {} stage {}{}",
+                    fix.action,
+                    scope.name,
+                    fix.stage.map_or("-", Stage::as_str),
+                    if fix.dry_run { " (dry run)" } else { "" }
+                ),
+            )
+            .await;
+        let dry_run = fix.dry_run;
+        let this = self.clone();
+        let incident_id = incident_id.to_string();
+        let scope = scope.clone();
+        let running = self.track();
+        let span = info_span!("fix", incident = %incident_id, action = %fix.action);
+        tokio::spawn(
+            async move {
+                if let Err(e) = this.run_fix(&started, fix, &scope).await {
+                    error!(error = %e, "the fix could not be run to its end");
+                }
+                if let Err(e) = this.ctx.state.release_run_slot(&scope.name, &id).await {
+                    warn!(error = %e, "could not release the running slot; it frees itself after its lease");
+                }
+                drop(running);
+            }
+            .instrument(span),
+        );
+        Ok(Decided::Started { dry_run })
+    }
+
+    /// The playbook's verify condition for a fix, when it has one.
+    pub fn verify_for(&self, incident: &Incident, node: &str) -> Option<Arc<dyn VerifyCheck>> {
+        let catalog = self.ctx.catalog.current();
+        let playbook = catalog.playbook(incident.playbook.as_deref()?)?.clone();
+        let condition = playbook.node(node)?.remedy.as_ref()?.verify.clone()?;
+        let baseline: BTreeMap<String, serde_json::Value> = incident
+            .diagnosis
+            .as_ref()
+            .map(|d| {
+                d.evidence
+                    .iter()
+                    .filter_map(|(k, r)| r.value.clone().map(|v| (k.clone(), v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Arc::new(ConditionVerify {
+            playbook,
+            condition,
+            alert: Arc::new(incident.alert.clone()),
+            baseline,
+            evidence: self.evidence.clone(),
+        }))
+    }
+
+    async fn run_fix(
+        &self,
+        incident: &Incident,
+        fix: IncidentFix,
+        scope: &Scope,
+    ) -> Result<(), AutonomyError> {
+        let Some(action) = self.ctx.catalog.current().actions.get(&fix.action).cloned() else {
+            return Err(AutonomyError::NotFound(format!("action {}", fix.action)));
+        };
+        let plan = FixPlan {
+            incident: incident.id.clone(),
+            action,
+            params: fix.params.clone(),
+            verify: self.verify_for(incident, &fix.node),
+            dry_run: fix.dry_run,
+        };
+        let outcome = match self.executor.run(plan).await {
+            Ok(report) => report.outcome,
+            Err(e) => FixOutcome::Refused(format!("the fix could not start: {e}")),
+        };
+        self.finish_fix(&incident.id, fix, scope, outcome).await
+    }
+
+    /// Records the outcome, demotes after a failed rollback, closes or keeps the incident open by
+    /// stage, and notifies.
+    pub(super) async fn finish_fix(
+        &self,
+        incident_id: &str,
+        mut fix: IncidentFix,
+        scope: &Scope,
+        outcome: FixOutcome,
+    ) -> Result<(), AutonomyError> {
+        let now = self.ctx.clock.now();
+        let kind = match &outcome {
+            FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => Some(OutcomeKind::Succeeded),
+            FixOutcome::Aborted(_) => Some(OutcomeKind::Failed),
+            FixOutcome::RolledBack(_) => Some(OutcomeKind::RolledBack),
+            FixOutcome::RollbackFailed(_) => Some(OutcomeKind::RollbackFailed),
+            FixOutcome::Refused(_) | FixOutcome::DryRun(_) => None,
+        };
+        if let Some(kind) = kind {
+            self.ctx
+                .record_outcome(&fix.action, &scope.name, incident_id, kind, now)
+                .await?;
+        }
+        self.ctx
+            .audit(
+                ROOTFIX,
+                "fix.finished",
+                format!(
+                    "incident {incident_id} action {} scope {}: {}",
+                    fix.action, scope.name, outcome
+                ),
+            )
+            .await;
+        if let Some(m) = &self.ctx.metrics {
+            m.fix_finished(outcome.label());
+        }
+        let succeeded = matches!(outcome, FixOutcome::Succeeded | FixOutcome::AlreadyHealthy);
+        let stage = fix.stage.unwrap_or(Stage::Manual);
+        fix.outcome = Some(outcome.clone());
+        let mut silence_labels = None;
+        let incident = self
+            .ctx.update_incident(incident_id, |i| {
+                i.fix = Some(fix.clone());
+                i.note(now, "fix", format!("{}: {}", fix.action, outcome));
+                if i.state != IncidentState::Fixing {
+                    return true;
+                }
+                if i.resolved_at.is_some() {
+                    // The alert resolved while the fix ran: the fix's end closes the incident,
+                    // and an `auto` fix that verified gets its cooldown silence.
+                    if succeeded && stage == Stage::Auto {
+                        silence_labels = Some(i.alert.labels.clone());
+                    }
+                    i.state = IncidentState::Resolved;
+                    let how = if succeeded { "verified" } else { "did not verify" };
+                    i.note(
+                        now,
+                        "resolved",
+                        format!("the alert had resolved and the fix {how}: incident closed"),
+                    );
+                    return true;
+                }
+                i.state = match (succeeded, stage) {
+                    (true, Stage::Silent) => IncidentState::AwaitingConfirmation,
+                    (true, Stage::Auto | Stage::Manual) => IncidentState::Fixed,
+                    (false, _) => IncidentState::Open,
+                };
+                match i.state {
+                    IncidentState::Fixed => i.note(
+                        now,
+                        "fixed",
+                        "the fix was verified; the incident closes when Alertmanager reports the alert resolved",
+                    ),
+                    IncidentState::AwaitingConfirmation => i.note(
+                        now,
+                        "confirm",
+                        "stage silent: waiting for an SRE to confirm `correct` or `misfix`",
+                    ),
+                    _ => {}
+                }
+                true
+            })
+            .await?;
+        let (kind, urgent_title) = match &outcome {
+            FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => {
+                (Some(NotificationKind::FixSucceeded), None)
+            }
+            FixOutcome::Aborted(_) => (Some(NotificationKind::FixFailed), None),
+            FixOutcome::RolledBack(_) => (Some(NotificationKind::FixRolledBack), None),
+            FixOutcome::RollbackFailed(_) => (
+                Some(NotificationKind::RollbackFailed),
+                Some("ROLLBACK FAILED: a human must look now"),
+            ),
+            FixOutcome::Refused(_) | FixOutcome::DryRun(_) => (None, None),
+        };
+        if let Some(kind) = kind {
+            self.ctx.notify(
+                kind,
+                format!(
+                    "{}{} on {} ({})",
+                    urgent_title.map(|t| format!("{t}: ")).unwrap_or_default(),
+                    fix.action,
+                    incident.alertname,
+                    incident.service.as_deref().unwrap_or("-")
+                ),
+                format!("incident {incident_id}, scope {}: {}", scope.name, outcome),
+                &fix,
+                incident_id,
+            );
+        }
+        if matches!(outcome, FixOutcome::RollbackFailed(_)) {
+            self.stages
+                .demote_to_manual(
+                    &fix.action,
+                    &scope.name,
+                    &format!("rollback failed on incident {incident_id}"),
+                )
+                .await?;
+        }
+        if let Some(labels) = silence_labels {
+            self.create_cooldown_silence(incident_id, &fix.action, &scope.name, &labels)
+                .await?;
+        }
+        info!(incident = %incident_id, %outcome, "fix closed");
+        Ok(())
+    }
+
+    /// Finishes the fixes a stopped rootfix left (the executor resumes verify or rolls back),
+    /// then closes their incidents like any fix: outcome, stage, notifications.
+    pub async fn recover(&self) -> Result<Vec<crate::fix::executor::FixReport>, AutonomyError> {
+        let mut incidents = BTreeMap::new();
+        for fix in self.ctx.state.active_fixes().await? {
+            if let Some((incident, _)) = fix.split_once('/')
+                && let Some(i) = self.ctx.state.incident(incident).await?
+            {
+                incidents.insert(i.id.clone(), i);
+            }
+        }
+        let actions = self.ctx.catalog.current().actions.clone();
+        let verify = |incident: &str, _action: &str| {
+            let i = incidents.get(incident)?;
+            self.verify_for(i, &i.fix.as_ref()?.node)
+        };
+        let reports = self
+            .executor
+            .recover(&actions, &verify)
+            .await
+            .map_err(|e| AutonomyError::Invalid(format!("recovering fixes failed: {e}")))?;
+        for report in &reports {
+            let Some((incident, _)) = report.fix.split_once('/') else {
+                continue;
+            };
+            let Some(fix) = incidents.get(incident).and_then(|i| i.fix.clone()) else {
+                continue;
+            };
+            let Some(scope) = fix
+                .scope
+                .as_deref()
+                .and_then(|s| self.ctx.config.scopes.get(s))
+                .cloned()
+            else {
+                continue;
+            };
+            let id = fix_id(incident, &fix.action);
+            self.finish_fix(incident, fix, &scope, report.outcome.clone())
+                .await?;
+            self.ctx.state.release_run_slot(&scope.name, &id).await?;
+        }
+        Ok(reports)
+    }
+
+    /// Creates the Alertmanager silence of an `auto` fix's cooldown (when `silences:` is
+    /// configured) and notes it on the incident; a failure is noted, not raised.
+    pub(super) async fn create_cooldown_silence(
+        &self,
+        incident_id: &str,
+        action: &str,
+        scope: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), AutonomyError> {
+        let Some(client) = &self.silences else {
+            return Ok(());
+        };
+        let now = self.ctx.clock.now();
+        let comment = format!("rootfix fixed incident {incident_id} with {action} (scope {scope}); cooldown");
+        match client.create(labels, ROOTFIX, &comment, now).await {
+            Ok(id) => {
+                self.ctx
+                    .audit(
+                        ROOTFIX,
+                        "silence.created",
+                        format!("incident {incident_id}: silence {id}"),
+                    )
+                    .await;
+                self.ctx
+                    .update_incident(incident_id, |i| {
+                        if let Some(f) = i.fix.as_mut() {
+                            f.silence = Some(id.clone());
+                        }
+                        i.note(
+                            now,
+                            "silence",
+                            format!("Alertmanager silence {id} created for the cooldown"),
+                        );
+                        true
+                    })
+                    .await?;
+            }
+            Err(e) => {
+                warn!(error = %e, "could not create the cooldown silence");
+                self.ctx
+                    .update_incident(incident_id, |i| {
+                        i.note(
+                            now,
+                            "silence",
+                            format!("the cooldown silence could not be created: {e}"),
+                        );
+                        true
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
