@@ -30,8 +30,15 @@
 //! - Each probe builds its own TLS config, so no session is resumed from an earlier probe and the
 //!   chain is verified on every probe. Proxy environment variables are ignored: the probe sees
 //!   the network path itself.
+//!
+//! This module runs the probe (hop by hop: resolve, connect, handshake, request, redirects);
+//! `state` is what one probe has seen so far and its JSON value; `tls` the verifier that records
+//! the chain's verdict and the leaf certificate instead of aborting the handshake.
 
-use std::sync::{Arc, Mutex};
+mod state;
+mod tls;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,21 +46,18 @@ use http_body_util::{BodyExt, Empty};
 use hyper::header::{ACCEPT, CONNECTION, HOST, LOCATION, USER_AGENT};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::{Host, Position, Url};
 
-use super::millis;
 use super::trust::Trust;
 use crate::engine::evidence::EvidenceError;
 use crate::model::jsonpath::JsonPath;
 use crate::model::playbook::HttpMethod;
+use state::{Phase, ProbeState};
+use tls::TlsOutcome;
 
 /// The most of a body that is read; `.info` and health answers are far smaller.
 pub const MAX_BODY: usize = 1 << 20;
@@ -248,29 +252,6 @@ impl HttpProber {
             send(state, tcp, method, &url).await
         }
     }
-
-    /// A client config whose verifier records its verdict in the returned slot.
-    fn recording_config(&self) -> Result<(ClientConfig, VerdictSlot), rustls::Error> {
-        let seen = Arc::new(Mutex::new(None));
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            self.trust.roots.clone(),
-            self.trust.provider.clone(),
-        )
-        .build()
-        .ok();
-        let verifier = RecordingVerifier {
-            inner,
-            provider: self.trust.provider.clone(),
-            seen: seen.clone(),
-        };
-        let mut config = ClientConfig::builder_with_provider(self.trust.provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok((config, seen))
-    }
 }
 
 /// Sends the request over `io` and waits for the response's head.
@@ -354,252 +335,6 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Where a probe is, for the message of a timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Start,
-    Dns,
-    Connect,
-    Tls,
-    FirstByte,
-    Body,
-    Done,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Start => "start",
-            Phase::Dns => "dns lookup",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls handshake",
-            Phase::FirstByte => "waiting for the response",
-            Phase::Body => "reading the body",
-            Phase::Done => "done",
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Timings {
-    dns: Option<Duration>,
-    connect: Option<Duration>,
-    tls: Option<Duration>,
-    first_byte: Option<Duration>,
-}
-
-struct ProbeState {
-    url: Url,
-    phase: Phase,
-    status: u16,
-    hops: Vec<Value>,
-    timings: Timings,
-    tls: Option<TlsOutcome>,
-    json: Value,
-    error: Option<String>,
-    total: Duration,
-}
-
-impl ProbeState {
-    fn new(url: Url) -> Self {
-        Self {
-            url,
-            phase: Phase::Start,
-            status: 0,
-            hops: Vec::new(),
-            timings: Timings::default(),
-            tls: None,
-            json: Value::Null,
-            error: None,
-            total: Duration::ZERO,
-        }
-    }
-
-    /// A new hop: the previous hop's answer, TLS and timings no longer describe the probe.
-    fn begin_hop(&mut self) {
-        self.status = 0;
-        self.timings = Timings::default();
-        self.tls = None;
-    }
-
-    fn into_value(self) -> Value {
-        let ok = self.error.is_none() && (200..300).contains(&self.status);
-        let ms = |d: Option<Duration>| d.map(millis);
-        json!({
-            "status": self.status,
-            "ok": ok,
-            "redirects": self.hops,
-            "final_url": self.url.as_str(),
-            "tls": self.tls.map(TlsOutcome::into_value),
-            "timings_ms": {
-                "dns": ms(self.timings.dns),
-                "connect": ms(self.timings.connect),
-                "tls": ms(self.timings.tls),
-                "first_byte": ms(self.timings.first_byte),
-                "total": millis(self.total),
-            },
-            "json": self.json,
-            "error": self.error,
-        })
-    }
-}
-
-/// Where a connection's verifier leaves what it saw.
-type VerdictSlot = Arc<Mutex<Option<Recorded>>>;
-
-/// What the verifier saw.
-#[derive(Debug, Clone)]
-struct Recorded {
-    verdict: Result<(), String>,
-    leaf: Leaf,
-}
-
-/// The leaf certificate's names and expiry.
-#[derive(Debug, Clone, Default)]
-struct Leaf {
-    issuer: Option<String>,
-    subject: Option<String>,
-    not_after: Option<String>,
-}
-
-impl Leaf {
-    fn parse(der: &CertificateDer<'_>) -> Self {
-        match x509_parser::parse_x509_certificate(der.as_ref()) {
-            Ok((_, cert)) => Self {
-                issuer: Some(cert.issuer().to_string()),
-                subject: Some(cert.subject().to_string()),
-                not_after: chrono::DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            },
-            Err(e) => {
-                tracing::debug!(error = %e, "the leaf certificate does not parse");
-                Self::default()
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct TlsOutcome {
-    verified: bool,
-    error: Option<String>,
-    leaf: Leaf,
-}
-
-impl TlsOutcome {
-    fn from_recorded(recorded: Option<Recorded>) -> Self {
-        match recorded {
-            Some(Recorded { verdict, leaf }) => Self {
-                verified: verdict.is_ok(),
-                error: verdict.err(),
-                leaf,
-            },
-            // A finished handshake always passed through the verifier; be safe if not.
-            None => Self {
-                verified: false,
-                error: Some("the server's certificate was not checked".into()),
-                leaf: Leaf::default(),
-            },
-        }
-    }
-
-    /// A handshake that failed: the verifier's verdict if it ran first, else the failure.
-    fn failed(recorded: Option<Recorded>, handshake_error: &str) -> Self {
-        let leaf = recorded.as_ref().map(|r| r.leaf.clone()).unwrap_or_default();
-        let error = match recorded.map(|r| r.verdict) {
-            Some(Err(verdict)) => verdict,
-            _ => handshake_error.to_string(),
-        };
-        Self {
-            verified: false,
-            error: Some(error),
-            leaf,
-        }
-    }
-
-    fn into_value(self) -> Value {
-        json!({
-            "verified": self.verified,
-            "error": self.error,
-            "issuer": self.leaf.issuer,
-            "subject": self.leaf.subject,
-            "not_after": self.leaf.not_after,
-        })
-    }
-}
-
-/// Verifies the chain like rustls would, but records the verdict and lets the handshake finish,
-/// so a bad chain becomes evidence with its issuer. Handshake signatures are still checked: a
-/// peer that cannot prove it holds the leaf's key fails the handshake.
-#[derive(Debug)]
-struct RecordingVerifier {
-    /// `None` when there are no trust roots at all: nothing verifies.
-    inner: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
-    seen: VerdictSlot,
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = match &self.inner {
-            Some(inner) => inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            None => Err("no trust roots are configured".to_string()),
-        };
-        let recorded = Recorded {
-            verdict,
-            leaf: Leaf::parse(end_entity),
-        };
-        if let Ok(mut slot) = self.seen.lock() {
-            *slot = Some(recorded);
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

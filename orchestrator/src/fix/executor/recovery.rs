@@ -1,0 +1,114 @@
+//! Recovery: the fixes a crashed rootfix left unfinished, each resumed from its journal — verify
+//! when execute's success is journaled, a rollback otherwise — so a completed execute never runs
+//! twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{Instrument, error, info_span, warn};
+
+use super::run::Run;
+use super::{Executor, FixError, FixPlan, FixReport, VerifyLookup};
+use crate::fix::journal::{FixOutcome, JournalEntry, JournalEvent, ResumePoint, fix_id, resume_point};
+use crate::model::action::Action;
+
+impl Executor {
+    /// Finishes every fix a crashed rootfix left unfinished. `actions` looks actions up by name;
+    /// `verify` gives the verify condition of a fix, when its playbook has one.
+    pub async fn recover(
+        &self,
+        actions: &BTreeMap<String, Arc<Action>>,
+        verify: &VerifyLookup<'_>,
+    ) -> Result<Vec<FixReport>, FixError> {
+        let mut reports = Vec::new();
+        for fix in self.state.active_fixes().await? {
+            let Some((incident, action_name)) = fix.split_once('/') else {
+                continue;
+            };
+            let entries: Vec<JournalEntry> = self
+                .state
+                .journal(incident)
+                .await?
+                .into_iter()
+                .filter(|e| e.fix == fix)
+                .collect();
+            let params = entries
+                .iter()
+                .find_map(|e| match &e.event {
+                    JournalEvent::FixStarted { params, .. } => Some(params.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let Some(action) = actions.get(action_name).cloned() else {
+                error!(%fix, "an unfinished fix names an action that is no longer loaded; leaving it for a human");
+                continue;
+            };
+            let plan = FixPlan {
+                incident: incident.to_string(),
+                action: action.clone(),
+                params,
+                verify: verify(incident, action_name),
+                dry_run: false,
+            };
+            let span = info_span!("recover", incident = %incident, action = %action_name);
+            let report = self.resume(plan, resume_point(&entries)).instrument(span).await?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    async fn resume(&self, plan: FixPlan, point: ResumePoint) -> Result<FixReport, FixError> {
+        let fix = fix_id(&plan.incident, &plan.action.name);
+        let runner = self.runner_for(plan.action.runner)?;
+        // A phase the dead process started may still be running: stop it before anything else.
+        if let Err(e) = runner.abandon(&plan.incident, &plan.action.name).await {
+            warn!(error = %e, "could not clean up what the stopped rootfix left running");
+        }
+        let key = Self::target_key(&plan.action, &plan.params);
+        // The dead process's lease runs out on its own; wait for it.
+        let token = match self
+            .acquire_waiting(&plan.action.name, &key, self.lease + Duration::from_secs(2))
+            .await?
+        {
+            Some(t) => t,
+            None => {
+                return Ok(FixReport {
+                    fix,
+                    outcome: FixOutcome::RollbackFailed(format!(
+                        "cannot take back the lock on `{key}`; a human must finish this fix"
+                    )),
+                    phases: Vec::new(),
+                    overhead: Vec::new(),
+                });
+            }
+        };
+        let mut run = Run::new(self, &plan, fix.clone(), runner, "rootfix");
+        let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());
+        let outcome = match point {
+            ResumePoint::Finished(outcome) => Ok(outcome),
+            ResumePoint::BeforeExecute => {
+                run.journal(JournalEvent::Recovered {
+                    note: "rootfix stopped before execute; nothing was changed".into(),
+                })
+                .await?;
+                Ok(FixOutcome::Aborted(
+                    "interrupted before execute; nothing was changed".into(),
+                ))
+            }
+            ResumePoint::Verify { snapshot } => {
+                run.journal(JournalEvent::Recovered {
+                    note: "execute had completed; verifying".into(),
+                })
+                .await?;
+                run.run_from_verify(snapshot).await
+            }
+            ResumePoint::RollBack { snapshot, reason } => {
+                run.journal(JournalEvent::Recovered { note: reason.clone() })
+                    .await?;
+                run.rollback(snapshot, reason).await
+            }
+        };
+        run.close(outcome, &key, token, renewer).await
+    }
+}

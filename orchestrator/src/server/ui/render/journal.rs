@@ -1,0 +1,131 @@
+//! The incident page's journal table: one row per journal event, phases with their exits and the
+//! tail of their output.
+
+use std::fmt::Write as _;
+
+use super::escape::escape;
+use super::values::{params, time};
+use crate::fix::journal::{JournalEntry, JournalEvent};
+use crate::runner::PhaseExit;
+
+fn exit_text(e: &PhaseExit) -> String {
+    match e {
+        PhaseExit::Success => "0 (success)".into(),
+        PhaseExit::AlreadyHealthy => "3 (already healthy)".into(),
+        PhaseExit::Failed { code, reason } => match code {
+            Some(c) => format!("{c} (failed: {reason})"),
+            None => format!("failed: {reason}"),
+        },
+        PhaseExit::TimedOut { after_ms } => format!("timed out after {after_ms} ms"),
+    }
+}
+
+/// The last `max` characters of a phase's output.
+fn excerpt(s: &str, max: usize) -> String {
+    let count = s.chars().count();
+    if count <= max {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(count - max).collect();
+        format!("…{tail}")
+    }
+}
+
+pub(super) fn journal_table(b: &mut String, journal: &[JournalEntry]) {
+    b.push_str("<h3>Journal</h3>");
+    if journal.is_empty() {
+        b.push_str("<p class=\"empty\">Nothing ran.</p>");
+        return;
+    }
+    b.push_str(
+        "<table id=\"journal\"><thead><tr><th>At</th><th>Fix</th><th>Event</th><th>Phase</th><th>Attempt</th>\
+         <th>Exit</th><th>Output</th></tr></thead><tbody>",
+    );
+    for e in journal {
+        let (event, phase, attempt, exit, output) = match &e.event {
+            JournalEvent::FixStarted {
+                params: p,
+                fencing_token,
+            } => (
+                "fix started".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("{} (fencing token {fencing_token})", params(p)),
+            ),
+            JournalEvent::PhaseStarted { phase, attempt } => (
+                "phase started".into(),
+                phase.as_str().to_string(),
+                attempt.to_string(),
+                String::new(),
+                String::new(),
+            ),
+            JournalEvent::PhaseFinished {
+                phase,
+                attempt,
+                exit,
+                stdout,
+                stderr,
+                ..
+            } => {
+                let mut out = String::new();
+                if !stdout.is_empty() {
+                    let _ = write!(
+                        out,
+                        "<pre class=\"stdout\">{}</pre>",
+                        escape(&excerpt(stdout, 2000))
+                    );
+                }
+                if !stderr.is_empty() {
+                    let _ = write!(
+                        out,
+                        "<pre class=\"stderr\">{}</pre>",
+                        escape(&excerpt(stderr, 2000))
+                    );
+                }
+                (
+                    "phase finished".into(),
+                    phase.as_str().to_string(),
+                    attempt.to_string(),
+                    escape(&exit_text(exit)),
+                    out,
+                )
+            }
+            JournalEvent::VerifyCondition { attempt, held, error } => (
+                "verify condition".into(),
+                "verify".into(),
+                attempt.to_string(),
+                if *held {
+                    "held".into()
+                } else {
+                    "did not hold".into()
+                },
+                error.as_ref().map_or(String::new(), |e| escape(e)),
+            ),
+            JournalEvent::Recovered { note } => (
+                "recovered".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                escape(note),
+            ),
+            JournalEvent::FixFinished { outcome } => (
+                "fix finished".into(),
+                String::new(),
+                String::new(),
+                escape(&outcome.to_string()),
+                String::new(),
+            ),
+        };
+        let _ = write!(
+            b,
+            "<tr class=\"journal\" data-phase=\"{phase}\"><td>{}</td><td title=\"{}\">{}</td><td>{event}</td><td>{phase}</td>\
+             <td>{attempt}</td><td>{exit}</td><td>{output}</td></tr>",
+            time(e.at),
+            escape(&e.fix),
+            // `<incident>/<action>`: the page is the incident's, the action says which fix.
+            escape(e.fix.rsplit('/').next().unwrap_or(&e.fix)),
+        );
+    }
+    b.push_str("</tbody></table>");
+}
