@@ -42,6 +42,7 @@ async fn start(test: &str, events: Option<FixtureEvidence>, max_body_bytes: usiz
             evidence: Arc::new(evidence),
             metrics: metrics.clone(),
             autonomy: None,
+            rules: Default::default(),
         };
         let event_loop = EventLoop {
             state: state.clone(),

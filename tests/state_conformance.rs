@@ -303,6 +303,8 @@ fn incident(id: &str, fingerprint: &str, state: IncidentState, minute: u32) -> I
         diagnosis: None,
         timeline: Vec::new(),
         fix: None,
+        last_seen: None,
+        flaps: 0,
         version: 0,
     }
 }

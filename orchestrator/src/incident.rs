@@ -28,10 +28,13 @@ pub enum IncidentState {
     Unhandled,
     /// The alert resolved.
     Resolved,
+    /// Closed by rootfix: its alert was not seen for longer than `limits.stale_after` (a lost
+    /// `resolved`, a receiver with `send_resolved: false`).
+    Stale,
 }
 
 impl IncidentState {
-    pub const ALL: [IncidentState; 8] = [
+    pub const ALL: [IncidentState; 9] = [
         IncidentState::Diagnosing,
         IncidentState::Open,
         IncidentState::AwaitingApproval,
@@ -40,6 +43,7 @@ impl IncidentState {
         IncidentState::Fixed,
         IncidentState::Unhandled,
         IncidentState::Resolved,
+        IncidentState::Stale,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl IncidentState {
             IncidentState::Fixed => "fixed",
             IncidentState::Unhandled => "unhandled",
             IncidentState::Resolved => "resolved",
+            IncidentState::Stale => "stale",
         }
     }
 
@@ -59,9 +64,9 @@ impl IncidentState {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// Open in the sense of "one per fingerprint": anything but resolved.
+    /// Open in the sense of "one per fingerprint": anything but resolved or stale.
     pub fn is_open(self) -> bool {
-        self != IncidentState::Resolved
+        !matches!(self, IncidentState::Resolved | IncidentState::Stale)
     }
 }
 
@@ -99,9 +104,20 @@ pub struct Incident {
     /// The fix rootfix decided on, once it decided (gates, stage, approval, outcome, verdict).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fix: Option<IncidentFix>,
+    /// When rootfix last received a firing of the alert (staleness counts from here).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Times the alert resolved and fired again within `limits.flap_window` and rejoined this
+    /// incident instead of opening a new one.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub flaps: u32,
     /// Optimistic-concurrency version, bumped by every save.
     #[serde(default)]
     pub version: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Incident {
@@ -118,6 +134,11 @@ impl Incident {
             message: message.into(),
         });
         self.updated_at = at;
+    }
+
+    /// When the alert was last seen firing (the incident's creation for older records).
+    pub fn last_seen(&self) -> DateTime<Utc> {
+        self.last_seen.unwrap_or(self.created_at)
     }
 
     pub fn has_applied(&self, entry_id: &str) -> bool {
@@ -277,7 +298,7 @@ impl IncidentFilter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::diagnosis::{Decision, RemedyDecision};
     use chrono::TimeZone;
@@ -286,6 +307,11 @@ mod tests {
         Utc.timestamp_opt(1_793_610_000 + secs, millis * 1_000_000)
             .single()
             .unwrap()
+    }
+
+    /// An open incident for other modules' unit tests.
+    pub(crate) fn sample() -> Incident {
+        incident()
     }
 
     fn incident() -> Incident {
@@ -315,6 +341,8 @@ mod tests {
             diagnosis: None,
             timeline: vec![],
             fix: None,
+            last_seen: None,
+            flaps: 0,
             version: 0,
         }
     }

@@ -20,6 +20,7 @@
 //! - [`cli`]: the `rootfix` command, one module per subcommand.
 
 pub mod alert;
+pub mod alert_rules;
 pub mod audit;
 pub mod autonomy;
 pub mod catalog;

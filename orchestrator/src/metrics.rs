@@ -11,6 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::incident::IncidentState;
 use crate::state::StreamStats;
 
+/// Why an alert was applied to no incident: a resolve older than the firing it would close, a
+/// firing older than the last resolve, a firing already over by its `endsAt`, a resolve with no
+/// open incident.
+pub const IGNORED_REASONS: [&str; 4] = [
+    "stale-resolved",
+    "stale-firing",
+    "firing-over",
+    "resolved-without-incident",
+];
+
 /// Upper bounds (seconds) of the walk duration histogram.
 const WALK_BUCKETS: [f64; 11] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -19,6 +29,8 @@ pub struct Metrics {
     alerts_received: AtomicU64,
     alerts_rejected: Mutex<BTreeMap<&'static str, u64>>,
     alerts_handled: AtomicU64,
+    /// Alerts applied to no incident, by reason (see [`IGNORED_REASONS`]).
+    alerts_ignored: Mutex<BTreeMap<&'static str, u64>>,
     walk_buckets: [AtomicU64; WALK_BUCKETS.len()],
     walk_count: AtomicU64,
     /// Sum of walk durations in microseconds.
@@ -48,6 +60,22 @@ impl Metrics {
         if let Ok(mut m) = self.alerts_rejected.lock() {
             *m.entry(reason).or_default() += 1;
         }
+    }
+
+    /// An alert the lifecycle rules applied to no incident; `reason` is one of
+    /// [`IGNORED_REASONS`].
+    pub fn alert_ignored(&self, reason: &'static str) {
+        if let Ok(mut m) = self.alerts_ignored.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// How many alerts were ignored for `reason`.
+    pub fn ignored(&self, reason: &str) -> u64 {
+        self.alerts_ignored
+            .lock()
+            .map(|m| m.get(reason).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub fn alert_handled(&self) {
@@ -150,6 +178,19 @@ impl Metrics {
             "rootfix_alerts_handled_total {}",
             self.alerts_handled.load(Ordering::Relaxed)
         );
+
+        counter(
+            &mut out,
+            "rootfix_alerts_ignored_total",
+            "Alerts applied to no incident by the lifecycle rules (README \"Incidents\"), by reason.",
+        );
+        for reason in IGNORED_REASONS {
+            let _ = writeln!(
+                out,
+                "rootfix_alerts_ignored_total{{reason=\"{reason}\"}} {}",
+                self.ignored(reason)
+            );
+        }
 
         let _ = writeln!(
             out,

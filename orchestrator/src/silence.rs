@@ -320,6 +320,32 @@ impl SilenceClient {
         Ok(parsed.silence_id)
     }
 
+    /// Whether Alertmanager still holds the alert with `fingerprint` as active (firing, silenced
+    /// or inhibited): `GET /api/v2/alerts` filtered by the alert's `alertname`.
+    pub async fn alert_active(
+        &self,
+        labels: &BTreeMap<String, String>,
+        fingerprint: &str,
+    ) -> Result<bool, SilenceError> {
+        #[derive(serde::Deserialize)]
+        struct GettableAlert {
+            fingerprint: String,
+        }
+        let mut url = self.url(&["alerts"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("active", "true");
+            if let Some(name) = labels.get("alertname") {
+                let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+                query.append_pair("filter", &format!("alertname=\"{escaped}\""));
+            }
+        }
+        let answer = self.call::<()>(Method::GET, url.clone(), None).await?;
+        let alerts: Vec<GettableAlert> =
+            serde_json::from_slice(&answer).map_err(|e| bad_response(&Method::GET, &url, e.to_string()))?;
+        Ok(alerts.iter().any(|a| a.fingerprint == fingerprint))
+    }
+
     /// The silence with `id` (404: [`SilenceError::is_not_found`]).
     pub async fn get(&self, id: &str) -> Result<Silence, SilenceError> {
         let url = self.url(&["silence", id])?;

@@ -8,6 +8,7 @@
 //! #[path = "support/autonomy.rs"] mod harness;`
 #![allow(dead_code)]
 
+use rootfix::alert_rules::AlertRules;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,13 @@ pub struct Options {
     pub docker_socket: Option<PathBuf>,
     /// `kubernetes.enabled` (default false, as in a config without the section).
     pub kubernetes_enabled: bool,
+    /// The alert lifecycle's rules. Staleness is off by default here (the simulated clock runs
+    /// weeks ahead of the incidents' real sightings); tests of staleness set it.
+    pub alert_rules: AlertRules,
+    /// `autonomy.resolve_wait` (default: longer than any simulation, for the same reason).
+    pub resolve_wait: Duration,
+    /// `autonomy.leader_interval` (what `run_leader` sleeps; tests mostly call `tick`).
+    pub leader_interval: Duration,
 }
 
 impl Default for Options {
@@ -91,6 +99,12 @@ impl Default for Options {
             playbooks: Vec::new(),
             docker_socket: None,
             kubernetes_enabled: false,
+            alert_rules: AlertRules {
+                stale_after: Duration::from_secs(10 * 365 * 24 * 3600),
+                ..AlertRules::default()
+            },
+            resolve_wait: Duration::from_secs(10 * 365 * 24 * 3600),
+            leader_interval: Duration::from_secs(60),
         }
     }
 }
@@ -268,6 +282,8 @@ impl Harness {
             promotion: options.promotion,
             approval_ttl: options.approval_ttl,
             dry_run: options.dry_run,
+            resolve_wait: options.resolve_wait,
+            leader_interval: options.leader_interval,
             ..AutonomyConfig::default()
         };
         let evidence: Arc<FixtureEvidence> = Arc::new(FixtureEvidence::new());
@@ -287,7 +303,8 @@ impl Harness {
                 "test-replica".into(),
             )
             .with_metrics(metrics.clone())
-            .with_availability(availability),
+            .with_availability(availability)
+            .with_alert_rules(options.alert_rules),
         );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let handler = IncidentHandler {
@@ -297,6 +314,7 @@ impl Harness {
             evidence,
             metrics: metrics.clone(),
             autonomy: Some(autonomy.clone()),
+            rules: options.alert_rules,
         };
         let event_loop = EventLoop {
             state: state.clone(),

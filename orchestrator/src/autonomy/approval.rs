@@ -59,6 +59,15 @@ impl Approval {
         format!("{incident}.{action}")
     }
 
+    /// The approval id for an incident that flapped `flaps` times: each rejoining of a flapping
+    /// alert asks once more (the earlier approval was cancelled when the alert resolved).
+    pub fn id_for_attempt(incident: &str, action: &str, flaps: u32) -> String {
+        match flaps {
+            0 => Self::id_for(incident, action),
+            n => format!("{incident}.{action}.{n}"),
+        }
+    }
+
     /// Whether it is pending past its expiry.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
         self.state == ApprovalState::Pending && now >= self.expires_at

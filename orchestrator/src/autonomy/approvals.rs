@@ -54,7 +54,7 @@ impl Approvals {
             .map(|d| d.with_outcome(NodeOutcome::Hit).join(" → "))
             .unwrap_or_default();
         let approval = Approval {
-            id: Approval::id_for(&incident.id, &fix.action),
+            id: Approval::id_for_attempt(&incident.id, &fix.action, incident.flaps),
             incident: incident.id.clone(),
             action: fix.action.clone(),
             scope: scope.name.clone(),
@@ -376,10 +376,10 @@ impl Approvals {
     /// Who approved `action` for `incident`, when an approval for it stands.
     pub(super) async fn approved_by(
         &self,
-        incident: &str,
+        incident: &Incident,
         action: &str,
     ) -> Result<Option<(String, String)>, AutonomyError> {
-        let id = Approval::id_for(incident, action);
+        let id = Approval::id_for_attempt(&incident.id, action, incident.flaps);
         Ok(match self.ctx.state.approval(&id).await? {
             Some(approved) if approved.state == ApprovalState::Approved => {
                 let by = approved.decided_by.unwrap_or_else(|| ROOTFIX.to_string());

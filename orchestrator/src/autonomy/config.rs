@@ -6,6 +6,7 @@
 //!   dry_run: false            # everywhere: run everything but execute and rollback
 //!   approval_ttl: 30m         # a pending approval expires (and escalates) after this
 //!   leader_interval: 1m       # how often the leader proposes promotions and expires approvals
+//!   resolve_wait: 10m         # a verified fix whose alert has not resolved by then did not hold
 //!   promotion:
 //!     min_in_stage: 7d
 //!     window: 72h
@@ -37,6 +38,8 @@ pub(crate) struct AutonomyDocument {
     approval_ttl: Option<String>,
     #[serde(default)]
     leader_interval: Option<String>,
+    #[serde(default)]
+    resolve_wait: Option<String>,
     #[serde(default)]
     run_slot_lease: Option<String>,
     #[serde(default)]
@@ -82,6 +85,9 @@ pub struct AutonomyConfig {
     pub approval_ttl: Duration,
     pub dry_run: bool,
     pub leader_interval: Duration,
+    /// After a verified fix, Alertmanager's `resolved` is awaited this long; a repeat firing
+    /// meanwhile, or no resolve by then, makes the fix's outcome `recurred`.
+    pub resolve_wait: Duration,
     /// A running fix's concurrency slot frees itself after this, should its holder die.
     pub run_slot_lease: Duration,
     /// The rate limit's sliding window.
@@ -98,6 +104,7 @@ impl Default for AutonomyConfig {
             approval_ttl: Duration::from_secs(30 * 60),
             dry_run: false,
             leader_interval: Duration::from_secs(60),
+            resolve_wait: Duration::from_secs(600),
             run_slot_lease: Duration::from_secs(3600),
             rate_window: Duration::from_secs(3600),
             outcome_retention: Duration::from_secs(30 * 24 * 3600),
@@ -222,6 +229,11 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
             "autonomy.leader_interval",
             doc.leader_interval.as_deref(),
             defaults.leader_interval,
+        ),
+        resolve_wait: r.duration(
+            "autonomy.resolve_wait",
+            doc.resolve_wait.as_deref(),
+            defaults.resolve_wait,
         ),
         run_slot_lease: r.duration(
             "autonomy.run_slot_lease",

@@ -12,6 +12,7 @@ use super::clock::Clock;
 use super::config::AutonomyConfig;
 use super::gate::Gate;
 use super::outcome::{Outcome, OutcomeKind};
+use crate::alert_rules::AlertRules;
 use crate::audit::AuditEvent;
 use crate::incident::{Incident, IncidentFix};
 use crate::notify::{Notification, NotificationKind, Notifier};
@@ -67,6 +68,10 @@ pub struct Context {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Which runners can run on this install (the runner gate asks it).
     pub availability: Arc<RunnerAvailability>,
+    /// The alert lifecycle's rules: flapping caps the stage, staleness closes incidents.
+    pub alert_rules: AlertRules,
+    /// Woken when a fix frees its concurrency slot, so the leader starts a waiting one at once.
+    pub slot_freed: Arc<tokio::sync::Notify>,
 }
 
 impl Context {

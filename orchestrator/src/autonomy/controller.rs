@@ -19,8 +19,11 @@ use super::leader::Leader;
 use super::lifecycle::FixLifecycle;
 use super::operator::OperatorFixes;
 use super::outcome::Severity;
+use super::recurrence::Recurrences;
 use super::stage::{Stage, StageState};
 use super::stages::Stages;
+use super::sweep::Sweep;
+use crate::alert_rules::AlertRules;
 use crate::engine::EvidenceProvider;
 use crate::fix::executor::{Executor, FixReport, VerifyCheck};
 use crate::incident::{Incident, IncidentState};
@@ -46,7 +49,8 @@ pub struct Autonomy {
     stages: Arc<Stages>,
     lifecycle: Arc<FixLifecycle>,
     approvals: Arc<Approvals>,
-    decider: Decider,
+    decider: Arc<Decider>,
+    recurrences: Recurrences,
     confirmations: Confirmations,
     operator: Arc<OperatorFixes>,
     leader: Leader,
@@ -79,6 +83,8 @@ impl Autonomy {
             replica,
             metrics: None,
             availability: Arc::new(availability),
+            alert_rules: AlertRules::default(),
+            slot_freed: Arc::new(tokio::sync::Notify::new()),
         };
         Self::assemble(ctx, executor, evidence, silences)
     }
@@ -99,13 +105,22 @@ impl Autonomy {
             silences,
         ));
         let approvals = Arc::new(Approvals::new(lifecycle.clone()));
+        let decider = Arc::new(Decider::new(stages.clone(), approvals.clone(), lifecycle.clone()));
+        let sweep = Sweep::new(
+            ctx.clone(),
+            decider.clone(),
+            approvals.clone(),
+            Arc::new(Recurrences::new(ctx.clone())),
+            lifecycle.silences.clone(),
+        );
         Self {
+            recurrences: Recurrences::new(ctx.clone()),
             availability: ctx.availability.clone(),
             state: ctx.state.clone(),
-            decider: Decider::new(stages.clone(), approvals.clone(), lifecycle.clone()),
+            decider,
             confirmations: Confirmations::new(stages.clone()),
             operator: Arc::new(OperatorFixes::new(lifecycle.clone())),
-            leader: Leader::new(ctx.clone(), approvals.clone(), stages.clone()),
+            leader: Leader::new(ctx.clone(), approvals.clone(), stages.clone(), sweep),
             ctx,
             stages,
             lifecycle,
@@ -134,6 +149,11 @@ impl Autonomy {
     /// Asks `availability` whether a runner can run (what `serve` found: engine pings, config).
     pub fn with_availability(self, availability: Arc<RunnerAvailability>) -> Self {
         self.with_context(|ctx| ctx.availability = availability)
+    }
+
+    /// Applies the alert lifecycle's rules (`limits.flap_window`, `max_flaps`, `stale_after`).
+    pub fn with_alert_rules(self, rules: AlertRules) -> Self {
+        self.with_context(|ctx| ctx.alert_rules = rules)
     }
 
     /// The shared context: the state store, configuration and clock this autonomy decides with.
@@ -222,6 +242,12 @@ impl Autonomy {
                 .await?;
         }
         self.approvals.cancel_for_incident(incident).await
+    }
+
+    /// The verified fix of `incident` did not hold (`why`): its outcome becomes `recurred`,
+    /// audited and notified. The caller has written it on the incident.
+    pub async fn fix_recurred(&self, incident: &Incident, why: &str) -> Result<(), AutonomyError> {
+        self.recurrences.fix_recurred(incident, why).await
     }
 
     /// An SRE's verdict on a fix that ran.

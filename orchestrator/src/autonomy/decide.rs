@@ -87,11 +87,28 @@ impl Decider {
                 .stage_of(&fix.action, &scope.name)
                 .await?
                 .min(scope.max_stage);
+            // A flapping alert is not fixed automatically: a human approves each attempt.
+            let stage = if stage > Stage::Manual && self.ctx.alert_rules.is_flapping(incident) {
+                let now = self.ctx.clock.now();
+                let note = format!(
+                    "the alert is flapping ({} flaps, more than limits.max_flaps {}): {} needs a human's approval instead of stage {stage}",
+                    incident.flaps, self.ctx.alert_rules.max_flaps, fix.action
+                );
+                self.ctx
+                    .update_incident(&incident.id, |i| {
+                        i.note(now, "flapping", note.clone());
+                        true
+                    })
+                    .await?;
+                Stage::Manual
+            } else {
+                stage
+            };
             fix.stage = Some(stage);
             if stage == Stage::Manual {
                 // Approved before and refused for now by a later gate (the runner, the kill
                 // switch, ...): the approval stands for the stage gate; the others are asked now.
-                if let Some((id, by)) = self.approvals.approved_by(&incident.id, &fix.action).await? {
+                if let Some((id, by)) = self.approvals.approved_by(incident, &fix.action).await? {
                     fix.approval = Some(id);
                     return self.lifecycle.start(incident, fix, &scope, &by).await;
                 }

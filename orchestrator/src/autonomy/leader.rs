@@ -1,5 +1,7 @@
 //! The leader's periodic job, run by the one replica holding the leader lease: expire overdue
-//! approvals, then propose (or, by policy, apply) the promotions whose gate is met.
+//! approvals, propose (or, by policy, apply) the promotions whose gate is met, then sweep the
+//! open incidents (stale, recurred, refused fixes decided again). It runs every
+//! `leader_interval`, and at once when a fix of this replica frees its concurrency slot.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use tracing::warn;
 use super::approvals::Approvals;
 use super::context::{AutonomyError, Context};
 use super::stages::Stages;
+use super::sweep::Sweep;
 
 /// What one run of the leader's job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +20,12 @@ pub struct TickReport {
     pub proposed: Vec<String>,
     /// `action/scope → stage` promotions applied (policy `apply: auto`).
     pub promoted: Vec<String>,
+    /// Incidents closed as stale.
+    pub stale: Vec<String>,
+    /// Fixed incidents whose alert did not resolve within `resolve_wait`.
+    pub recurred: Vec<String>,
+    /// Incidents whose refused fix was decided again.
+    pub redecided: Vec<String>,
 }
 
 /// Runs the leader's job.
@@ -24,14 +33,16 @@ pub struct Leader {
     ctx: Arc<Context>,
     approvals: Arc<Approvals>,
     stages: Arc<Stages>,
+    sweep: Sweep,
 }
 
 impl Leader {
-    pub fn new(ctx: Arc<Context>, approvals: Arc<Approvals>, stages: Arc<Stages>) -> Self {
+    pub fn new(ctx: Arc<Context>, approvals: Arc<Approvals>, stages: Arc<Stages>, sweep: Sweep) -> Self {
         Self {
             ctx,
             approvals,
             stages,
+            sweep,
         }
     }
 
@@ -40,10 +51,14 @@ impl Leader {
         let now = self.ctx.clock.now();
         let expired = self.approvals.expire_overdue(now).await?;
         let promotions = self.stages.propose_or_apply(now).await?;
+        let swept = self.sweep.run(now).await?;
         Ok(TickReport {
             expired,
             proposed: promotions.proposed,
             promoted: promotions.promoted,
+            stale: swept.stale,
+            recurred: swept.recurred,
+            redecided: swept.redecided,
         })
     }
 
@@ -63,6 +78,7 @@ impl Leader {
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
+                _ = self.ctx.slot_freed.notified() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }

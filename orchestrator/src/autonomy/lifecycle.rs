@@ -218,6 +218,7 @@ impl FixLifecycle {
                 if let Err(e) = this.ctx.state.release_run_slot(&scope.name, &id).await {
                     warn!(error = %e, "could not release the running slot; it frees itself after its lease");
                 }
+                this.ctx.slot_freed.notify_one();
                 drop(running);
             }
             .instrument(span),

@@ -12,10 +12,13 @@
 //! The parts that apply them to incidents, each depending only on the ones below it:
 //! - [`controller`]: [`controller::Autonomy`], the one value callers hold; it assembles the rest.
 //! - [`decide`]: the first gates, then an approval request or the lifecycle.
-//! - [`leader`]: the leader's periodic job (expiring approvals, proposing promotions).
+//! - [`leader`]: the leader's periodic job (expiring approvals, proposing promotions, the sweep).
+//! - [`sweep`]: open incidents that outlived their alert (stale), fixes that did not hold
+//!   (`resolve_wait`), refused fixes decided again as their cause clears (fair storms).
 //! - [`approvals`]: requesting, approving, rejecting, expiring and cancelling approvals.
 //! - [`operator`]: an operator's explicit fix.
 //! - [`confirm`]: an SRE's verdict on a fix that ran.
+//! - [`recurrence`]: a verified fix whose alert came back: the outcome `recurred`.
 //! - [`lifecycle`]: the last gates, the fix in the background, its outcome and the incident's end.
 //! - [`refusal`]: a gate's refusal, as every part above refuses.
 //! - [`stages`]: first stage, promotion, demotion, proposals.
@@ -35,7 +38,9 @@ pub mod lifecycle;
 pub mod operator;
 pub mod outcome;
 pub mod promotion;
+pub mod recurrence;
 pub mod refusal;
 pub mod scope;
 pub mod stage;
 pub mod stages;
+pub mod sweep;

@@ -53,6 +53,12 @@ pub enum OutcomeKind {
     Misfix {
         severity: Severity,
     },
+    /// The fix verified, but its alert kept firing or came back (a repeat before Alertmanager's
+    /// `resolved`, no `resolved` within `autonomy.resolve_wait`, or a flap back): a failure.
+    Recurred,
+    /// rootfix itself stopped mid-execute and the restarted one rolled the fix back: not the
+    /// action's failure, so it does not count for promotion either way.
+    Interrupted,
 }
 
 impl OutcomeKind {
@@ -68,6 +74,8 @@ impl OutcomeKind {
             OutcomeKind::RollbackFailed => "rollback-failed",
             OutcomeKind::Correct => "correct",
             OutcomeKind::Misfix { .. } => "misfix",
+            OutcomeKind::Recurred => "recurred",
+            OutcomeKind::Interrupted => "interrupted",
         }
     }
 }
@@ -98,6 +106,9 @@ impl OutcomeSummary {
         let mut latest: BTreeMap<&str, &Outcome> = BTreeMap::new();
         let mut p0_misfixes = 0;
         for o in outcomes {
+            if o.kind == OutcomeKind::Interrupted {
+                continue;
+            }
             if o.kind
                 == (OutcomeKind::Misfix {
                     severity: Severity::P0,
@@ -145,6 +156,17 @@ mod tests {
             incident: incident.into(),
             kind,
         }
+    }
+
+    #[test]
+    fn a_recurrence_turns_a_success_into_a_failure_and_an_interruption_does_not_count() {
+        let s = OutcomeSummary::of(&[
+            o(1, "a", OutcomeKind::Succeeded),
+            o(2, "a", OutcomeKind::Recurred),
+            o(1, "b", OutcomeKind::Succeeded),
+            o(1, "c", OutcomeKind::Interrupted),
+        ]);
+        assert_eq!((s.samples, s.successes), (2, 1));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `limits:`: how many alerts are handled at once, the largest request body, the walk's
-//! deadline, when a pending stream entry is claimed, and how often the catalog is reloaded.
+//! deadline, when a pending stream entry is claimed, how often the catalog is reloaded, and the
+//! alert lifecycle's rules ([`AlertRules`]: `flap_window`, `max_flaps`, `stale_after`).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alert_rules::AlertRules;
 use crate::catalog::report::Reporter;
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -19,6 +21,12 @@ pub(super) struct LimitsDocument {
     claim_idle: Option<String>,
     #[serde(default)]
     reload_interval: Option<String>,
+    #[serde(default)]
+    flap_window: Option<String>,
+    #[serde(default)]
+    max_flaps: Option<u32>,
+    #[serde(default)]
+    stale_after: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +39,8 @@ pub struct Limits {
     pub claim_idle: Duration,
     /// How often playbook and action files are checked for changes.
     pub reload_interval: Duration,
+    /// How alerts' notifications are ordered into incidents: flaps and staleness.
+    pub alert_rules: AlertRules,
 }
 
 /// `limits:` with its defaults; `claim_idle` must outlast `walk_deadline`.
@@ -64,7 +74,28 @@ pub(super) fn check_limits(doc: &LimitsDocument, r: &mut Reporter<'_>) -> Limits
         doc.reload_interval.as_deref(),
         Duration::from_secs(1),
     );
+    let defaults = AlertRules::default();
+    let alert_rules = AlertRules {
+        flap_window: r.duration(
+            "limits.flap_window",
+            doc.flap_window.as_deref(),
+            defaults.flap_window,
+        ),
+        max_flaps: doc.max_flaps.unwrap_or(defaults.max_flaps),
+        stale_after: r.duration(
+            "limits.stale_after",
+            doc.stale_after.as_deref(),
+            defaults.stale_after,
+        ),
+    };
+    if alert_rules.stale_after < Duration::from_secs(60) {
+        r.at_value(
+            "limits.stale_after",
+            "must be at least 1m (a few times Alertmanager's repeat_interval), or firing alerts would be closed",
+        );
+    }
     Limits {
+        alert_rules,
         workers,
         max_body_bytes,
         walk_deadline,

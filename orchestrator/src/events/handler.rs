@@ -1,5 +1,7 @@
 //! Applies one stream entry to the incidents: a firing alert opens an incident (and walks its
-//! playbook) or joins the open one; a resolved alert closes it.
+//! playbook), joins the open one, or rejoins the last one when the alert flapped; a resolved
+//! alert closes it. The alert's own times order its notifications ([`AlertRules`]): a late
+//! resolve or a late firing is recorded as ignored on the incident's timeline, never applied.
 //!
 //! Every step is idempotent, because an entry is delivered at least once: the incident created
 //! by an entry has an id derived from the entry, every incident remembers the entries it applied,
@@ -12,7 +14,9 @@ use chrono::Utc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::alert::{Alert, AlertStatus};
+use crate::alert_rules::{AlertRules, FiringVerdict};
 use crate::autonomy::controller::{Autonomy, AutonomyError, Decided};
+use crate::autonomy::recurrence::fix_verified;
 use crate::engine::{EvidenceProvider, NodeOutcome, Walker};
 use crate::incident::{Incident, IncidentState};
 use crate::metrics::Metrics;
@@ -44,6 +48,16 @@ pub enum Handled {
     Resolved {
         incident: String,
     },
+    /// The alert flapped: it rejoined its last incident.
+    Rejoined {
+        incident: String,
+    },
+    /// Applied to no incident by the lifecycle rules (`reason` is a metric label); recorded on
+    /// `incident`'s timeline when there is one.
+    Ignored {
+        incident: Option<String>,
+        reason: &'static str,
+    },
     AlreadyApplied {
         incident: String,
     },
@@ -59,6 +73,8 @@ pub struct IncidentHandler {
     pub metrics: Arc<Metrics>,
     /// Takes diagnosed incidents through the gates to their fix; `None` only records diagnoses.
     pub autonomy: Option<Arc<Autonomy>>,
+    /// How notifications are ordered into incidents (`limits.flap_window`, ...).
+    pub rules: AlertRules,
 }
 
 impl IncidentHandler {
@@ -101,13 +117,28 @@ impl IncidentHandler {
                         incident: incident.id,
                     });
                 }
+                if let Some(why) = self.rules.firing_is_over(&alert, now) {
+                    return self.ignore(incident, entry, why, "firing-over").await;
+                }
                 incident.firings += 1;
                 incident.alert = alert.clone();
+                incident.last_seen = Some(now);
                 incident.mark_applied(entry);
                 // Firing again before a running fix finished: the resolve it had seen is void.
                 incident.resolved_at = None;
                 let n = incident.firings;
                 incident.note(now, "firing", format!("repeated firing #{n} joined the incident"));
+                // Still firing after a verified fix, before Alertmanager said resolved: the fix
+                // did not hold. The incident reopens; nothing runs again on its own.
+                let recurred = incident.state == IncidentState::Fixed;
+                if recurred {
+                    incident.state = IncidentState::Open;
+                    incident.note(
+                        now,
+                        "recurred",
+                        format!("{RECURRED_WHILE_FIXED}: the fix did not hold (outcome recurred)"),
+                    );
+                }
                 // A fix refused for now (kill switch, rate limit, concurrency) is decided again.
                 let retry = incident.state == IncidentState::Open
                     && incident.fix.as_ref().is_some_and(|f| f.refused_for_now());
@@ -128,6 +159,9 @@ impl IncidentHandler {
                         if retry {
                             self.decide(&incident).await?;
                         }
+                        if recurred {
+                            self.recurred(&incident, RECURRED_WHILE_FIXED).await?;
+                        }
                         return Ok(Handled::Joined {
                             incident: incident.id,
                         });
@@ -141,6 +175,31 @@ impl IncidentHandler {
                 return Ok(Handled::AlreadyApplied {
                     incident: existing.id,
                 });
+            }
+            let last = self.state.last_closed_incident(&alert.fingerprint).await?;
+            if let Some(last) = &last
+                && last.has_applied(entry)
+            {
+                return Ok(Handled::AlreadyApplied {
+                    incident: last.id.clone(),
+                });
+            }
+            if let Some(why) = self.rules.firing_is_over(&alert, now) {
+                return match last {
+                    Some(last) => self.ignore(last, entry, why, "firing-over").await,
+                    None => Ok(self.ignored(None, "firing-over")),
+                };
+            }
+            match (self.rules.firing_after(&alert, last.as_ref()), last) {
+                (FiringVerdict::Ignore(why), Some(last)) => {
+                    return self.ignore(last, entry, why, "stale-firing").await;
+                }
+                (FiringVerdict::Rejoin, Some(last)) => match self.rejoin(last, entry, &alert).await? {
+                    Some(handled) => return Ok(handled),
+                    // Someone opened or changed it meanwhile: go round again.
+                    None => continue,
+                },
+                _ => {}
             }
             let catalog = self.catalog.current();
             let playbook = catalog.match_alert(&alert.labels).cloned();
@@ -174,6 +233,8 @@ impl IncidentHandler {
                 diagnosis: None,
                 timeline: Vec::new(),
                 fix: None,
+                last_seen: Some(now),
+                flaps: 0,
                 version: 0,
             };
             match &playbook {
@@ -316,6 +377,9 @@ impl IncidentHandler {
                         incident: incident.id,
                     });
                 }
+                if let Some(why) = self.rules.resolved_is_older(&alert, &incident) {
+                    return self.ignore(incident, entry, why, "stale-resolved").await;
+                }
                 incident.resolved_at = Some(alert.ended_at().unwrap_or(now));
                 incident.alert = alert.clone();
                 incident.mark_applied(entry);
@@ -353,43 +417,141 @@ impl IncidentHandler {
                     SaveOutcome::Conflict | SaveOutcome::Missing => continue,
                 }
             }
-            // No open incident: the firing was never seen (rootfix was not the receiver then) or
-            // this entry was applied already. Record it, so that no received alert is lost.
-            let id = Incident::id_for_entry(entry);
-            if self.state.incident(&id).await?.is_some() {
-                return Ok(Handled::AlreadyApplied { incident: id });
-            }
-            let mut incident = Incident {
-                id: id.clone(),
-                fingerprint: alert.fingerprint.clone(),
-                state: IncidentState::Resolved,
-                alertname: alert.name().to_string(),
-                service: alert.labels.get("service").cloned(),
-                playbook: None,
-                alert: alert.clone(),
-                created_at: now,
-                updated_at: now,
-                resolved_at: Some(alert.ended_at().unwrap_or(now)),
-                firings: 0,
-                created_by_entry: entry.to_string(),
-                applied_entries: vec![entry.to_string()],
-                diagnosis: None,
-                timeline: Vec::new(),
-                fix: None,
-                version: 0,
-            };
-            incident.note(
-                now,
-                "resolved",
-                "a resolved alert arrived with no open incident for it",
-            );
-            match self.state.create_incident(&incident).await? {
-                CreateOutcome::Created | CreateOutcome::IdExists => {
-                    return Ok(Handled::Resolved { incident: id });
-                }
-                CreateOutcome::OpenExists(_) => continue,
-            }
+            // No open incident: the firing was never seen (rootfix was not the receiver then), it
+            // was closed already (a second Alertmanager's copy), or it went stale. Nothing opens.
+            return Ok(self.ignored(None, "resolved-without-incident"));
         }
         Err(HandleError::Contended(alert.fingerprint))
     }
+
+    /// Counts an alert applied to no incident.
+    fn ignored(&self, incident: Option<String>, reason: &'static str) -> Handled {
+        self.metrics.alert_ignored(reason);
+        info!(?incident, reason, "alert ignored by the lifecycle rules");
+        Handled::Ignored { incident, reason }
+    }
+
+    /// Records on `incident`'s timeline that `entry` was ignored (`why`), once per entry.
+    async fn ignore(
+        &self,
+        mut incident: Incident,
+        entry: &str,
+        why: String,
+        reason: &'static str,
+    ) -> Result<Handled, HandleError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            if incident.has_applied(entry) {
+                return Ok(Handled::AlreadyApplied {
+                    incident: incident.id,
+                });
+            }
+            incident.mark_applied(entry);
+            incident.note(Utc::now(), "ignored", why.clone());
+            match self.state.save_incident(&mut incident).await? {
+                SaveOutcome::Saved => return Ok(self.ignored(Some(incident.id), reason)),
+                SaveOutcome::Conflict => match self.state.incident(&incident.id).await? {
+                    Some(fresh) => incident = fresh,
+                    None => return Err(HandleError::Contended(incident.id)),
+                },
+                SaveOutcome::Missing => return Err(HandleError::Contended(incident.id)),
+            }
+        }
+        Err(HandleError::Contended(incident.id))
+    }
+
+    /// The alert fired again within `limits.flap_window` of its last resolve: the last incident
+    /// reopens with the flap counted. A fix that verified did not hold (`recurred`, not run
+    /// again on its own); a fix that never ran (its approval was cancelled by the resolve) is
+    /// decided again. `None` when the incident changed meanwhile (the caller goes round again).
+    async fn rejoin(
+        &self,
+        mut incident: Incident,
+        entry: &str,
+        alert: &Alert,
+    ) -> Result<Option<Handled>, HandleError> {
+        let now = Utc::now();
+        let gap = alert
+            .starts_at
+            .signed_duration_since(incident.alert.ended_at().or(incident.resolved_at).unwrap_or(now));
+        incident.flaps += 1;
+        incident.firings += 1;
+        incident.alert = alert.clone();
+        incident.last_seen = Some(now);
+        incident.resolved_at = None;
+        incident.mark_applied(entry);
+        incident.state = if incident.playbook.is_some() {
+            IncidentState::Open
+        } else {
+            IncidentState::Unhandled
+        };
+        let flaps = incident.flaps;
+        incident.note(
+            now,
+            "flap",
+            format!(
+                "the alert fired again {}s after it resolved (within limits.flap_window): rejoined, flap #{flaps}",
+                gap.num_seconds().max(0)
+            ),
+        );
+        let recurred = fix_verified(&incident);
+        let redecide = incident.fix.as_ref().is_some_and(|f| f.outcome.is_none())
+            && !incident
+                .fix
+                .as_ref()
+                .and_then(|f| f.refused.as_deref())
+                .is_some_and(|r| r.starts_with("rejected by"));
+        if recurred {
+            incident.note(
+                now,
+                "recurred",
+                format!("{RECURRED_AFTER_RESOLVE}: the fix did not hold (outcome recurred)"),
+            );
+        } else if redecide {
+            incident.fix = None;
+        }
+        if self.rules.is_flapping(&incident) {
+            incident.note(
+                now,
+                "flapping",
+                format!(
+                    "flapping: {flaps} flaps, more than limits.max_flaps {}; fixes need a human's approval",
+                    self.rules.max_flaps
+                ),
+            );
+        }
+        match self.state.save_incident(&mut incident).await? {
+            SaveOutcome::Saved => {}
+            SaveOutcome::Conflict | SaveOutcome::Missing => return Ok(None),
+        }
+        info!(incident = %incident.id, flaps, "flapping alert rejoined its incident");
+        if recurred {
+            self.recurred(&incident, RECURRED_AFTER_RESOLVE).await?;
+        } else if incident.fix.is_none() && incident.diagnosis.is_some() {
+            self.decide(&incident).await?;
+        }
+        Ok(Some(Handled::Rejoined {
+            incident: incident.id,
+        }))
+    }
+
+    /// Hands a fix that did not hold to autonomy (outcome `recurred`).
+    async fn recurred(&self, incident: &Incident, why: &str) -> Result<(), HandleError> {
+        let Some(autonomy) = &self.autonomy else {
+            return Ok(());
+        };
+        match autonomy.fix_recurred(incident, why).await {
+            Ok(()) => Ok(()),
+            Err(AutonomyError::State(e)) => Err(HandleError::State(e)),
+            Err(e) => {
+                warn!(incident = %incident.id, error = %e, "could not record the recurrence");
+                Ok(())
+            }
+        }
+    }
 }
+
+/// Why a fix did not hold, as the timeline, the audit and the notification say it.
+const RECURRED_WHILE_FIXED: &str =
+    "the alert fired again after the verified fix, before Alertmanager reported it resolved";
+const RECURRED_AFTER_RESOLVE: &str =
+    "the alert came back within limits.flap_window after the verified fix had resolved it";

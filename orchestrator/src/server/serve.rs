@@ -103,7 +103,8 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
             config.consumer.clone(),
         )
         .with_metrics(metrics.clone())
-        .with_availability(availability.clone()),
+        .with_availability(availability.clone())
+        .with_alert_rules(config.limits.alert_rules),
     );
     if config.autonomy.scopes.0.is_empty() {
         warn!("autonomy.scopes is empty: no target is inside a scope, so rootfix runs no fix on its own");
@@ -144,6 +145,7 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
             evidence,
             metrics: metrics.clone(),
             autonomy: Some(autonomy.clone()),
+            rules: config.limits.alert_rules,
         }),
         consumer: config.consumer.clone(),
         workers: config.limits.workers,

@@ -5,6 +5,7 @@
 //! | `rootfix:alerts` | stream + consumer group `rootfix` | one entry per received alert |
 //! | `rootfix:incident:<id>` | hash | an incident: `version`, `state`, `record` (JSON) |
 //! | `rootfix:incident:open:<fingerprint>` | string | id of the fingerprint's open incident |
+//! | `rootfix:incident:last:<fingerprint>` | string | id of the fingerprint's last closed incident |
 //! | `rootfix:incidents` | sorted set | incident ids by creation time (ms) |
 //! | `rootfix:incidents:state:<state>` | set | incident ids by state |
 //! | `diag:prune:<service>` | hash | field `<node id>` → `<RFC 3339 time>:skipped:<n>`: pruned nodes (the seed's format) |
@@ -64,6 +65,10 @@ impl Keys {
 
     pub fn incident_open(&self, fingerprint: &str) -> String {
         self.key(format_args!("rootfix:incident:open:{fingerprint}"))
+    }
+
+    pub fn incident_last(&self, fingerprint: &str) -> String {
+        self.key(format_args!("rootfix:incident:last:{fingerprint}"))
     }
 
     pub fn incidents(&self) -> String {

@@ -42,6 +42,8 @@ struct Incidents {
     /// id → (version, record JSON).
     records: HashMap<String, (u64, String)>,
     open: HashMap<String, String>,
+    /// fingerprint → id of its last closed incident.
+    last_closed: HashMap<String, String>,
     /// (created ms, id), kept sorted.
     order: Vec<(i64, String)>,
 }
@@ -493,6 +495,14 @@ impl StateStore for MemoryStateStore {
         }
     }
 
+    async fn last_closed_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
+        let incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        match incidents.last_closed.get(fingerprint) {
+            None => Ok(None),
+            Some(id) => incidents.records.get(id).map(|(_, r)| decode(id, r)).transpose(),
+        }
+    }
+
     async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError> {
         let incidents = self.incidents.lock().map_err(|_| poisoned())?;
         incidents.records.get(id).map(|(_, r)| decode(id, r)).transpose()
@@ -532,11 +542,27 @@ impl StateStore for MemoryStateStore {
         let mut stored = incident.clone();
         stored.version += 1;
         let record = encode(&stored)?;
+        if incident.state.is_open() {
+            match incidents.open.get(&incident.fingerprint) {
+                Some(holder) if *holder != incident.id => return Ok(SaveOutcome::Conflict),
+                Some(_) => {}
+                None => {
+                    incidents
+                        .open
+                        .insert(incident.fingerprint.clone(), incident.id.clone());
+                }
+            }
+        }
         incidents
             .records
             .insert(incident.id.clone(), (stored.version, record));
-        if !incident.state.is_open() && incidents.open.get(&incident.fingerprint) == Some(&incident.id) {
-            incidents.open.remove(&incident.fingerprint);
+        if !incident.state.is_open() {
+            if incidents.open.get(&incident.fingerprint) == Some(&incident.id) {
+                incidents.open.remove(&incident.fingerprint);
+            }
+            incidents
+                .last_closed
+                .insert(incident.fingerprint.clone(), incident.id.clone());
         }
         incident.version = stored.version;
         Ok(SaveOutcome::Saved)

@@ -266,6 +266,9 @@ pub trait StateStore: Send + Sync {
     async fn open_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError>;
 
     async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError>;
+    /// The fingerprint's most recently closed incident (resolved or stale), if any: what a
+    /// late or flapping alert is compared with.
+    async fn last_closed_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError>;
 
     /// Creates an incident, atomically with its fingerprint's open slot (when it is open).
     async fn create_incident(&self, incident: &Incident) -> Result<CreateOutcome, StateError>;

@@ -80,21 +80,29 @@ redis.call('SADD', KEYS[4], ARGV[1])
 return {'created'}
 "#;
 
-/// KEYS: incident, open slot. ARGV: expected version, record, state, id, open (1|0), state-set key
-/// prefix. Saves only if the version is still the expected one; keeps the state sets and the open
-/// slot in step.
+/// KEYS: incident, open slot, last-closed slot. ARGV: expected version, record, state, id, open
+/// (1|0), state-set key prefix. Saves only if the version is still the expected one; keeps the
+/// state sets, the open slot and the fingerprint's last closed incident in step. Saving a closed
+/// incident open again (a flap rejoining it) takes the open slot, or is a conflict when another
+/// incident holds it.
 const SAVE_INCIDENT: &str = r#"
 local version = redis.call('HGET', KEYS[1], 'version')
 if not version then return {'missing'} end
 if tonumber(version) ~= tonumber(ARGV[1]) then return {'conflict', version} end
+if ARGV[5] == '1' then
+  local current = redis.call('GET', KEYS[2])
+  if current and current ~= ARGV[4] then return {'conflict', version} end
+  if not current then redis.call('SET', KEYS[2], ARGV[4]) end
+end
 local previous = redis.call('HGET', KEYS[1], 'state')
 redis.call('HSET', KEYS[1], 'version', tonumber(version) + 1, 'record', ARGV[2], 'state', ARGV[3])
 if previous ~= ARGV[3] then
   if previous then redis.call('SREM', ARGV[6] .. previous, ARGV[4]) end
   redis.call('SADD', ARGV[6] .. ARGV[3], ARGV[4])
 end
-if ARGV[5] == '0' and redis.call('GET', KEYS[2]) == ARGV[4] then
-  redis.call('DEL', KEYS[2])
+if ARGV[5] == '0' then
+  if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+  redis.call('SET', KEYS[3], ARGV[4])
 end
 return {'saved', tostring(tonumber(version) + 1)}
 "#;
@@ -597,6 +605,18 @@ impl StateStore for RedisStateStore {
         }
     }
 
+    async fn last_closed_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn
+            .get(self.keys.incident_last(fingerprint))
+            .await
+            .map_err(unavailable)?;
+        match id {
+            None => Ok(None),
+            Some(id) => self.incident(&id).await,
+        }
+    }
+
     async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError> {
         let mut conn = self.conn.clone();
         let key = self.keys.incident(id);
@@ -654,6 +674,7 @@ impl StateStore for RedisStateStore {
             .save_script
             .key(&key)
             .key(self.keys.incident_open(&incident.fingerprint))
+            .key(self.keys.incident_last(&incident.fingerprint))
             .arg(incident.version)
             .arg(record)
             .arg(incident.state.as_str())

@@ -140,6 +140,8 @@ pub(super) mod tests {
                 verdict,
                 silence: None,
             }),
+            last_seen: None,
+            flaps: 0,
             version: 0,
         }
     }

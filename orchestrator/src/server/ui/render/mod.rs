@@ -64,6 +64,8 @@ mod tests {
             diagnosis: None,
             timeline: vec![],
             fix: None,
+            last_seen: None,
+            flaps: 0,
             version: 0,
         };
         let who = Identity {
