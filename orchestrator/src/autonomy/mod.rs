@@ -9,7 +9,6 @@
 //! - [`clock`]: the injectable clock every decision here reads.
 //! - [`controller`]: [`controller::Autonomy`], which applies all of it to incidents.
 
-pub mod approval;
 pub mod clock;
 pub mod config;
 pub mod controller;
@@ -17,4 +16,6 @@ pub mod gate;
 pub mod outcome;
 pub mod promotion;
 pub mod scope;
-pub mod stage;
+
+// Records, re-exported under their old paths (`autonomy::approval::Approval`).
+pub use crate::record::{approval, stage};

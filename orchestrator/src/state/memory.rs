@@ -14,13 +14,13 @@ use super::{
     StateError, StateStore, StreamEntry, StreamStats, Verdict, prune_expiry_cutoff,
 };
 use crate::alert::Alert;
-use crate::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
-use crate::autonomy::approval::{Approval, ApprovalState, DecideOutcome};
-use crate::autonomy::outcome::Outcome;
-use crate::autonomy::stage::{Stage, StageChange, StageEntry, StageState};
-use crate::fix::journal::JournalEntry;
-use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
+use crate::record::approval::{Approval, ApprovalState, DecideOutcome};
+use crate::record::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
+use crate::record::incident::{Incident, IncidentFilter, IncidentState};
+use crate::record::journal::JournalEntry;
+use crate::record::outcome::Outcome;
+use crate::record::stage::{Stage, StageChange, StageEntry, StageState};
 
 type Hash = HashMap<String, String>;
 

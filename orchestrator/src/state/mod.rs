@@ -15,13 +15,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::alert::Alert;
-use crate::audit::{AuditEvent, KillSwitch};
-use crate::autonomy::approval::{Approval, DecideOutcome};
-use crate::autonomy::outcome::Outcome;
-use crate::autonomy::stage::{Stage, StageChange, StageEntry, StageState};
-use crate::fix::journal::JournalEntry;
-use crate::incident::{Incident, IncidentFilter, IncidentState};
 use crate::model::playbook::PrunePolicy;
+use crate::record::approval::{Approval, DecideOutcome};
+use crate::record::audit::{AuditEvent, KillSwitch};
+use crate::record::incident::{Incident, IncidentFilter, IncidentState};
+use crate::record::journal::JournalEntry;
+use crate::record::outcome::Outcome;
+use crate::record::stage::{Stage, StageChange, StageEntry, StageState};
 
 pub use keys::{Keys, PruneValue};
 
