@@ -14,8 +14,8 @@ use rootfix::engine::{WalkOptions, Walker};
 use rootfix::incident::{Incident, IncidentFilter, IncidentState};
 use rootfix::model::playbook::PrunePolicy;
 use rootfix::state::{
-    CreateOutcome, NodeStats, PruneGate, PruneUpdate, SaveOutcome, StateError, StateStore, StreamStats,
-    Verdict,
+    CreateOutcome, NodeStats, PruneGate, PruneStore, PruneUpdate, SaveOutcome, StateError, StateStore,
+    StreamStats, Verdict,
 };
 use serde_json::json;
 
