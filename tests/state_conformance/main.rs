@@ -3,7 +3,7 @@
 //! never skip, when Redis is not there.
 //!
 //! One part per area of the store, each a module beside this file (`prune`, `stream`, `incidents`,
-//! `audit`, `autonomy`, `slots`, `leader`); its cases run as `<area>::memory::<case>` and
+//! `fixes`, `audit`, `autonomy`, `slots`, `leader`); its cases run as `<area>::memory::<case>` and
 //! `<area>::redis::<case>`. This file holds what the parts share: the pair of stores, the fixed
 //! time, the records they build, and the `conformance!` macro.
 
@@ -105,6 +105,7 @@ macro_rules! conformance {
 
 mod audit;
 mod autonomy;
+mod fixes;
 mod incidents;
 mod leader;
 mod prune;
