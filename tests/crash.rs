@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use process::{Serve, write_config};
 use rootfix::incident::{IncidentFilter, IncidentState};
-use rootfix::state::StateStore;
+use rootfix::state::{AlertStream, IncidentStore};
 use support::*;
 
 const KILLS: usize = 5;

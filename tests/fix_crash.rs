@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rootfix::fix::journal::{FixOutcome, JournalEvent};
-use rootfix::state::StateStore;
+use rootfix::state::FixStore;
 use support::*;
 
 fn runs(control: &Path, phase: &str) -> usize {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use rootfix::engine::fixture::FixtureEvidence;
 use rootfix::engine::{Decision, NodeOutcome, WalkOptions, Walker};
-use rootfix::state::StateStore;
 use rootfix::state::memory::MemoryStateStore;
+use rootfix::state::{PruneStore, StateStore};
 use serde_json::json;
 use support::{fixture_alert, playbook};
 

@@ -22,8 +22,8 @@ use rootfix::config::{Role, Token};
 use rootfix::metrics::Metrics;
 use rootfix::reload::CatalogHandle;
 use rootfix::server::{AppState, router};
-use rootfix::state::StateStore;
 use rootfix::state::redis::RedisStateStore;
+use rootfix::state::{IncidentStore, StateStore};
 
 const TOKEN: &str = "bench-ingest-token-0001";
 

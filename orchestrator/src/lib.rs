@@ -11,6 +11,9 @@
 //!   `file:line:col: field.path: message`, and builds the run-time model.
 //! - [`model`]: validated playbooks and actions, and their parts (CEL conditions, templates,
 //!   Alertmanager matchers, JSON paths). No I/O.
+//! - [`record`]: the persisted records (incident, approval, stage, outcome, journal, audit), below
+//!   [`state`] and the logic; [`audit`] and [`incident`] are its modules under their old paths.
+//! - [`state`]: all state, one trait per area ([`state::prelude`]), on Redis or in process.
 //! - [`evidence`]: live evidence behind [`engine::EvidenceProvider`]: one module per signal kind
 //!   (Prometheus, Loki, JSON HTTP, HTTP probe, DNS, TCP) and the `evidence:` config of backends.
 //! - [`notify`]: notifications to Slack, DingTalk, WeCom and JSON webhooks, queued and delivered
@@ -21,7 +24,6 @@
 
 pub mod alert;
 pub mod alert_rules;
-pub mod audit;
 pub mod autonomy;
 pub mod catalog;
 pub mod cli;
@@ -31,13 +33,16 @@ pub mod engine;
 pub mod events;
 pub mod evidence;
 pub mod fix;
-pub mod incident;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod record;
 pub mod reload;
 pub mod runner;
 pub mod schema;
 pub mod server;
 pub mod silence;
 pub mod state;
+
+// The records' old paths: `crate::audit::AuditEvent`, `crate::incident::Incident` still resolve.
+pub use record::{audit, incident};

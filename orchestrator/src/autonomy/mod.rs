@@ -24,7 +24,6 @@
 //! - [`stages`]: first stage, promotion, demotion, proposals.
 //! - [`context`]: the state store, config, clock and helpers all of them share.
 
-pub mod approval;
 pub mod approvals;
 pub mod clock;
 pub mod config;
@@ -41,6 +40,8 @@ pub mod promotion;
 pub mod recurrence;
 pub mod refusal;
 pub mod scope;
-pub mod stage;
 pub mod stages;
 pub mod sweep;
+
+// Records, re-exported under their old paths (`autonomy::approval::Approval`).
+pub use crate::record::{approval, stage};

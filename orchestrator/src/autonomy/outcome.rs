@@ -1,92 +1,10 @@
 //! Outcomes of fixes per (action, scope), kept time-ordered for the promotion gate's window, and
-//! the SRE's confirmation verdicts (`correct`, or `misfix` with a severity) that amend them.
+//! the SRE's confirmation verdicts (`correct`, or `misfix` with a severity) that amend them. The
+//! records themselves are in [`crate::record::outcome`]; this is what the gate reads of them.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-/// How bad a misfix was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Severity {
-    P0,
-    P1,
-    P2,
-    P3,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::P0 => "P0",
-            Severity::P1 => "P1",
-            Severity::P2 => "P2",
-            Severity::P3 => "P3",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_uppercase().as_str() {
-            "P0" => Some(Severity::P0),
-            "P1" => Some(Severity::P1),
-            "P2" => Some(Severity::P2),
-            "P3" => Some(Severity::P3),
-            _ => None,
-        }
-    }
-}
-
-/// What an outcome says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum OutcomeKind {
-    /// Executed and verified (or the precheck found the target healthy).
-    Succeeded,
-    /// Aborted by its precheck, or executed and rolled back.
-    Failed,
-    RolledBack,
-    /// Rollback failed: demotes to `manual` at once.
-    RollbackFailed,
-    /// An SRE confirmed the fix was right.
-    Correct,
-    /// An SRE found the fix was wrong; a P0 misfix demotes to `manual` at once.
-    Misfix {
-        severity: Severity,
-    },
-    /// The fix verified, but its alert kept firing or came back (a repeat before Alertmanager's
-    /// `resolved`, no `resolved` within `autonomy.resolve_wait`, or a flap back): a failure.
-    Recurred,
-    /// rootfix itself stopped mid-execute and the restarted one rolled the fix back: not the
-    /// action's failure, so it does not count for promotion either way.
-    Interrupted,
-}
-
-impl OutcomeKind {
-    pub fn is_success(self) -> bool {
-        matches!(self, OutcomeKind::Succeeded | OutcomeKind::Correct)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Succeeded => "succeeded",
-            OutcomeKind::Failed => "failed",
-            OutcomeKind::RolledBack => "rolled-back",
-            OutcomeKind::RollbackFailed => "rollback-failed",
-            OutcomeKind::Correct => "correct",
-            OutcomeKind::Misfix { .. } => "misfix",
-            OutcomeKind::Recurred => "recurred",
-            OutcomeKind::Interrupted => "interrupted",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub at: DateTime<Utc>,
-    pub incident: String,
-    #[serde(flatten)]
-    pub kind: OutcomeKind,
-}
+pub use crate::record::outcome::{Outcome, OutcomeKind, Severity};
 
 /// The outcomes of a window, one per incident: a confirmation amends the fix's own outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -144,6 +62,8 @@ impl OutcomeSummary {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+
     use super::*;
 
     fn at(h: i64) -> DateTime<Utc> {
@@ -222,20 +142,5 @@ mod tests {
         ] {
             assert_eq!(OutcomeSummary::of(&pair).successes, 0);
         }
-    }
-
-    #[test]
-    fn outcomes_serialize_flat() {
-        let json = serde_json::to_value(o(
-            0,
-            "i",
-            OutcomeKind::Misfix {
-                severity: Severity::P0,
-            },
-        ))
-        .unwrap();
-        assert_eq!(json["kind"], "misfix");
-        assert_eq!(json["severity"], "P0");
-        assert_eq!(json["incident"], "i");
     }
 }

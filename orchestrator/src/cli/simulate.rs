@@ -20,7 +20,7 @@ use crate::engine::{WalkOptions, Walker};
 use crate::model::Playbook;
 use crate::state::memory::MemoryStateStore;
 use crate::state::redis::RedisStateStore;
-use crate::state::{StateError, StateStore};
+use crate::state::{PruneStore, StateError};
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::action::{Action, PhaseName};
 
+pub use crate::record::journal::PhaseExit;
 pub use params::{ParamError, param_env, validate_params};
 
 /// Exit code by which a precheck says the target is already healthy.
@@ -48,19 +49,6 @@ pub struct PhaseRequest<'a> {
     pub timeout: Duration,
     /// For `rollback` of native Kubernetes operations: what `execute` snapshotted.
     pub snapshot: Option<&'a serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum PhaseExit {
-    /// Exit 0.
-    Success,
-    /// Exit 3 from a precheck: nothing to do.
-    AlreadyHealthy,
-    /// Any other exit, or a failed operation.
-    Failed { code: Option<i64>, reason: String },
-    /// Ran over its timeout and was killed.
-    TimedOut { after_ms: u64 },
 }
 
 /// How a phase ended, with what it printed.

@@ -214,7 +214,7 @@ pub struct IncidentFix {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub stage: Option<crate::autonomy::stage::Stage>,
+    pub stage: Option<crate::record::stage::Stage>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub approval: Option<String>,
     /// Why a gate refused the fix, when one did.
@@ -222,11 +222,11 @@ pub struct IncidentFix {
     pub refused: Option<String>,
     /// The gate that refused it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub gate: Option<crate::autonomy::gate::Gate>,
+    pub gate: Option<crate::record::gate::Gate>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub outcome: Option<crate::fix::journal::FixOutcome>,
+    pub outcome: Option<crate::record::journal::FixOutcome>,
     /// The SRE's verdict on the fix (`silent` stage, or a misfix reported later).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verdict: Option<Verdict>,
@@ -254,7 +254,7 @@ impl IncidentFix {
     /// Refused by a gate whose answer changes with time (the kill switch, the rate window, the
     /// running fixes): the next firing of the alert asks the gates again.
     pub fn refused_for_now(&self) -> bool {
-        self.outcome.is_none() && self.gate.is_some_and(crate::autonomy::gate::Gate::for_now)
+        self.outcome.is_none() && self.gate.is_some_and(crate::record::gate::Gate::for_now)
     }
 }
 
@@ -263,7 +263,7 @@ impl IncidentFix {
 pub struct Verdict {
     pub correct: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub severity: Option<crate::autonomy::outcome::Severity>,
+    pub severity: Option<crate::record::outcome::Severity>,
     pub by: String,
     pub at: DateTime<Utc>,
     #[serde(skip_serializing_if = "String::is_empty", default)]
@@ -378,7 +378,7 @@ pub(crate) mod tests {
         i
     }
 
-    fn fix(refused: Option<&str>, gate: Option<crate::autonomy::gate::Gate>) -> IncidentFix {
+    fn fix(refused: Option<&str>, gate: Option<crate::record::gate::Gate>) -> IncidentFix {
         IncidentFix {
             action: "restart-jvm-pod".into(),
             node: "n".into(),
@@ -455,7 +455,7 @@ pub(crate) mod tests {
         // As `Autonomy` stores it: `<gate>: <reason>`.
         i.fix = Some(fix(
             Some("scope: the target is outside every scope"),
-            Some(crate::autonomy::gate::Gate::Scope),
+            Some(crate::record::gate::Gate::Scope),
         ));
         assert_eq!(
             i.why_no_fix().as_deref(),
@@ -464,7 +464,7 @@ pub(crate) mod tests {
         // A reason stored without the prefix is shown whole.
         i.fix = Some(fix(
             Some("the kill switch is on (by alice: deploy)"),
-            Some(crate::autonomy::gate::Gate::Killswitch),
+            Some(crate::record::gate::Gate::Killswitch),
         ));
         assert_eq!(
             i.why_no_fix().as_deref(),
@@ -481,7 +481,7 @@ pub(crate) mod tests {
         i.fix = Some(fix(None, None));
         assert_eq!(i.why_no_fix(), None, "a fix going on needs no excuse");
         let mut ran = fix(None, None);
-        ran.outcome = Some(crate::fix::journal::FixOutcome::Succeeded);
+        ran.outcome = Some(crate::record::journal::FixOutcome::Succeeded);
         i.fix = Some(ran);
         assert_eq!(i.why_no_fix(), None);
     }

@@ -1,0 +1,44 @@
+//! [`AuditStore`] in process: the kill switch and the audit events, capped at [`AUDIT_CAP`] as the
+//! Redis stream is.
+
+use std::collections::VecDeque;
+
+use async_trait::async_trait;
+
+use super::{MemoryStateStore, poisoned};
+use crate::record::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
+use crate::state::StateError;
+use crate::state::audit::AuditStore;
+
+#[derive(Debug, Default)]
+pub(super) struct Audit {
+    killswitch: Option<KillSwitch>,
+    /// Oldest first.
+    events: VecDeque<AuditEvent>,
+}
+
+#[async_trait]
+impl AuditStore for MemoryStateStore {
+    async fn killswitch(&self) -> Result<Option<KillSwitch>, StateError> {
+        Ok(self.audit.lock().map_err(|_| poisoned())?.killswitch.clone())
+    }
+
+    async fn set_killswitch(&self, state: Option<&KillSwitch>) -> Result<(), StateError> {
+        self.audit.lock().map_err(|_| poisoned())?.killswitch = state.cloned();
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
+        let mut audit = self.audit.lock().map_err(|_| poisoned())?;
+        audit.events.push_back(event.clone());
+        while audit.events.len() > AUDIT_CAP {
+            audit.events.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError> {
+        let audit = self.audit.lock().map_err(|_| poisoned())?;
+        Ok(audit.events.iter().rev().take(limit).cloned().collect())
+    }
+}

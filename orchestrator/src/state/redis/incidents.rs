@@ -1,0 +1,226 @@
+//! [`IncidentStore`] on Redis: each incident a hash (`version`, `state`, `record`), created and
+//! saved by Lua scripts that keep the fingerprint's open slot, the time index and the state sets
+//! in step with it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use redis::{AsyncCommands, Script};
+
+use super::{RedisStateStore, unavailable};
+use crate::record::incident::{Incident, IncidentFilter, IncidentState};
+use crate::state::StateError;
+use crate::state::incidents::{CreateOutcome, IncidentPage, IncidentPager, IncidentStore, SaveOutcome};
+
+/// KEYS: incident, open slot, incidents zset, state set. ARGV: id, record, created ms, open (1|0),
+/// state. Creates the incident and claims the fingerprint's open slot, or says why not.
+const CREATE_INCIDENT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'id-exists'} end
+if ARGV[4] == '1' then
+  local current = redis.call('GET', KEYS[2])
+  if current then return {'open-exists', current} end
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'version', 1, 'record', ARGV[2], 'state', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return {'created'}
+"#;
+
+/// KEYS: incident, open slot, last-closed slot. ARGV: expected version, record, state, id, open
+/// (1|0), state-set key prefix. Saves only if the version is still the expected one; keeps the
+/// state sets, the open slot and the fingerprint's last closed incident in step. Saving a closed
+/// incident open again (a flap rejoining it) takes the open slot, or is a conflict when another
+/// incident holds it.
+const SAVE_INCIDENT: &str = r#"
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return {'missing'} end
+if tonumber(version) ~= tonumber(ARGV[1]) then return {'conflict', version} end
+if ARGV[5] == '1' then
+  local current = redis.call('GET', KEYS[2])
+  if current and current ~= ARGV[4] then return {'conflict', version} end
+  if not current then redis.call('SET', KEYS[2], ARGV[4]) end
+end
+local previous = redis.call('HGET', KEYS[1], 'state')
+redis.call('HSET', KEYS[1], 'version', tonumber(version) + 1, 'record', ARGV[2], 'state', ARGV[3])
+if previous ~= ARGV[3] then
+  if previous then redis.call('SREM', ARGV[6] .. previous, ARGV[4]) end
+  redis.call('SADD', ARGV[6] .. ARGV[3], ARGV[4])
+end
+if ARGV[5] == '0' then
+  if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+  redis.call('SET', KEYS[3], ARGV[4])
+end
+return {'saved', tostring(tonumber(version) + 1)}
+"#;
+
+static CREATE_INCIDENT_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(CREATE_INCIDENT));
+static SAVE_INCIDENT_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(SAVE_INCIDENT));
+
+#[async_trait]
+impl IncidentStore for RedisStateStore {
+    async fn open_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn
+            .get(self.keys.incident_open(fingerprint))
+            .await
+            .map_err(unavailable)?;
+        match id {
+            None => Ok(None),
+            Some(id) => self.incident(&id).await,
+        }
+    }
+    async fn last_closed_incident(&self, fingerprint: &str) -> Result<Option<Incident>, StateError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn
+            .get(self.keys.incident_last(fingerprint))
+            .await
+            .map_err(unavailable)?;
+        match id {
+            None => Ok(None),
+            Some(id) => self.incident(&id).await,
+        }
+    }
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.incident(id);
+        let (version, record): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(&key)
+            .arg("version")
+            .arg("record")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match (version, record) {
+            (Some(version), Some(record)) => decode(&key, &record, version).map(Some),
+            _ => Ok(None),
+        }
+    }
+    async fn create_incident(&self, incident: &Incident) -> Result<CreateOutcome, StateError> {
+        let mut conn = self.conn.clone();
+        let mut stored = incident.clone();
+        stored.version = 1;
+        let key = self.keys.incident(&incident.id);
+        let record = encode(&key, &stored)?;
+        let reply: Vec<String> = CREATE_INCIDENT_SCRIPT
+            .key(&key)
+            .key(self.keys.incident_open(&incident.fingerprint))
+            .key(self.keys.incidents())
+            .key(self.keys.incidents_in_state(incident.state.as_str()))
+            .arg(&incident.id)
+            .arg(record)
+            .arg(incident.created_at.timestamp_millis())
+            .arg(if incident.state.is_open() { "1" } else { "0" })
+            .arg(incident.state.as_str())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [k] if k == "created" => Ok(CreateOutcome::Created),
+            [k] if k == "id-exists" => Ok(CreateOutcome::IdExists),
+            [k, id] if k == "open-exists" => Ok(CreateOutcome::OpenExists(id.clone())),
+            other => Err(StateError::Corrupt {
+                key,
+                value: other.join(" "),
+            }),
+        }
+    }
+    async fn save_incident(&self, incident: &mut Incident) -> Result<SaveOutcome, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.incident(&incident.id);
+        let mut stored = incident.clone();
+        stored.version += 1;
+        let record = encode(&key, &stored)?;
+        let reply: Vec<String> = SAVE_INCIDENT_SCRIPT
+            .key(&key)
+            .key(self.keys.incident_open(&incident.fingerprint))
+            .key(self.keys.incident_last(&incident.fingerprint))
+            .arg(incident.version)
+            .arg(record)
+            .arg(incident.state.as_str())
+            .arg(&incident.id)
+            .arg(if incident.state.is_open() { "1" } else { "0" })
+            .arg(self.keys.incidents_in_state(""))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.first().map(String::as_str) {
+            Some("saved") => {
+                incident.version = stored.version;
+                Ok(SaveOutcome::Saved)
+            }
+            Some("conflict") => Ok(SaveOutcome::Conflict),
+            Some("missing") => Ok(SaveOutcome::Missing),
+            _ => Err(StateError::Corrupt {
+                key,
+                value: reply.join(" "),
+            }),
+        }
+    }
+    async fn list_incidents(
+        &self,
+        filter: &IncidentFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<IncidentPage, StateError> {
+        let mut conn = self.conn.clone();
+        let mut pager = IncidentPager::new(filter, offset, limit);
+        let mut start = 0isize;
+        const CHUNK: isize = 256;
+        loop {
+            let ids: Vec<String> = conn
+                .zrevrange(self.keys.incidents(), start, start + CHUNK - 1)
+                .await
+                .map_err(unavailable)?;
+            if ids.is_empty() {
+                return Ok(pager.finish());
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(self.keys.incident(id))
+                    .arg("version")
+                    .arg("record");
+            }
+            let rows: Vec<(Option<u64>, Option<String>)> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (id, row) in ids.iter().zip(rows) {
+                let (Some(version), Some(record)) = row else {
+                    continue;
+                };
+                if let Some(page) = pager.offer(decode(&self.keys.incident(id), &record, version)?) {
+                    return Ok(page);
+                }
+            }
+            start += CHUNK;
+        }
+    }
+    async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for state in IncidentState::ALL {
+            pipe.scard(self.keys.incidents_in_state(state.as_str()));
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(IncidentState::ALL.into_iter().zip(counts).collect())
+    }
+}
+
+fn decode(key: &str, record: &str, version: u64) -> Result<Incident, StateError> {
+    let mut incident: Incident = serde_json::from_str(record).map_err(|e| StateError::Corrupt {
+        key: key.to_string(),
+        value: e.to_string(),
+    })?;
+    incident.version = version;
+    Ok(incident)
+}
+
+fn encode(key: &str, incident: &Incident) -> Result<String, StateError> {
+    serde_json::to_string(incident).map_err(|e| StateError::Corrupt {
+        key: key.to_string(),
+        value: e.to_string(),
+    })
+}

@@ -1,0 +1,202 @@
+//! [`AlertStream`] on Redis: `rootfix:alerts` with XADD (in one atomic pipeline), XREADGROUP
+//! (blocking reads on their own connection), XAUTOCLAIM, XACK and XINFO.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+
+use super::{RedisStateStore, unavailable};
+use crate::alert::Alert;
+use crate::state::StateError;
+use crate::state::stream::{AlertStream, CONSUMER_GROUP, StreamEntry, StreamStats};
+
+impl RedisStateStore {
+    /// XREADGROUP on the alert stream from `from` (`>` for new entries, an id for the consumer's
+    /// own pending ones), blocking up to `block` when given.
+    async fn read_group(
+        &self,
+        conn: &mut ConnectionManager,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+        from: &str,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
+        if let Some(block) = block {
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        cmd.arg("STREAMS").arg(self.keys.alerts_stream()).arg(from);
+        let reply: Option<StreamReadReply> = cmd.query_async(conn).await.map_err(unavailable)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|id| stream_entry(&id))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl AlertStream for RedisStateStore {
+    async fn append_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
+        let mut conn = self.conn.clone();
+        let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stream = self.keys.alerts_stream();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for alert in alerts {
+            let json = serde_json::to_string(alert).map_err(|e| StateError::Corrupt {
+                key: stream.clone(),
+                value: e.to_string(),
+            })?;
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("alert")
+                .arg(json)
+                .arg("received_at")
+                .arg(&received);
+        }
+        pipe.query_async(&mut conn).await.map_err(unavailable)
+    }
+    async fn ensure_consumer_group(&self) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.alerts_stream())
+            .arg(CONSUMER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+    async fn read_alerts(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let mut conn = self.blocking.clone();
+        self.read_group(&mut conn, consumer, count, Some(block), ">")
+            .await
+    }
+    async fn own_pending_alerts(
+        &self,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let mut conn = self.conn.clone();
+        self.read_group(&mut conn, consumer, count, None, after).await
+    }
+    async fn claim_stale_alerts(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError> {
+        let mut conn = self.conn.clone();
+        let mut cursor = "0-0".to_string();
+        let mut out = Vec::new();
+        // XAUTOCLAIM scans a bounded number of pending entries per call; follow the cursor.
+        for _ in 0..64 {
+            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(self.keys.alerts_stream())
+                .arg(CONSUMER_GROUP)
+                .arg(consumer)
+                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(count.saturating_sub(out.len()).max(1))
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            out.extend(reply.claimed.iter().map(stream_entry));
+            cursor = reply.next_stream_id;
+            if cursor == "0-0" || out.len() >= count {
+                break;
+            }
+        }
+        Ok(out)
+    }
+    async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .xack(self.keys.alerts_stream(), CONSUMER_GROUP, &[entry_id])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+    async fn stream_stats(&self) -> Result<StreamStats, StateError> {
+        let mut conn = self.conn.clone();
+        let stream = self.keys.alerts_stream();
+        let length: u64 = conn.xlen(&stream).await.map_err(unavailable)?;
+        let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .or_else(|e| {
+                if e.code() == Some("ERR") {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(unavailable)?;
+        let group = groups.iter().find(|g| {
+            g.get("name")
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                .as_deref()
+                == Some(CONSUMER_GROUP)
+        });
+        let field = |name: &str| {
+            group
+                .and_then(|g| g.get(name))
+                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+                .unwrap_or(0)
+        };
+        Ok(StreamStats {
+            length,
+            pending: field("pending"),
+            lag: if group.is_some() { field("lag") } else { length },
+        })
+    }
+}
+
+fn stream_entry(id: &StreamId) -> StreamEntry {
+    let alert = match id.get::<String>("alert") {
+        Some(json) => {
+            serde_json::from_str::<Alert>(&json).map_err(|e| format!("stored alert does not parse: {e}"))
+        }
+        None => Err("entry has no `alert` field".to_string()),
+    };
+    StreamEntry {
+        id: id.id.clone(),
+        alert,
+        received_at: id
+            .get::<String>("received_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}

@@ -1,0 +1,77 @@
+//! The alert stream `rootfix:alerts` and its consumer group: append (all or none), read new
+//! entries, a consumer's own pending ones, claim stale ones, acknowledge, and the stream's stats.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StateError;
+use crate::alert::Alert;
+
+/// The consumer group that reads `rootfix:alerts`.
+pub const CONSUMER_GROUP: &str = "rootfix";
+
+/// One received alert as stored in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEntry {
+    pub id: String,
+    /// The alert, or why the stored entry could not be read back (it is then acknowledged and
+    /// dropped by the event loop, with an error log: it can never succeed).
+    pub alert: Result<Alert, String>,
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// Length, pending entries and lag of the alert stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    pub length: u64,
+    /// Delivered to a consumer, not yet acknowledged.
+    pub pending: u64,
+    /// Not yet delivered to any consumer of the group.
+    pub lag: u64,
+}
+
+#[async_trait]
+pub trait AlertStream: Send + Sync {
+    /// Appends alerts to `rootfix:alerts`, all or none (one XADD each, in one atomic pipeline);
+    /// returns their entry ids.
+    async fn append_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError>;
+
+    /// Creates the consumer group (and the stream) if missing.
+    async fn ensure_consumer_group(&self) -> Result<(), StateError>;
+
+    /// New entries for `consumer`, waiting up to `block` for some.
+    async fn read_alerts(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, StateError>;
+
+    /// This consumer's own pending entries (read before a crash, never acknowledged) with ids
+    /// after `after` (`0` for the first page).
+    async fn own_pending_alerts(
+        &self,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError>;
+
+    /// Takes over entries another consumer left pending for at least `min_idle`.
+    async fn claim_stale_alerts(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StateError>;
+
+    /// Acknowledges an entry whose handling reached a durable state.
+    async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError>;
+
+    async fn stream_stats(&self) -> Result<StreamStats, StateError>;
+}
