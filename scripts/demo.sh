@@ -407,6 +407,9 @@ fixes:
     /etc/ci-runners/env: $demo/ci-runners
     /etc/ssl/certs: $demo/trust
 kubernetes: {enabled: false}
+# The demo injects the same fault again seconds after a fix resolved it; with the default
+# flap window (15m) that is a flap of the fixed alert (a fix that did not hold), not a new fault.
+limits: {flap_window: 1s}
 evidence:
   prometheus: {default: {url: "$PROMETHEUS_URL", timeout: 10s}}
   http: {extra_ca_files: [$demo/certs/ca.crt], timeout: 10s}

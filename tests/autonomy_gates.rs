@@ -437,7 +437,7 @@ async fn auto_closes_the_incident_and_silences_the_alert_in_alertmanager() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fixed_incident_waits_for_resolved_and_a_repeat_meanwhile_runs_nothing() {
+async fn a_fixed_incident_waits_for_resolved_and_a_repeat_meanwhile_is_a_recurrence() {
     let h = Harness::start("fixed_state", Options::default()).await;
     force_stage(&h, "staging", Stage::Auto).await;
     h.break_target();
@@ -456,22 +456,42 @@ async fn a_fixed_incident_waits_for_resolved_and_a_repeat_meanwhile_runs_nothing
         "not resolved before Alertmanager says so"
     );
 
-    // Alertmanager repeats the alert while the fix's effect has not reached it yet: the repeat
-    // joins the fixed incident and starts no second fix.
+    // Alertmanager repeats the alert before any resolve: it is still firing after the verified
+    // fix. The repeat joins the incident, reopens it, and the outcome becomes `recurred`; no
+    // second fix runs on the same firing.
     h.post_firing_again("fixed-1", "staging", "api-0").await;
     let joined = h.wait_incident("fixed-1", |i| i.firings == 2).await;
     h.settle().await;
-    assert_eq!(joined.state, IncidentState::Fixed, "{:#?}", joined.timeline);
+    assert_eq!(joined.state, IncidentState::Open, "{:#?}", joined.timeline);
+    assert!(
+        joined.timeline.iter().any(|t| t.kind == "recurred"),
+        "{:#?}",
+        joined.timeline
+    );
     assert_eq!(h.runs("execute"), 1, "no fix runs twice on the same firing");
+    let outcomes = h
+        .state
+        .outcomes(
+            ACTION,
+            "staging",
+            harness::start_time() - chrono::Duration::days(365),
+        )
+        .await
+        .unwrap();
+    let mut kinds: Vec<&str> = outcomes.iter().map(|o| o.kind.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["recurred", "succeeded"]);
+    let summary = rootfix::autonomy::outcome::OutcomeSummary::of(&outcomes);
+    assert_eq!(
+        (summary.samples, summary.successes),
+        (1, 0),
+        "the recurrence turns the success into a failure"
+    );
 
     // Alertmanager's resolved closes it.
     h.resolve("fixed-1", "staging", "api-0").await;
     let done = h
         .wait_incident("fixed-1", |i| i.state == IncidentState::Resolved)
         .await;
-    assert_eq!(
-        done.timeline.last().map(|t| t.message.as_str()),
-        Some("the alert resolved after the verified fix: incident closed")
-    );
     assert!(done.resolved_at.is_some());
 }

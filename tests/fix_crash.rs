@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rootfix::fix::journal::{FixOutcome, JournalEvent};
-use rootfix::state::FixStore;
+use rootfix::state::{FixStore, IncidentStore};
 use support::*;
 
 fn runs(control: &Path, phase: &str) -> usize {
@@ -253,4 +253,48 @@ async fn killed_in_rollback_rolls_back_again() {
     assert_eq!(runs(&s.control, "execute"), 1);
     assert_eq!(runs(&s.control, "rollback"), 2);
     assert_eq!(target(&s), "broken");
+}
+
+/// A fix cut short by rootfix's own crash mid-execute is `interrupted`, not the action's failure:
+/// the restarted `serve` rolls it back and the incident's timeline says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_execute_then_serve_restarts_and_the_incident_says_interrupted() {
+    let s = setup("crash-interrupted");
+    let incident = kill_inside(&s, "execute").await;
+    let (config, port, log) = (s.config.clone(), s.port, s.log.clone());
+    let serve = tokio::task::spawn_blocking(move || process::Serve::start(&config, port, &log))
+        .await
+        .unwrap();
+    let store = rootfix::state::redis::RedisStateStore::connect(&redis_url(), &s.prefix)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let closed = loop {
+        let i = store.incident(&incident).await.unwrap().unwrap();
+        if i.timeline.iter().any(|t| t.kind == "interrupted") {
+            break i;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the restarted serve never closed the interrupted fix: {:#?}\n{}",
+            i.timeline,
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        matches!(
+            closed.fix.as_ref().and_then(|f| f.outcome.as_ref()),
+            Some(FixOutcome::RolledBack(r)) if r.contains("during execute")
+        ),
+        "{:#?}",
+        closed.fix
+    );
+    assert_eq!(
+        runs(&s.control, "execute"),
+        1,
+        "the killed execute is not run again"
+    );
+    assert_eq!(target(&s), "broken");
+    assert!(store.active_fixes().await.unwrap().is_empty());
 }

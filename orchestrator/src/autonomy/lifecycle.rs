@@ -283,14 +283,17 @@ impl FixLifecycle {
         outcome: FixOutcome,
     ) -> Result<(), AutonomyError> {
         let now = self.ctx.clock.now();
+        let interrupted = outcome.interrupted_by_restart();
         let kind = match &outcome {
+            _ if interrupted => Some(OutcomeKind::Interrupted),
             FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => Some(OutcomeKind::Succeeded),
             FixOutcome::Aborted(_) => Some(OutcomeKind::Failed),
             FixOutcome::RolledBack(_) => Some(OutcomeKind::RolledBack),
             FixOutcome::RollbackFailed(_) => Some(OutcomeKind::RollbackFailed),
             FixOutcome::Refused(_) | FixOutcome::DryRun(_) => None,
         };
-        if let Some(kind) = kind {
+        // Only a fix a stage decided counts for promotion (an operator's fix has no stage).
+        if let Some(kind) = kind.filter(|_| fix.stage.is_some()) {
             self.ctx
                 .record_outcome(&fix.action, &scope.name, incident_id, kind, now)
                 .await?;
@@ -316,6 +319,13 @@ impl FixLifecycle {
             .ctx.update_incident(incident_id, |i| {
                 i.fix = Some(fix.clone());
                 i.note(now, "fix", format!("{}: {}", fix.action, outcome));
+                if interrupted {
+                    i.note(
+                        now,
+                        "interrupted",
+                        "rootfix itself stopped during execute and rolled the fix back when it restarted: the fix was interrupted, which does not count against the action",
+                    );
+                }
                 if i.state != IncidentState::Fixing {
                     return true;
                 }
@@ -427,14 +437,21 @@ impl FixLifecycle {
             let Some(fix) = incidents.get(incident).and_then(|i| i.fix.clone()) else {
                 continue;
             };
-            let Some(scope) = fix
+            // An operator's fix, or one whose scope is no longer configured, still closes: its
+            // incident and timeline say what the recovery did (no outcome without a stage).
+            let scope = fix
                 .scope
                 .as_deref()
                 .and_then(|s| self.ctx.config.scopes.get(s))
                 .cloned()
-            else {
-                continue;
-            };
+                .unwrap_or_else(|| Scope {
+                    name: fix.scope.clone().unwrap_or_else(|| "-".into()),
+                    selector: Vec::new(),
+                    max_stage: Stage::Manual,
+                    fixes_per_hour: 0,
+                    max_concurrent: 0,
+                    dry_run: false,
+                });
             let id = fix_id(incident, &fix.action);
             self.finish_fix(incident, fix, &scope, report.outcome.clone())
                 .await?;

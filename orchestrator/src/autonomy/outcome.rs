@@ -34,12 +34,15 @@ impl OutcomeSummary {
             {
                 p0_misfixes += 1;
             }
-            // On a tie in time an SRE's verdict wins over the fix's own result.
+            // On a tie in time an SRE's verdict wins over the fix's own result, and a recurrence
+            // (evidence that came after the fix by definition) over both.
             let rank = |x: &Outcome| {
-                (
-                    x.at,
-                    matches!(x.kind, OutcomeKind::Correct | OutcomeKind::Misfix { .. }),
-                )
+                let weight = match x.kind {
+                    OutcomeKind::Recurred => 2,
+                    OutcomeKind::Correct | OutcomeKind::Misfix { .. } => 1,
+                    _ => 0,
+                };
+                (x.at, weight)
             };
             match latest.get(o.incident.as_str()) {
                 Some(seen) if rank(seen) > rank(o) => {}
@@ -83,10 +86,12 @@ mod tests {
         let s = OutcomeSummary::of(&[
             o(1, "a", OutcomeKind::Succeeded),
             o(2, "a", OutcomeKind::Recurred),
+            o(3, "d", OutcomeKind::Recurred),
+            o(3, "d", OutcomeKind::Succeeded),
             o(1, "b", OutcomeKind::Succeeded),
             o(1, "c", OutcomeKind::Interrupted),
         ]);
-        assert_eq!((s.samples, s.successes), (2, 1));
+        assert_eq!((s.samples, s.successes), (3, 1), "a tie goes to the recurrence");
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn resume_point(entries: &[JournalEntry]) -> ResumePoint {
         },
         (true, None, false) => ResumePoint::RollBack {
             snapshot,
-            reason: "rootfix stopped during execute; its effect is unknown".into(),
+            reason: crate::record::journal::STOPPED_DURING_EXECUTE.into(),
         },
     }
 }

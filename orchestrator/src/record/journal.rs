@@ -44,7 +44,17 @@ pub enum FixOutcome {
     DryRun(String),
 }
 
+/// Why a recovered fix was rolled back when rootfix itself stopped mid-execute.
+pub const STOPPED_DURING_EXECUTE: &str = "rootfix stopped during execute; its effect is unknown";
+
 impl FixOutcome {
+    /// Whether the fix was cut short by rootfix's own stop, not by the action: rolled back after
+    /// rootfix stopped during execute. Such a fix is `interrupted` and does not count for
+    /// promotion.
+    pub fn interrupted_by_restart(&self) -> bool {
+        matches!(self, FixOutcome::RolledBack(reason) if reason.contains(STOPPED_DURING_EXECUTE))
+    }
+
     /// Outcomes that page a human at once.
     pub fn pages(&self) -> bool {
         matches!(self, FixOutcome::RollbackFailed(_))
