@@ -40,6 +40,15 @@ impl Stages {
         Self { ctx }
     }
 
+    /// The scope's stage cap (`manual` when the scope is no longer configured).
+    fn cap_of(&self, scope: &str) -> Stage {
+        self.ctx
+            .config
+            .scopes
+            .get(scope)
+            .map_or(Stage::Manual, |s| s.max_stage)
+    }
+
     /// The stored stage of a pair; a pair seen for the first time starts `manual`.
     pub(super) async fn stage_of(&self, action: &str, scope: &str) -> Result<Stage, AutonomyError> {
         if let Some(s) = self.ctx.state.stage(action, scope).await? {
@@ -86,12 +95,7 @@ impl Stages {
         let now = self.ctx.clock.now();
         let mut out = Vec::new();
         for entry in self.ctx.state.stages().await? {
-            let cap = self
-                .ctx
-                .config
-                .scopes
-                .get(&entry.scope)
-                .map_or(Stage::Manual, |s| s.max_stage);
+            let cap = self.cap_of(&entry.scope);
             let gate = self.gate(&entry, cap, now).await?;
             out.push(StageReport { entry, cap, gate });
         }
@@ -128,12 +132,7 @@ impl Stages {
                 "stage of {action} in scope {scope}"
             )));
         };
-        let cap = self
-            .ctx
-            .config
-            .scopes
-            .get(scope)
-            .map_or(Stage::Manual, |s| s.max_stage);
+        let cap = self.cap_of(scope);
         let Some(next) = state.stage.next() else {
             return Err(AutonomyError::Conflict(format!(
                 "{action} in {scope} is at auto already"
@@ -287,12 +286,7 @@ impl Stages {
     ) -> Result<Promotions, AutonomyError> {
         let mut out = Promotions::default();
         for entry in self.ctx.state.stages().await? {
-            let cap = self
-                .ctx
-                .config
-                .scopes
-                .get(&entry.scope)
-                .map_or(Stage::Manual, |s| s.max_stage);
+            let cap = self.cap_of(&entry.scope);
             let gate = self.gate(&entry, cap, now).await?;
             let (true, Some(next)) = (gate.met, gate.next) else {
                 continue;
