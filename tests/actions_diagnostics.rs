@@ -39,7 +39,8 @@ async fn network_troubleshoot_reports_dns_and_tcp_of_an_open_port() {
     assert_eq!(out["tcp"]["connected"], json!(true), "{out}");
     assert_eq!(out["tcp"]["address"], json!("127.0.0.1"));
     let connect_ms = out["connect_ms"].as_f64().expect("connect_ms");
-    assert!((0.0..1000.0).contains(&connect_ms), "{out}");
+    // A measured duration, not a speed check (a loaded CI machine took 4.6 s once).
+    assert!((0.0..60_000.0).contains(&connect_ms), "{out}");
     assert_eq!(out["tcp"]["connect_ms"], out["connect_ms"]);
     assert!(out["dns_ms"].as_f64().is_some(), "{out}");
     assert!(out["retransmits"].as_u64().is_some(), "host TCP counters: {out}");

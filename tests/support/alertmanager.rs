@@ -129,7 +129,7 @@ impl Cluster {
                     .arg("--cluster.gossip-interval=50ms")
                     .arg("--cluster.pushpull-interval=1s")
                     .arg("--cluster.peer-timeout=1s")
-                    .arg("--log.level=debug")
+                    .arg("--log.level=info")
                     .stdin(Stdio::null())
                     .stdout(log.try_clone().expect("log file"))
                     .stderr(log)
