@@ -259,9 +259,21 @@ impl Sweep {
         let mut redecided = Vec::new();
         for (_, _, incident) in waiting {
             let scope = incident.fix.as_ref().and_then(|f| f.scope.clone());
-            if scope.as_ref().is_some_and(|s| full_scopes.contains(s))
-                || !self.may_pass(&incident, now).await?
-            {
+            if scope.as_ref().is_some_and(|s| full_scopes.contains(s)) {
+                continue;
+            }
+            if !self.may_pass(&incident, now).await? {
+                // A full scope stays full for the rest of this sweep: a slot that frees meanwhile
+                // goes to the oldest waiting incident at the next wake-up, not to a younger one
+                // this sweep happens to be looking at.
+                let scope_limited = incident
+                    .fix
+                    .as_ref()
+                    .and_then(|f| f.gate)
+                    .is_some_and(|g| matches!(g, Gate::Concurrency | Gate::RateLimit));
+                if scope_limited && let Some(s) = scope {
+                    full_scopes.insert(s);
+                }
                 continue;
             }
             let mut cleared = false;
