@@ -28,7 +28,7 @@ mod harness;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use harness::{ACTION, ADMIN_TOKEN, Harness, INGEST_TOKEN, Options, scope};
+use harness::{ACTION, Harness, INGEST_TOKEN, Options, scope};
 use rootfix::alert_rules::AlertRules;
 use rootfix::autonomy::clock::Clock;
 use rootfix::autonomy::stage::Stage;
@@ -233,29 +233,7 @@ async fn approvals_of(h: &Harness, incident: &str) -> Vec<rootfix::record::appro
 
 /// Promotes the test action in `scope` to `stage` (forced: the gate is not the point here).
 async fn force_stage(h: &Harness, scope: &str, stage: Stage) {
-    if h.state.stage(ACTION, scope).await.unwrap().is_none() {
-        h.autonomy
-            .state
-            .change_stage(
-                ACTION,
-                scope,
-                None,
-                &rootfix::autonomy::stage::StageState {
-                    stage: Stage::Manual,
-                    since: h.clock.now(),
-                    proposal: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
-    }
-    while h.state.stage(ACTION, scope).await.unwrap().unwrap().stage < stage {
-        let (status, body) = h
-            .promote(scope, ADMIN_TOKEN, json!({"force": true, "reason": "test setup"}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    h.force_stage(scope, stage).await;
 }
 
 /// A webhook as an Alertmanager sends it, posted straight to rootfix (for what a real

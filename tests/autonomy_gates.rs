@@ -13,8 +13,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{ACTION, ADMIN_TOKEN, APPROVER_TOKEN, Harness, Options, Receiver, VIEWER_TOKEN, scope};
-use rootfix::autonomy::clock::Clock;
+use harness::{ACTION, APPROVER_TOKEN, Harness, Options, Receiver, VIEWER_TOKEN, scope};
 use rootfix::autonomy::gate::Gate;
 use rootfix::autonomy::stage::Stage;
 use rootfix::fix::journal::FixOutcome;
@@ -23,30 +22,7 @@ use serde_json::json;
 
 /// Promotes the test action in `scope` to `stage` (forced: the gate is not the point here).
 async fn force_stage(h: &Harness, scope: &str, stage: Stage) {
-    // The pair exists once a fix was decided in the scope; create it with a first decision.
-    if h.state.stage(ACTION, scope).await.unwrap().is_none() {
-        h.autonomy
-            .state
-            .change_stage(
-                ACTION,
-                scope,
-                None,
-                &rootfix::autonomy::stage::StageState {
-                    stage: Stage::Manual,
-                    since: h.clock.now(),
-                    proposal: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
-    }
-    while h.state.stage(ACTION, scope).await.unwrap().unwrap().stage < stage {
-        let (status, body) = h
-            .promote(scope, ADMIN_TOKEN, json!({"force": true, "reason": "test setup"}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    h.force_stage(scope, stage).await;
 }
 
 fn refused(i: &Incident) -> String {

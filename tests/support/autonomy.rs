@@ -395,6 +395,35 @@ impl Harness {
             .await
     }
 
+    /// Puts the test action's stage in `scope` at `stage`: creates the pair at `manual` when no
+    /// fix was decided there yet, then promotes it with `force` through the API (admin).
+    pub async fn force_stage(&self, scope: &str, stage: Stage) {
+        use rootfix::autonomy::clock::Clock as _;
+        if self.state.stage(ACTION, scope).await.unwrap().is_none() {
+            self.autonomy
+                .state
+                .change_stage(
+                    ACTION,
+                    scope,
+                    None,
+                    &rootfix::autonomy::stage::StageState {
+                        stage: Stage::Manual,
+                        since: self.clock.now(),
+                        proposal: None,
+                    },
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        while self.state.stage(ACTION, scope).await.unwrap().unwrap().stage < stage {
+            let (status, body) = self
+                .promote(scope, ADMIN_TOKEN, json!({"force": true, "reason": "test setup"}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+
     /// Posts the same firing alert again (Alertmanager's repeat), without waiting.
     pub async fn post_firing_again(&self, name: &str, env: &str, instance: &str) {
         self.post_alert("firing", name, env, instance).await;
