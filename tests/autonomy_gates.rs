@@ -471,3 +471,85 @@ async fn a_fixed_incident_waits_for_resolved_and_a_repeat_meanwhile_is_a_recurre
         .await;
     assert!(done.resolved_at.is_some());
 }
+
+/// A playbook whose remedy needs evidence (`upstream_failures > 10`) that builds up while the
+/// alert fires.
+fn evidence_playbook() -> String {
+    format!(
+        r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {{name: autonomy-evidence}}
+spec:
+  match: ['alertname="AutonomyEvidence"']
+  target: {{service: '{{{{ $labels.service }}}}'}}
+  evidence:
+    upstream_failures:
+      prometheus: {{query: 'sum(increase(upstream_fails_total[30s]))'}}
+  tree:
+    id: evidence_root
+    children:
+      - id: evidence_failing
+        when: evidence.upstream_failures > 10
+        remedy:
+          action: {ACTION}
+          params: {{target: '{{{{ $labels.instance }}}}'}}
+          confidence:
+            threshold: 0.5
+            signals:
+              - {{when: evidence.upstream_failures > 10, weight: 1.0, description: failures}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_walks_again_when_the_first_diagnosis_reached_no_remedy() {
+    let h = Harness::start(
+        "rewalk",
+        Options {
+            playbooks: vec![evidence_playbook()],
+            ..Options::default()
+        },
+    )
+    .await;
+    // The alert fires before the evidence shows the failures: no remedy, nothing decided.
+    h.evidence.set_signal("upstream_failures", json!(3));
+    h.post_alert_named("AutonomyEvidence", "firing", "rewalk-1", "staging", "api-0")
+        .await;
+    let first = h
+        .wait_incident("rewalk-1", |i| {
+            i.state == IncidentState::Open && i.diagnosis.is_some()
+        })
+        .await;
+    assert!(first.fix.is_none(), "{:#?}", first.timeline);
+    assert!(
+        first
+            .timeline
+            .iter()
+            .any(|t| t.kind == "diagnosed" && t.message.ends_with("no remedy reached its threshold")),
+        "{:#?}",
+        first.timeline
+    );
+    // The evidence builds up; Alertmanager's repeat walks the tree again and the fix is offered.
+    h.evidence.set_signal("upstream_failures", json!(25));
+    h.post_alert_named("AutonomyEvidence", "firing", "rewalk-1", "staging", "api-0")
+        .await;
+    let second = h
+        .wait_incident("rewalk-1", |i| i.state == IncidentState::AwaitingApproval)
+        .await;
+    assert_eq!(second.id, first.id, "the repeat joins the same incident");
+    assert_eq!(second.firings, 2);
+    assert_eq!(second.fix.as_ref().map(|f| f.action.as_str()), Some(ACTION));
+    let diagnosed = second.timeline.iter().filter(|t| t.kind == "diagnosed").count();
+    assert_eq!(diagnosed, 2, "{:#?}", second.timeline);
+    assert!(
+        second
+            .timeline
+            .iter()
+            .any(|t| t.message == "the last diagnosis reached no remedy: walking the tree again")
+    );
+    // A further repeat walks nothing: a remedy was decided.
+    h.post_alert_named("AutonomyEvidence", "firing", "rewalk-1", "staging", "api-0")
+        .await;
+    let third = h.wait_incident("rewalk-1", |i| i.firings == 3).await;
+    assert_eq!(third.timeline.iter().filter(|t| t.kind == "diagnosed").count(), 2);
+}

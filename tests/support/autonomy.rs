@@ -116,6 +116,8 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     /// The test action's control folder: `target` (`broken`/`healthy`), `<phase>.exit`, `<phase>.runs`.
     pub control: PathBuf,
+    /// The evidence every walk reads; a test changes signals with `set_signal`.
+    pub evidence: Arc<FixtureEvidence>,
     stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
     client: reqwest::Client,
@@ -311,7 +313,7 @@ impl Harness {
             state: state.clone(),
             catalog: catalog.clone(),
             walker: Arc::new(Walker::new(state.clone(), WalkOptions::default())),
-            evidence,
+            evidence: evidence.clone(),
             metrics: metrics.clone(),
             autonomy: Some(autonomy.clone()),
             rules: options.alert_rules,
@@ -341,6 +343,7 @@ impl Harness {
             autonomy,
             clock,
             control,
+            evidence,
             stop,
             _dir: dir,
             client: reqwest::Client::new(),
@@ -452,7 +455,14 @@ impl Harness {
             .await;
     }
 
-    async fn post_alert_named(&self, alertname: &str, status: &str, name: &str, env: &str, instance: &str) {
+    pub async fn post_alert_named(
+        &self,
+        alertname: &str,
+        status: &str,
+        name: &str,
+        env: &str,
+        instance: &str,
+    ) {
         self.post_alert_at(alertname, status, name, env, instance, None)
             .await;
     }

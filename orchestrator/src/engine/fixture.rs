@@ -32,6 +32,8 @@ pub struct FixtureEntry {
 pub struct FixtureEvidence {
     signals: HashMap<String, FixtureEntry>,
     diagnostics: HashMap<String, FixtureEntry>,
+    /// Signals changed after construction ([`FixtureEvidence::set_signal`]); they win.
+    changed: Mutex<HashMap<String, FixtureEntry>>,
     fetches: Mutex<BTreeMap<String, usize>>,
 }
 
@@ -112,6 +114,19 @@ impl FixtureEvidence {
             },
         );
         self
+    }
+
+    /// Changes a signal's value from now on, e.g. evidence that grows while an alert fires.
+    pub fn set_signal(&self, name: &str, value: serde_json::Value) {
+        if let Ok(mut changed) = self.changed.lock() {
+            changed.insert(
+                name.to_string(),
+                FixtureEntry {
+                    result: Ok(value),
+                    latency: Duration::ZERO,
+                },
+            );
+        }
     }
 
     /// Sets the latency of every signal (the benchmark's zero-latency run).
@@ -197,8 +212,13 @@ impl EvidenceProvider for FixtureEvidence {
         signal: &Signal,
         _ctx: &EvidenceContext,
     ) -> Result<serde_json::Value, EvidenceError> {
-        self.serve(&signal.name, self.signals.get(&signal.name), None)
-            .await
+        let changed = self
+            .changed
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&signal.name).cloned());
+        let entry = changed.as_ref().or_else(|| self.signals.get(&signal.name));
+        self.serve(&signal.name, entry, None).await
     }
 
     async fn diagnose(

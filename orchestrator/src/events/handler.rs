@@ -1,5 +1,6 @@
 //! Applies one stream entry to the incidents: a firing alert opens an incident (and walks its
-//! playbook), joins the open one, or rejoins the last one when the alert flapped; a resolved
+//! playbook), joins the open one (walking again when the last walk reached no remedy: evidence
+//! builds up while an alert fires), or rejoins the last one when the alert flapped; a resolved
 //! alert closes it. The alert's own times order its notifications ([`AlertRules`]): a late
 //! resolve or a late firing is recorded as ignored on the incident's timeline, never applied.
 //!
@@ -139,6 +140,21 @@ impl IncidentHandler {
                         format!("{RECURRED_WHILE_FIXED}: the fix did not hold (outcome recurred)"),
                     );
                 }
+                // The last walk reached no remedy (evidence still building up, a backend that
+                // did not answer): the repeat walks the tree again with the evidence of now.
+                let rewalk = incident.state == IncidentState::Open
+                    && incident.fix.is_none()
+                    && incident
+                        .diagnosis
+                        .as_ref()
+                        .is_some_and(|d| d.actionable().next().is_none());
+                if rewalk {
+                    incident.note(
+                        now,
+                        "diagnosing",
+                        "the last diagnosis reached no remedy: walking the tree again",
+                    );
+                }
                 // A fix refused for now (kill switch, rate limit, concurrency) is decided again.
                 let retry = incident.state == IncidentState::Open
                     && incident.fix.as_ref().is_some_and(|f| f.refused_for_now());
@@ -156,6 +172,11 @@ impl IncidentHandler {
                 }
                 match self.state.save_incident(&mut incident).await? {
                     SaveOutcome::Saved => {
+                        if rewalk {
+                            let id = incident.id.clone();
+                            self.diagnose(incident).await?;
+                            return Ok(Handled::Joined { incident: id });
+                        }
                         if retry {
                             self.decide(&incident).await?;
                         }
@@ -524,8 +545,17 @@ impl IncidentHandler {
             SaveOutcome::Conflict | SaveOutcome::Missing => return Ok(None),
         }
         info!(incident = %incident.id, flaps, "flapping alert rejoined its incident");
+        let reached_no_remedy = incident
+            .diagnosis
+            .as_ref()
+            .is_some_and(|d| d.actionable().next().is_none());
         if recurred {
             self.recurred(&incident, RECURRED_AFTER_RESOLVE).await?;
+        } else if incident.fix.is_none() && reached_no_remedy && incident.state == IncidentState::Open {
+            // The last walk reached no remedy: walk again with the evidence of now.
+            let id = incident.id.clone();
+            self.diagnose(incident).await?;
+            return Ok(Some(Handled::Rejoined { incident: id }));
         } else if incident.fix.is_none() && incident.diagnosis.is_some() {
             self.decide(&incident).await?;
         }
