@@ -432,7 +432,6 @@ config_alertmanager() {
   sed -e "s|REPLACE_WITH_THE_INGEST_TOKEN|$ROOTFIX_INGEST_TOKEN|" \
       -e "s|http://127.0.0.1:5001/|$ROOTFIX_URL/|" \
       -e "s|group_wait: 10s|group_wait: 1s|" -e "s|group_interval: 1m|group_interval: 2s|" \
-      -e "s|repeat_interval: 4h|repeat_interval: 15s|" \
       deploy/alertmanager/receiver.yml
 }
 

@@ -884,3 +884,93 @@ async fn the_page_refuses_what_it_must() {
         }
     }
 }
+
+/// The stages view's picture of one (action, scope): a mark per outcome coloured by kind
+/// (filled when it is a sample of the gate), the stage band and the stage changes, in Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stages_picture_shows_each_outcome_by_kind_in_chromium() {
+    use rootfix::autonomy::stage::Stage;
+    let h = Harness::start("ui_stage_picture", Options::default()).await;
+    h.force_stage("staging", Stage::Auto).await;
+    // Six hours between outcomes, so the picture spreads them over its window.
+    let later = || chrono::Duration::hours(6);
+    // A verified fix, closed by its resolve.
+    h.clock.advance(later());
+    h.break_target();
+    h.fire("pic-1", "staging", "api-0").await;
+    h.settle().await;
+    h.resolve_after_fix("pic-1", "staging", "api-0").await;
+    // Aborted by its precheck.
+    h.clock.advance(later());
+    h.break_target();
+    std::fs::write(h.control().join("precheck.exit"), "1").unwrap();
+    h.fire("pic-2", "staging", "api-1").await;
+    h.settle().await;
+    std::fs::remove_file(h.control().join("precheck.exit")).unwrap();
+    // Executed, did not verify, rolled back.
+    h.clock.advance(later());
+    h.break_target();
+    std::fs::write(h.control().join("verify.exit"), "1").unwrap();
+    h.fire("pic-3", "staging", "api-2").await;
+    h.settle().await;
+    std::fs::remove_file(h.control().join("verify.exit")).unwrap();
+    h.wait_incident("pic-3", |i| i.state == IncidentState::Open).await;
+    // Refused by the kill switch.
+    h.clock.advance(later());
+    assert_eq!(h.client_put_killswitch(true).await.0, 200);
+    h.fire("pic-4", "staging", "api-3").await;
+    assert_eq!(h.client_put_killswitch(false).await.0, 200);
+
+    let mut b = browser::Browser::launch().await;
+    browser_sign_in(&mut b, &h, VIEWER_TOKEN).await;
+    let picture = "svg.stage-picture[data-action=\"autonomy-fix\"][data-scope=\"staging\"]";
+    assert_eq!(b.count(picture).await, 1);
+    let kinds = b.attrs(&format!("{picture} circle.mark"), "data-kind").await;
+    assert_eq!(
+        kinds,
+        ["succeeded", "aborted", "rolled-back", "refused"],
+        "one mark per outcome, oldest first"
+    );
+    let counts = b.attrs(&format!("{picture} circle.mark"), "data-counts").await;
+    assert_eq!(
+        counts,
+        ["true", "false", "true", "false"],
+        "filled: a sample of the gate"
+    );
+    let fills = b.attrs(&format!("{picture} circle.mark"), "fill").await;
+    assert_eq!(fills, ["#2e7d32", "#ffffff", "#ef6c00", "#ffffff"]);
+    let strokes = b.attrs(&format!("{picture} circle.mark"), "stroke").await;
+    assert_eq!(strokes[1], "#757575", "aborted: grey ring");
+    assert_eq!(strokes[3], "#424242", "refused: dark ring");
+    // The two promotions of the setup (manual → silent → auto) are stage changes on the band.
+    let changes = b.attrs(&format!("{picture} line.stage-change"), "data-to").await;
+    assert_eq!(changes, ["silent", "auto"]);
+    let bands = b.attrs(&format!("{picture} rect.stage-band"), "data-stage").await;
+    assert_eq!(bands.last().map(String::as_str), Some("auto"), "{bands:?}");
+    // Marks lie left to right in time and inside the picture.
+    let xs: Vec<f64> = b
+        .attrs(&format!("{picture} circle.mark"), "cx")
+        .await
+        .iter()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(
+        xs.windows(2).all(|w| w[0] + 50.0 < w[1]) && xs.iter().all(|x| (0.0..=720.0).contains(x)),
+        "{xs:?}"
+    );
+    // The table beside it: 2 samples, 1 success; the rollback restored its target.
+    let row = b
+        .text("tr.stage[data-action=\"autonomy-fix\"]")
+        .await
+        .unwrap_or_default();
+    assert!(row.contains("50.0 %"), "{row}");
+    assert!(row.contains("100.0 %"), "rollback success: {row}");
+    assert_eq!(b.count("#outcome-legend").await, 1);
+    assert_eq!(b.count("script").await, 0, "the page stays script-free");
+    let png = b.screenshot().await;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-stage-picture.png");
+    std::fs::write(&path, &png).expect("write the screenshot");
+    println!("screenshot: {}", path.display());
+    assert!(png.len() > 10_000, "a real picture, {} bytes", png.len());
+    b.close().await;
+}

@@ -301,6 +301,88 @@ impl Metrics {
     }
 }
 
+/// The seed's table per (action, scope) over the promotion window, as gauges: success rate and
+/// its 95 % lower bound, recovery time (mean and p90, alert start → resolved), rollback success
+/// rate, and outcomes per kind. Read from the state store at each scrape.
+pub fn render_fix_table(reports: &[crate::autonomy::stages::StageReport]) -> String {
+    let mut out = String::new();
+    let gauge = |out: &mut String, name: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    };
+    let labels = |r: &crate::autonomy::stages::StageReport| {
+        format!(
+            "action=\"{}\",scope=\"{}\"",
+            label_value(&r.entry.action),
+            label_value(&r.entry.scope)
+        )
+    };
+    gauge(
+        &mut out,
+        "rootfix_fix_success_ratio",
+        "Executed fixes that succeeded, over the promotion window.",
+    );
+    for r in reports {
+        if let Some(v) = r.gate.success_rate {
+            let _ = writeln!(out, "rootfix_fix_success_ratio{{{}}} {v}", labels(r));
+        }
+    }
+    gauge(
+        &mut out,
+        "rootfix_fix_success_lower_bound",
+        "The Wilson 95 % lower bound of the success ratio.",
+    );
+    for r in reports {
+        if let Some(v) = r.gate.lower_bound {
+            let _ = writeln!(out, "rootfix_fix_success_lower_bound{{{}}} {v}", labels(r));
+        }
+    }
+    gauge(
+        &mut out,
+        "rootfix_fix_recovery_seconds",
+        "Alert start to resolved after a verified fix: mean and p90 over the window.",
+    );
+    for r in reports {
+        for (stat, v) in [
+            ("mean", r.measured.mean_recovery_seconds),
+            ("p90", r.measured.p90_recovery_seconds),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(
+                    out,
+                    "rootfix_fix_recovery_seconds{{{},stat=\"{stat}\"}} {v}",
+                    labels(r)
+                );
+            }
+        }
+    }
+    gauge(
+        &mut out,
+        "rootfix_fix_rollback_success_ratio",
+        "Rollbacks that restored the target / rollbacks run, over the window.",
+    );
+    for r in reports {
+        if let Some(v) = r.measured.rollback_success_rate {
+            let _ = writeln!(out, "rootfix_fix_rollback_success_ratio{{{}}} {v}", labels(r));
+        }
+    }
+    gauge(
+        &mut out,
+        "rootfix_fix_outcomes",
+        "Outcomes per kind over the promotion window.",
+    );
+    for r in reports {
+        for (kind, n) in &r.measured.kinds {
+            let _ = writeln!(out, "rootfix_fix_outcomes{{{},kind=\"{kind}\"}} {n}", labels(r));
+        }
+    }
+    out
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,7 @@ async fn outcomes_are_kept_in_time_order_for_the_window((a, b): Pair) {
                 at: at(h),
                 incident: incident.into(),
                 kind,
+                target: Some(format!("restart:pod={incident}")),
             },
             retain,
         )
@@ -131,7 +132,14 @@ async fn outcomes_are_kept_in_time_order_for_the_window((a, b): Pair) {
         .await
         .unwrap()
         .into_iter()
-        .map(|o| (o.incident, o.kind))
+        .map(|o| {
+            assert_eq!(
+                o.target,
+                Some(format!("restart:pod={}", o.incident)),
+                "the target is kept"
+            );
+            (o.incident, o.kind)
+        })
         .collect();
     assert_eq!(
         since_2h,
@@ -155,6 +163,7 @@ async fn outcomes_are_kept_in_time_order_for_the_window((a, b): Pair) {
             at: at(24 * 30 + 2),
             incident: "late".into(),
             kind: OutcomeKind::Succeeded,
+            target: None,
         },
         retain,
     )

@@ -56,6 +56,7 @@ pub fn scope(name: &str, env: &str, max_stage: Stage, fixes_per_hour: u32, concu
         fixes_per_hour,
         max_concurrent: concurrency,
         dry_run: false,
+        recurrence_window: None,
     }
 }
 
@@ -79,6 +80,14 @@ pub struct Options {
     pub resolve_wait: Duration,
     /// `autonomy.leader_interval` (what `run_leader` sleeps; tests mostly call `tick`).
     pub leader_interval: Duration,
+    /// Run the leader's loop (`serve` does), instead of the test calling `tick`.
+    pub run_leader: bool,
+    /// Re-check the runners' availability this often (`serve` does, every 10 s).
+    pub availability_recheck: Option<Duration>,
+    /// `autonomy.recurrence_window`, `autonomy.max_recurrences` and `autonomy.budget`.
+    pub recurrence_window: Duration,
+    pub max_recurrences: u32,
+    pub budget: rootfix::autonomy::config::Budget,
 }
 
 impl Default for Options {
@@ -91,6 +100,7 @@ impl Default for Options {
                 min_success_rate: 0.991,
                 min_samples: 5,
                 auto_apply: false,
+                require_lower_bound: false,
             },
             approval_ttl: Duration::from_secs(30 * 60),
             dry_run: false,
@@ -105,6 +115,11 @@ impl Default for Options {
             },
             resolve_wait: Duration::from_secs(10 * 365 * 24 * 3600),
             leader_interval: Duration::from_secs(60),
+            run_leader: false,
+            availability_recheck: None,
+            recurrence_window: Duration::from_secs(3600),
+            max_recurrences: 2,
+            budget: rootfix::autonomy::config::Budget::default(),
         }
     }
 }
@@ -286,6 +301,9 @@ impl Harness {
             dry_run: options.dry_run,
             resolve_wait: options.resolve_wait,
             leader_interval: options.leader_interval,
+            recurrence_window: options.recurrence_window,
+            max_recurrences: options.max_recurrences,
+            budget: options.budget,
             ..AutonomyConfig::default()
         };
         let evidence: Arc<FixtureEvidence> = Arc::new(FixtureEvidence::new());
@@ -305,7 +323,7 @@ impl Harness {
                 "test-replica".into(),
             )
             .with_metrics(metrics.clone())
-            .with_availability(availability)
+            .with_availability(availability.clone())
             .with_alert_rules(options.alert_rules),
         );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -325,6 +343,12 @@ impl Harness {
             workers: 4,
             claim_idle: Duration::from_secs(30),
         };
+        if options.run_leader {
+            tokio::spawn(autonomy.clone().run_leader(stop_rx.clone()));
+        }
+        if let Some(every) = options.availability_recheck {
+            tokio::spawn(availability.clone().run(every, stop_rx.clone()));
+        }
         tokio::spawn(event_loop.run(stop_rx));
         let app = AppState {
             state: state.clone(),

@@ -7,14 +7,19 @@
 //!   approval_ttl: 30m         # a pending approval expires (and escalates) after this
 //!   leader_interval: 1m       # how often the leader proposes promotions and expires approvals
 //!   resolve_wait: 10m         # a verified fix whose alert has not resolved by then did not hold
+//!   recurrence_window: 1h     # the same alert or target firing again this soon: the fix recurred
+//!   max_recurrences: 2        # recurrences of one (action, target) in the window: a human fixes it
+//!   budget: {fixes_per_hour: 20, per_service: 5}   # across every action and scope (off without)
 //!   promotion:
 //!     min_in_stage: 7d
 //!     window: 72h
 //!     min_success_rate: 0.991
 //!     min_samples: 20
 //!     apply: admin            # or `auto`: the leader applies promotions the gate allows
+//!     gate_on: rate           # or `lower-bound`: the Wilson 95 % lower bound must reach the rate
 //!   scopes:                   # the first scope whose selector matches the alert's labels owns it
-//!     - {name: staging, match: ['env="staging"'], max_stage: auto, fixes_per_hour: 10, concurrency: 2}
+//!     - {name: staging, match: ['env="staging"'], max_stage: auto, fixes_per_hour: 10, concurrency: 2,
+//!        recurrence_window: 30m}
 //!     - {name: prod-core, match: ['env="prod"', 'tier="core"'], max_stage: silent, fixes_per_hour: 2, concurrency: 1}
 //! ```
 //! Without scopes no target is inside one, and rootfix never runs a fix on its own.
@@ -43,9 +48,24 @@ pub(crate) struct AutonomyDocument {
     #[serde(default)]
     run_slot_lease: Option<String>,
     #[serde(default)]
+    recurrence_window: Option<String>,
+    #[serde(default)]
+    max_recurrences: Option<u32>,
+    #[serde(default)]
+    budget: BudgetDocument,
+    #[serde(default)]
     promotion: PromotionDocument,
     #[serde(default)]
     scopes: Vec<ScopeDocument>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetDocument {
+    #[serde(default)]
+    fixes_per_hour: Option<u32>,
+    #[serde(default)]
+    per_service: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -60,6 +80,8 @@ struct PromotionDocument {
     min_samples: Option<u32>,
     #[serde(default)]
     apply: Option<String>,
+    #[serde(default)]
+    gate_on: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -75,6 +97,16 @@ struct ScopeDocument {
     concurrency: Option<u32>,
     #[serde(default)]
     dry_run: Option<bool>,
+    #[serde(default)]
+    recurrence_window: Option<String>,
+}
+
+/// The remediation budget: fixes started per sliding hour across every action and scope, and
+/// per service (the incident's target service). `None`: no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub fixes_per_hour: Option<u32>,
+    pub per_service: Option<u32>,
 }
 
 /// The validated section.
@@ -94,6 +126,23 @@ pub struct AutonomyConfig {
     pub rate_window: Duration,
     /// Outcomes older than this are dropped.
     pub outcome_retention: Duration,
+    /// A verified fix whose alert (fingerprint) or target fires again this soon did not hold
+    /// (a scope may override it).
+    pub recurrence_window: Duration,
+    /// After this many recurrences of one (action, target) within the window, rootfix stops
+    /// fixing the target on its own: a human approves each attempt (the breaker).
+    pub max_recurrences: u32,
+    pub budget: Budget,
+}
+
+impl AutonomyConfig {
+    /// The recurrence window of `scope` (its own, else the section's).
+    pub fn recurrence_window_of(&self, scope: &str) -> Duration {
+        self.scopes
+            .get(scope)
+            .and_then(|s| s.recurrence_window)
+            .unwrap_or(self.recurrence_window)
+    }
 }
 
 impl Default for AutonomyConfig {
@@ -108,6 +157,9 @@ impl Default for AutonomyConfig {
             run_slot_lease: Duration::from_secs(3600),
             rate_window: Duration::from_secs(3600),
             outcome_retention: Duration::from_secs(30 * 24 * 3600),
+            recurrence_window: Duration::from_secs(3600),
+            max_recurrences: 2,
+            budget: Budget::default(),
         }
     }
 }
@@ -119,6 +171,13 @@ fn is_scope_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn budget_cap(r: &mut Reporter<'_>, field: &str, cap: Option<u32>) -> Option<u32> {
+    if cap == Some(0) {
+        r.at_value(field, "must be at least 1 (leave it out for no cap)");
+    }
+    cap.filter(|c| *c > 0)
 }
 
 /// Checks the section, reporting every problem with its place.
@@ -148,6 +207,17 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
         Some(rate) => rate,
         None => base.min_success_rate,
     };
+    let require_lower_bound = match p.gate_on.as_deref() {
+        None | Some("rate") => false,
+        Some("lower-bound") => true,
+        Some(other) => {
+            r.at_value(
+                "autonomy.promotion.gate_on",
+                format!("unknown `{other}`; expected rate or lower-bound"),
+            );
+            false
+        }
+    };
     let promotion = PromotionPolicy {
         min_in_stage: r.duration(
             "autonomy.promotion.min_in_stage",
@@ -158,6 +228,7 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
         min_success_rate,
         min_samples: p.min_samples.unwrap_or(base.min_samples).max(1),
         auto_apply: apply,
+        require_lower_bound,
     };
     let mut scopes = Vec::new();
     for (i, s) in doc.scopes.iter().enumerate() {
@@ -207,6 +278,13 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
         if max_concurrent == 0 {
             r.at_value(&format!("{field}.concurrency"), "must be at least 1");
         }
+        let recurrence_window = s.recurrence_window.as_deref().map(|w| {
+            r.duration(
+                &format!("{field}.recurrence_window"),
+                Some(w),
+                defaults.recurrence_window,
+            )
+        });
         scopes.push(Scope {
             name: s.name.clone(),
             selector,
@@ -214,6 +292,7 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
             fixes_per_hour,
             max_concurrent,
             dry_run: s.dry_run.unwrap_or(false),
+            recurrence_window,
         });
     }
     AutonomyConfig {
@@ -240,6 +319,23 @@ pub(crate) fn check(doc: &AutonomyDocument, r: &mut Reporter<'_>) -> AutonomyCon
             doc.run_slot_lease.as_deref(),
             defaults.run_slot_lease,
         ),
+        recurrence_window: r.duration(
+            "autonomy.recurrence_window",
+            doc.recurrence_window.as_deref(),
+            defaults.recurrence_window,
+        ),
+        max_recurrences: match doc.max_recurrences {
+            Some(0) => {
+                r.at_value("autonomy.max_recurrences", "must be at least 1");
+                defaults.max_recurrences
+            }
+            Some(n) => n,
+            None => defaults.max_recurrences,
+        },
+        budget: Budget {
+            fixes_per_hour: budget_cap(r, "autonomy.budget.fixes_per_hour", doc.budget.fixes_per_hour),
+            per_service: budget_cap(r, "autonomy.budget.per_service", doc.budget.per_service),
+        },
         ..defaults
     }
 }

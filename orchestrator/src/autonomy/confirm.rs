@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::context::{AutonomyError, Context};
 use super::outcome::{OutcomeKind, Severity};
 use super::stages::Stages;
-use crate::fix::journal::FixOutcome;
 use crate::incident::{Incident, IncidentState, Verdict};
 
 /// Takes SREs' verdicts.
@@ -51,9 +50,10 @@ impl Confirmations {
                     "the fix of incident {incident_id} has not run"
                 )));
             }
-            Some(FixOutcome::Refused(_) | FixOutcome::DryRun(_)) => {
+            Some(outcome) if !outcome.executed() => {
                 return Err(AutonomyError::Conflict(format!(
-                    "the fix of incident {incident_id} changed nothing (refused or dry run)"
+                    "the fix of incident {incident_id} did not execute ({}): nothing changed, so there is nothing to confirm",
+                    outcome.label()
                 )));
             }
             Some(_) => {}
@@ -108,7 +108,7 @@ impl Confirmations {
             Some(severity) => OutcomeKind::Misfix { severity },
         };
         self.ctx
-            .record_outcome(&fix.action, &scope, incident_id, kind, now)
+            .record_fix_outcome(&fix, &scope, incident_id, kind, now)
             .await?;
         self.ctx
             .audit(

@@ -26,6 +26,21 @@ pub const ROOTFIX: &str = "rootfix";
 /// How many times a compare-and-set (an incident, a stage) is retried.
 pub(super) const MAX_CAS_ATTEMPTS: usize = 16;
 
+/// The rate-slot keys of the remediation budget (beside the scopes' own; a scope name cannot
+/// start with `@`).
+const BUDGET_ALL: &str = "@budget";
+const BUDGET_NOTICE: &str = "@budget-notice";
+
+fn budget_key_of_service(service: &str) -> String {
+    format!("@budget:service:{service}")
+}
+
+/// What a fix acts on: its action and rendered params, `action:k=v,k=v` (params in name order).
+pub fn fix_target(fix: &IncidentFix) -> String {
+    let params: Vec<String> = fix.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{}:{}", fix.action, params.join(","))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AutonomyError {
     #[error(transparent)]
@@ -87,6 +102,121 @@ impl Context {
         ))
     }
 
+    /// The alert of `incident` resolved after its fix verified: records how long the alert
+    /// fired, from its start to the resolve (`recovered`, the table's recovery time).
+    pub(super) async fn record_recovery(&self, incident: &Incident) -> Result<(), StateError> {
+        let Some(fix) = incident.fix.as_ref() else {
+            return Ok(());
+        };
+        if fix.stage.is_none() || !matches!(fix.outcome, Some(crate::fix::journal::FixOutcome::Succeeded)) {
+            return Ok(());
+        }
+        let resolved = incident.resolved_at.unwrap_or_else(|| self.clock.now());
+        let ms = (resolved - incident.alert.starts_at).num_milliseconds().max(0);
+        let scope = fix.scope.as_deref().unwrap_or("-");
+        self.record_fix_outcome(
+            fix,
+            scope,
+            &incident.id,
+            OutcomeKind::Recovered {
+                ms: u64::try_from(ms).unwrap_or(0),
+            },
+            self.clock.now(),
+        )
+        .await
+    }
+
+    /// Takes a slot of the remediation budget (global, then the service's) for fix `id`, or
+    /// says why the budget is spent. A slot taken before a refusal is given back.
+    pub(super) async fn take_budget(
+        &self,
+        service: Option<&str>,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StateError> {
+        let window = self.config.rate_window;
+        let span = super::promotion::span(window);
+        if let Some(cap) = self.config.budget.fixes_per_hour
+            && !self
+                .state
+                .take_rate_slot(BUDGET_ALL, id, now, window, cap)
+                .await?
+        {
+            return Ok(Some(format!(
+                "{} fixes started across every action within the last {span}; autonomy.budget.fixes_per_hour is {cap}",
+                self.state.rate_count(BUDGET_ALL, now, window).await?
+            )));
+        }
+        if let (Some(cap), Some(service)) = (self.config.budget.per_service, service) {
+            let key = budget_key_of_service(service);
+            if !self.state.take_rate_slot(&key, id, now, window, cap).await? {
+                self.state.release_rate_slot(BUDGET_ALL, id).await?;
+                return Ok(Some(format!(
+                    "{} fixes started on service {service} within the last {span}; autonomy.budget.per_service is {cap}",
+                    self.state.rate_count(&key, now, window).await?
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the budget has room now (what the sweep asks before deciding a refusal again).
+    pub(super) async fn budget_has_room(
+        &self,
+        service: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StateError> {
+        let window = self.config.rate_window;
+        if let Some(cap) = self.config.budget.fixes_per_hour
+            && self.state.rate_count(BUDGET_ALL, now, window).await? >= cap
+        {
+            return Ok(false);
+        }
+        if let (Some(cap), Some(service)) = (self.config.budget.per_service, service)
+            && self
+                .state
+                .rate_count(&budget_key_of_service(service), now, window)
+                .await?
+                >= cap
+        {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Gives back the rate and budget slots of fix `id` (it did not execute).
+    pub(super) async fn release_slots(
+        &self,
+        scope: &str,
+        service: Option<&str>,
+        id: &str,
+    ) -> Result<(), StateError> {
+        self.state.release_rate_slot(scope, id).await?;
+        self.state.release_rate_slot(BUDGET_ALL, id).await?;
+        if let Some(service) = service {
+            self.state
+                .release_rate_slot(&budget_key_of_service(service), id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// True once per rate window: whether to notify that the budget is spent.
+    pub(super) async fn first_budget_notice(
+        &self,
+        incident: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StateError> {
+        let window = self.config.rate_window;
+        if self.state.rate_count(BUDGET_NOTICE, now, window).await? > 0 {
+            return Ok(false);
+        }
+        let id = format!("notice-{incident}-{}", now.timestamp_millis());
+        self.state
+            .take_rate_slot(BUDGET_NOTICE, &id, now, window, 1)
+            .await
+    }
+
     pub(super) async fn audit(&self, identity: &str, action: &str, detail: String) {
         let event = AuditEvent {
             at: self.clock.now(),
@@ -117,9 +247,10 @@ impl Context {
         self.notifier.notify(n);
     }
 
-    pub(super) async fn record_outcome(
+    /// Records an outcome of `fix` (its action and target) in `scope`.
+    pub(super) async fn record_fix_outcome(
         &self,
-        action: &str,
+        fix: &IncidentFix,
         scope: &str,
         incident: &str,
         kind: OutcomeKind,
@@ -129,9 +260,10 @@ impl Context {
             at,
             incident: incident.to_string(),
             kind,
+            target: Some(fix_target(fix)),
         };
         self.state
-            .record_outcome(action, scope, &outcome, self.config.outcome_retention)
+            .record_outcome(&fix.action, scope, &outcome, self.config.outcome_retention)
             .await
     }
 

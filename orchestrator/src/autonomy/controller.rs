@@ -50,7 +50,7 @@ pub struct Autonomy {
     lifecycle: Arc<FixLifecycle>,
     approvals: Arc<Approvals>,
     decider: Arc<Decider>,
-    recurrences: Recurrences,
+    recurrences: Arc<Recurrences>,
     confirmations: Confirmations,
     operator: Arc<OperatorFixes>,
     leader: Leader,
@@ -105,16 +105,22 @@ impl Autonomy {
             silences,
         ));
         let approvals = Arc::new(Approvals::new(lifecycle.clone()));
-        let decider = Arc::new(Decider::new(stages.clone(), approvals.clone(), lifecycle.clone()));
+        let recurrences = Arc::new(Recurrences::new(ctx.clone()));
+        let decider = Arc::new(Decider::new(
+            stages.clone(),
+            approvals.clone(),
+            lifecycle.clone(),
+            recurrences.clone(),
+        ));
         let sweep = Sweep::new(
             ctx.clone(),
             decider.clone(),
             approvals.clone(),
-            Arc::new(Recurrences::new(ctx.clone())),
+            recurrences.clone(),
             lifecycle.silences.clone(),
         );
         Self {
-            recurrences: Recurrences::new(ctx.clone()),
+            recurrences,
             availability: ctx.availability.clone(),
             state: ctx.state.clone(),
             decider,
@@ -229,7 +235,8 @@ impl Autonomy {
     }
 
     /// The alert of `incident` resolved (it was `was` before): an `auto` fix that had verified
-    /// gets its cooldown silence, and a pending approval is cancelled.
+    /// gets its cooldown silence, the recovery time is measured, and a pending approval is
+    /// cancelled.
     pub async fn alert_resolved(&self, incident: &Incident, was: IncidentState) -> Result<(), AutonomyError> {
         if was == IncidentState::Fixed
             && let Some(fix) = &incident.fix
@@ -241,6 +248,9 @@ impl Autonomy {
                 .create_cooldown_silence(&incident.id, &fix.action, scope, &incident.alert.labels)
                 .await?;
         }
+        if matches!(was, IncidentState::Fixed | IncidentState::AwaitingConfirmation) {
+            self.ctx.record_recovery(incident).await?;
+        }
         self.approvals.cancel_for_incident(incident).await
     }
 
@@ -248,6 +258,12 @@ impl Autonomy {
     /// audited and notified. The caller has written it on the incident.
     pub async fn fix_recurred(&self, incident: &Incident, why: &str) -> Result<(), AutonomyError> {
         self.recurrences.fix_recurred(incident, why).await
+    }
+
+    /// The alert of `last` (closed) fires again as incident `new`: within
+    /// `autonomy.recurrence_window` of a verified fix, that fix recurred.
+    pub async fn alert_came_back(&self, last: &Incident, new: &str) -> Result<(), AutonomyError> {
+        self.recurrences.alert_came_back(last, new).await
     }
 
     /// An SRE's verdict on a fix that ran.

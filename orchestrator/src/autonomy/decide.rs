@@ -11,6 +11,7 @@ use super::approvals::Approvals;
 use super::context::{AutonomyError, Context, Decided, ROOTFIX};
 use super::gate::Gate;
 use super::lifecycle::FixLifecycle;
+use super::recurrence::Recurrences;
 use super::refusal::refuse;
 use super::stage::Stage;
 use super::stages::Stages;
@@ -22,15 +23,22 @@ pub struct Decider {
     stages: Arc<Stages>,
     approvals: Arc<Approvals>,
     lifecycle: Arc<FixLifecycle>,
+    recurrences: Arc<Recurrences>,
 }
 
 impl Decider {
-    pub fn new(stages: Arc<Stages>, approvals: Arc<Approvals>, lifecycle: Arc<FixLifecycle>) -> Self {
+    pub fn new(
+        stages: Arc<Stages>,
+        approvals: Arc<Approvals>,
+        lifecycle: Arc<FixLifecycle>,
+        recurrences: Arc<Recurrences>,
+    ) -> Self {
         Self {
             ctx: lifecycle.ctx.clone(),
             stages,
             approvals,
             lifecycle,
+            recurrences,
         }
     }
 
@@ -104,6 +112,15 @@ impl Decider {
             } else {
                 stage
             };
+            // The per-target breaker: a fix that kept recurring on this target is not run on
+            // rootfix's own any more; a person decides each attempt.
+            let breaker = self.recurrences.check_target(incident, &fix, &scope.name).await?;
+            let stage = if breaker.open() {
+                self.breaker_open(incident, &fix, &breaker, stage).await?;
+                Stage::Manual
+            } else {
+                stage
+            };
             fix.stage = Some(stage);
             if stage == Stage::Manual {
                 // Approved before and refused for now by a later gate (the runner, the kill
@@ -121,5 +138,55 @@ impl Decider {
         }
         .instrument(span)
         .await
+    }
+
+    /// Notes, audits and notifies (urgent) that the breaker of the fix's target is open, once
+    /// per incident.
+    async fn breaker_open(
+        &self,
+        incident: &Incident,
+        fix: &IncidentFix,
+        breaker: &super::recurrence::Breaker,
+        stage: Stage,
+    ) -> Result<(), AutonomyError> {
+        let now = self.ctx.clock.now();
+        let note = format!(
+            "breaker open: {} recurred {} times on {} within autonomy.recurrence_window (autonomy.max_recurrences {}); rootfix stops fixing this target on its own and a person approves each attempt (stage {stage} held at manual)",
+            fix.action, breaker.recurrences, breaker.target, breaker.max
+        );
+        let mut first = false;
+        self.ctx
+            .update_incident(&incident.id, |i| {
+                if i.timeline.iter().any(|t| t.kind == "breaker") {
+                    return false;
+                }
+                i.note(now, "breaker", note.clone());
+                first = true;
+                true
+            })
+            .await?;
+        if !first {
+            return Ok(());
+        }
+        self.ctx
+            .audit(
+                ROOTFIX,
+                "breaker.open",
+                format!("incident {}: {note}", incident.id),
+            )
+            .await;
+        self.ctx.notify(
+            crate::notify::NotificationKind::BreakerOpen,
+            format!(
+                "Breaker open, escalated: {} keeps recurring on {} ({})",
+                fix.action,
+                incident.alertname,
+                incident.service.as_deref().unwrap_or("-")
+            ),
+            format!("incident {}: {note}", incident.id),
+            fix,
+            &incident.id,
+        );
+        Ok(())
     }
 }

@@ -130,6 +130,33 @@ impl FixLifecycle {
             );
             return refuse(&self.ctx, incident, fix, Gate::RateLimit, reason).await;
         }
+        // The remediation budget, across every action and scope (and per service).
+        if let Some(reason) = self
+            .ctx
+            .take_budget(incident.service.as_deref(), &id, now)
+            .await?
+        {
+            self.ctx.state.release_rate_slot(&scope.name, &id).await?;
+            if self.ctx.first_budget_notice(incident_id, now).await? {
+                self.ctx.notify(
+                    NotificationKind::BudgetSpent,
+                    format!(
+                        "Remediation budget spent: {} on {} ({}) not started",
+                        fix.action,
+                        incident.alertname,
+                        incident.service.as_deref().unwrap_or("-")
+                    ),
+                    format!(
+                        "incident {incident_id}, scope {}: {reason}; fixes wait until the window frees (said once per {})",
+                        scope.name,
+                        super::promotion::span(self.ctx.config.rate_window)
+                    ),
+                    &fix,
+                    incident_id,
+                );
+            }
+            return refuse(&self.ctx, incident, fix, Gate::Budget, reason).await;
+        }
         if !self
             .ctx
             .state
@@ -142,7 +169,9 @@ impl FixLifecycle {
             )
             .await?
         {
-            self.ctx.state.release_rate_slot(&scope.name, &id).await?;
+            self.ctx
+                .release_slots(&scope.name, incident.service.as_deref(), &id)
+                .await?;
             let reason = format!(
                 "{} fixes are running in scope {}; the limit is {}",
                 self.ctx.state.running_count(&scope.name, now).await?,
@@ -188,7 +217,9 @@ impl FixLifecycle {
         if started.state != IncidentState::Fixing {
             // The alert resolved meanwhile: nothing to fix.
             self.ctx.state.release_run_slot(&scope.name, &id).await?;
-            self.ctx.state.release_rate_slot(&scope.name, &id).await?;
+            self.ctx
+                .release_slots(&scope.name, incident.service.as_deref(), &id)
+                .await?;
             return Ok(Decided::Nothing);
         }
         self.ctx
@@ -285,17 +316,32 @@ impl FixLifecycle {
         let now = self.ctx.clock.now();
         let interrupted = outcome.interrupted_by_restart();
         let kind = match &outcome {
-            _ if interrupted => Some(OutcomeKind::Interrupted),
-            FixOutcome::Succeeded | FixOutcome::AlreadyHealthy => Some(OutcomeKind::Succeeded),
-            FixOutcome::Aborted(_) => Some(OutcomeKind::Failed),
-            FixOutcome::RolledBack(_) => Some(OutcomeKind::RolledBack),
-            FixOutcome::RollbackFailed(_) => Some(OutcomeKind::RollbackFailed),
-            FixOutcome::Refused(_) | FixOutcome::DryRun(_) => None,
+            _ if interrupted => OutcomeKind::Interrupted,
+            FixOutcome::Succeeded => OutcomeKind::Succeeded,
+            FixOutcome::AlreadyHealthy => OutcomeKind::AlreadyHealthy,
+            FixOutcome::Aborted(_) => OutcomeKind::Aborted,
+            FixOutcome::RolledBack(_) => OutcomeKind::RolledBack,
+            FixOutcome::RollbackFailed(_) => OutcomeKind::RollbackFailed,
+            FixOutcome::DryRun(_) => OutcomeKind::DryRun,
+            FixOutcome::Refused(_) => OutcomeKind::Refused { gate: Gate::Target },
         };
-        // Only a fix a stage decided counts for promotion (an operator's fix has no stage).
-        if let Some(kind) = kind.filter(|_| fix.stage.is_some()) {
+        // Only a fix a stage decided is an outcome of its (action, scope): an operator's fix has
+        // no stage. Only one that executed is a sample of the gate (`OutcomeKind::counts`).
+        if fix.stage.is_some() {
             self.ctx
-                .record_outcome(&fix.action, &scope.name, incident_id, kind, now)
+                .record_fix_outcome(&fix, &scope.name, incident_id, kind, now)
+                .await?;
+        }
+        // A fix that changed nothing gives its rate and budget slots back.
+        if !outcome.executed() && !interrupted {
+            let service = self
+                .ctx
+                .state
+                .incident(incident_id)
+                .await?
+                .and_then(|i| i.service);
+            self.ctx
+                .release_slots(&scope.name, service.as_deref(), &fix_id(incident_id, &fix.action))
                 .await?;
         }
         self.ctx
@@ -315,6 +361,7 @@ impl FixLifecycle {
         let stage = fix.stage.unwrap_or(Stage::Manual);
         fix.outcome = Some(outcome.clone());
         let mut silence_labels = None;
+        let mut resolved = false;
         let incident = self
             .ctx.update_incident(incident_id, |i| {
                 i.fix = Some(fix.clone());
@@ -336,6 +383,7 @@ impl FixLifecycle {
                         silence_labels = Some(i.alert.labels.clone());
                     }
                     i.state = IncidentState::Resolved;
+                    resolved = true;
                     let how = if succeeded { "verified" } else { "did not verify" };
                     i.note(
                         now,
@@ -401,6 +449,9 @@ impl FixLifecycle {
                 )
                 .await?;
         }
+        if resolved {
+            self.ctx.record_recovery(&incident).await?;
+        }
         if let Some(labels) = silence_labels {
             self.create_cooldown_silence(incident_id, &fix.action, &scope.name, &labels)
                 .await?;
@@ -451,6 +502,7 @@ impl FixLifecycle {
                     fixes_per_hour: 0,
                     max_concurrent: 0,
                     dry_run: false,
+                    recurrence_window: None,
                 });
             let id = fix_id(incident, &fix.action);
             self.finish_fix(incident, fix, &scope, report.outcome.clone())

@@ -24,7 +24,9 @@ impl OutcomeSummary {
         let mut latest: BTreeMap<&str, &Outcome> = BTreeMap::new();
         let mut p0_misfixes = 0;
         for o in outcomes {
-            if o.kind == OutcomeKind::Interrupted {
+            // Only fixes that executed are samples: aborted, already healthy, dry runs,
+            // refusals, interruptions and recovery measurements are not.
+            if !o.kind.counts() {
                 continue;
             }
             if o.kind
@@ -63,6 +65,53 @@ impl OutcomeSummary {
     }
 }
 
+/// The seed's table for one (action, scope), measured from its outcomes in a window: recovery
+/// time (alert start → resolved, after a fix), and how often a rollback restored its target.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Measured {
+    /// Fixes whose alert resolved after them.
+    pub recoveries: u32,
+    pub mean_recovery_seconds: Option<f64>,
+    pub p90_recovery_seconds: Option<f64>,
+    /// Rollbacks run (rolled back, rollback failed, and those after an interruption).
+    pub rollbacks: u32,
+    /// Of those, the rollbacks that restored the target.
+    pub rollbacks_restored: u32,
+    pub rollback_success_rate: Option<f64>,
+    /// Outcomes per kind (`succeeded`, `aborted`, `refused`, ...), what the picture shows.
+    pub kinds: BTreeMap<&'static str, u32>,
+}
+
+impl Measured {
+    pub fn of(outcomes: &[Outcome]) -> Self {
+        let mut recovery: Vec<f64> = Vec::new();
+        let mut m = Measured::default();
+        for o in outcomes {
+            *m.kinds.entry(o.kind.as_str()).or_default() += 1;
+            match o.kind {
+                OutcomeKind::Recovered { ms } => recovery.push(ms as f64 / 1e3),
+                OutcomeKind::RolledBack | OutcomeKind::Interrupted => {
+                    m.rollbacks += 1;
+                    m.rollbacks_restored += 1;
+                }
+                OutcomeKind::RollbackFailed => m.rollbacks += 1,
+                _ => {}
+            }
+        }
+        recovery.sort_by(f64::total_cmp);
+        m.recoveries = u32::try_from(recovery.len()).unwrap_or(u32::MAX);
+        if !recovery.is_empty() {
+            m.mean_recovery_seconds = Some(recovery.iter().sum::<f64>() / recovery.len() as f64);
+            // Nearest rank: the smallest value at or above 90 % of the recoveries.
+            let rank = (recovery.len() * 9).div_ceil(10).max(1);
+            m.p90_recovery_seconds = recovery.get(rank - 1).copied();
+        }
+        m.rollback_success_rate =
+            (m.rollbacks > 0).then(|| f64::from(m.rollbacks_restored) / f64::from(m.rollbacks));
+        m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
@@ -78,6 +127,7 @@ mod tests {
             at: at(h),
             incident: incident.into(),
             kind,
+            target: None,
         }
     }
 
@@ -92,6 +142,44 @@ mod tests {
             o(1, "c", OutcomeKind::Interrupted),
         ]);
         assert_eq!((s.samples, s.successes), (3, 1), "a tie goes to the recurrence");
+    }
+
+    #[test]
+    fn only_executed_fixes_are_samples() {
+        let s = OutcomeSummary::of(&[
+            o(1, "a", OutcomeKind::Aborted),
+            o(1, "b", OutcomeKind::AlreadyHealthy),
+            o(1, "c", OutcomeKind::DryRun),
+            o(
+                1,
+                "d",
+                OutcomeKind::Refused {
+                    gate: crate::record::gate::Gate::Killswitch,
+                },
+            ),
+            o(1, "e", OutcomeKind::Failed),
+            o(2, "f", OutcomeKind::Succeeded),
+            o(3, "f", OutcomeKind::Recovered { ms: 40_000 }),
+        ]);
+        assert_eq!((s.samples, s.successes), (1, 1));
+    }
+
+    #[test]
+    fn the_table_measures_recovery_and_rollbacks() {
+        let mut all: Vec<Outcome> = (1..=10u64)
+            .map(|i| o(1, &format!("r{i}"), OutcomeKind::Recovered { ms: i * 10_000 }))
+            .collect();
+        all.push(o(1, "x", OutcomeKind::RolledBack));
+        all.push(o(1, "y", OutcomeKind::RolledBack));
+        all.push(o(1, "z", OutcomeKind::RollbackFailed));
+        let m = Measured::of(&all);
+        assert_eq!(m.recoveries, 10);
+        assert_eq!(m.mean_recovery_seconds, Some(55.0));
+        assert_eq!(m.p90_recovery_seconds, Some(90.0));
+        assert_eq!((m.rollbacks, m.rollbacks_restored), (3, 2));
+        assert!((m.rollback_success_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(m.kinds["recovered"], 10);
+        assert_eq!(Measured::of(&[]).p90_recovery_seconds, None);
     }
 
     #[test]

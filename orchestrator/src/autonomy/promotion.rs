@@ -1,6 +1,8 @@
 //! The promotion gate: at least `min_in_stage` in the current stage, a success rate of at least
 //! `min_success_rate` over the trailing `window` with at least `min_samples` outcomes, and no P0
-//! misfix in that window; never above the scope's cap.
+//! misfix in that window; never above the scope's cap. With `gate_on: lower-bound` the Wilson
+//! lower bound at 95 % ([`wilson_lower_bound`]) must reach `min_success_rate` instead of the raw
+//! rate: with every fix a success, 99.1 % needs 423 samples.
 
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ pub struct PromotionPolicy {
     pub min_samples: u32,
     /// Apply promotions the gate allows without an admin.
     pub auto_apply: bool,
+    /// The Wilson lower bound (95 %), not the raw rate, must reach `min_success_rate`.
+    pub require_lower_bound: bool,
 }
 
 impl Default for PromotionPolicy {
@@ -29,6 +33,7 @@ impl Default for PromotionPolicy {
             min_success_rate: 0.991,
             min_samples: 20,
             auto_apply: false,
+            require_lower_bound: false,
         }
     }
 }
@@ -45,6 +50,10 @@ pub struct GateStatus {
     pub samples: u32,
     pub successes: u32,
     pub success_rate: Option<f64>,
+    /// The Wilson lower bound (95 %) of the success rate: what the samples guarantee.
+    pub lower_bound: Option<f64>,
+    /// Whether the gate reads the lower bound (`gate_on: lower-bound`) or the raw rate.
+    pub gate_on_lower_bound: bool,
     pub p0_misfixes: u32,
     /// Why the gate is not met (empty when it is).
     pub unmet: Vec<String>,
@@ -56,6 +65,30 @@ impl GateStatus {
         self.success_rate
             .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
     }
+
+    /// The lower bound as a percentage, `-` without samples.
+    pub fn bound_text(&self) -> String {
+        self.lower_bound
+            .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+    }
+}
+
+/// z for a two-sided 95 % interval.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// The Wilson score interval's lower bound at 95 % for `successes` of `samples`: the success
+/// rate the samples show with 95 % confidence (`None` without samples). 20 of 20 gives 83.9 %;
+/// 99.1 % needs 423 of 423.
+pub fn wilson_lower_bound(successes: u32, samples: u32) -> Option<f64> {
+    if samples == 0 {
+        return None;
+    }
+    let n = f64::from(samples);
+    let p = f64::from(successes.min(samples)) / n;
+    let z2 = Z95 * Z95;
+    let centre = p + z2 / (2.0 * n);
+    let spread = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Some(((centre - spread) / (1.0 + z2 / n)).max(0.0))
 }
 
 impl PromotionPolicy {
@@ -97,12 +130,22 @@ impl PromotionPolicy {
                 self.min_samples
             ));
         }
+        let lower_bound = wilson_lower_bound(summary.successes, summary.samples);
         match summary.success_rate {
             Some(rate) if rate + 1e-12 < self.min_success_rate => unmet.push(format!(
                 "success rate {:.2} % is below {:.2} %",
                 rate * 100.0,
                 self.min_success_rate * 100.0
             )),
+            Some(_) if self.require_lower_bound => {
+                if let Some(bound) = lower_bound.filter(|b| b + 1e-12 < self.min_success_rate) {
+                    unmet.push(format!(
+                        "the success rate's 95 % lower bound {:.2} % is below {:.2} %",
+                        bound * 100.0,
+                        self.min_success_rate * 100.0
+                    ));
+                }
+            }
             _ => {}
         }
         if summary.p0_misfixes > 0 {
@@ -121,6 +164,8 @@ impl PromotionPolicy {
             samples: summary.samples,
             successes: summary.successes,
             success_rate: summary.success_rate,
+            lower_bound,
+            gate_on_lower_bound: self.require_lower_bound,
             p0_misfixes: summary.p0_misfixes,
             unmet,
         }
@@ -176,6 +221,42 @@ mod tests {
         assert_eq!(span(Duration::from_secs(67)), "1m");
         assert_eq!(span(Duration::from_secs(5400)), "1h 30m");
         assert_eq!(span(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn the_wilson_bound_is_what_small_samples_guarantee() {
+        assert_eq!(wilson_lower_bound(0, 0), None);
+        let b = |s, n| wilson_lower_bound(s, n).unwrap();
+        assert!((b(20, 20) - 0.8389).abs() < 1e-4, "{}", b(20, 20));
+        assert!((b(0, 10)).abs() < 1e-12);
+        // 99.1 % needs 423 straight successes.
+        assert!(
+            b(423, 423) >= 0.991 && b(422, 422) < 0.991,
+            "{} {}",
+            b(423, 423),
+            b(422, 422)
+        );
+        let p = PromotionPolicy {
+            require_lower_bound: true,
+            ..PromotionPolicy::default()
+        };
+        let now = Utc::now();
+        let g = p.evaluate(
+            &state(Stage::Manual, 8, now),
+            &summary(200, 200, 0),
+            Stage::Auto,
+            now,
+        );
+        assert!(!g.met && g.unmet[0].contains("lower bound"), "{:?}", g.unmet);
+        assert!(
+            p.evaluate(
+                &state(Stage::Manual, 8, now),
+                &summary(500, 500, 0),
+                Stage::Auto,
+                now
+            )
+            .met
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use tracing::warn;
 
 use super::context::{AutonomyError, Context, Decided, ROOTFIX, render_params};
 use super::gate::Gate;
+use super::outcome::OutcomeKind;
 use crate::engine::NodeOutcome;
 use crate::incident::{Incident, IncidentFix, IncidentState};
 use crate::notify::NotificationKind;
@@ -53,6 +54,18 @@ pub(super) async fn refuse(
             true
         })
         .await?;
+    // The refusal is an outcome of the fix type in its scope (not a sample of the gate), once
+    // per incident and reason, so the stages picture shows what was refused and why.
+    let scope = fix.scope.clone().or_else(|| {
+        ctx.config
+            .scopes
+            .scope_for(&incident.alert.labels)
+            .map(|s| s.name.clone())
+    });
+    if !said_before && let Some(scope) = scope {
+        ctx.record_fix_outcome(&fix, &scope, &incident.id, OutcomeKind::Refused { gate }, now)
+            .await?;
+    }
     if gate == Gate::Runner && !said_before {
         let path = saved
             .diagnosis

@@ -20,6 +20,8 @@ pub struct Scope {
     pub max_concurrent: u32,
     /// Run everything but execute and rollback.
     pub dry_run: bool,
+    /// `autonomy.recurrence_window` for this scope (`None`: the section's).
+    pub recurrence_window: Option<std::time::Duration>,
 }
 
 impl Scope {
@@ -54,6 +56,7 @@ mod tests {
             fixes_per_hour: 10,
             max_concurrent: 1,
             dry_run: false,
+            recurrence_window: None,
         }
     }
 

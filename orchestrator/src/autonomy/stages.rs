@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::info;
 
 use super::context::{AutonomyError, Context, MAX_CAS_ATTEMPTS, ROOTFIX, stage_key};
-use super::outcome::OutcomeSummary;
+use super::outcome::{Measured, Outcome, OutcomeSummary};
 use super::promotion::GateStatus;
 use super::stage::{Proposal, Stage, StageChange, StageEntry, StageState};
 use crate::notify::{Notification, NotificationKind};
@@ -21,6 +21,19 @@ pub struct StageReport {
     /// The scope's cap (`manual` when the scope is no longer configured).
     pub cap: Stage,
     pub gate: GateStatus,
+    /// The seed's table over the gate's window: recovery times, rollback success, kinds.
+    pub measured: Measured,
+    /// The outcomes in the window, oldest first (the page's picture).
+    #[serde(skip)]
+    pub outcomes: Vec<Outcome>,
+    /// Every stage change of the pair, oldest first (the page's picture).
+    #[serde(skip)]
+    pub history: Vec<StageChange>,
+    /// Start of the window the gate, the table and the picture cover.
+    #[serde(skip)]
+    pub window_start: chrono::DateTime<chrono::Utc>,
+    #[serde(skip)]
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// What [`Stages::propose_or_apply`] did: `action/scope → stage` each.
@@ -90,14 +103,33 @@ impl Stages {
     }
     // ── Stages ──
 
-    /// Every pair with its stage and its gate now.
+    /// Every pair with its stage, its gate and its measured table now.
     pub async fn stage_reports(&self) -> Result<Vec<StageReport>, AutonomyError> {
         let now = self.ctx.clock.now();
+        let policy = &self.ctx.config.promotion;
+        let window_start = policy.window_start(now);
         let mut out = Vec::new();
         for entry in self.ctx.state.stages().await? {
             let cap = self.cap_of(&entry.scope);
-            let gate = self.gate(&entry, cap, now).await?;
-            out.push(StageReport { entry, cap, gate });
+            let mut outcomes = self
+                .ctx
+                .state
+                .outcomes(&entry.action, &entry.scope, window_start)
+                .await?;
+            outcomes.sort_by_key(|o| o.at);
+            let gate = policy.evaluate(&entry.state, &OutcomeSummary::of(&outcomes), cap, now);
+            let measured = Measured::of(&outcomes);
+            let history = self.ctx.state.stage_history(&entry.action, &entry.scope).await?;
+            out.push(StageReport {
+                entry,
+                cap,
+                gate,
+                measured,
+                outcomes,
+                history,
+                window_start,
+                now,
+            });
         }
         Ok(out)
     }

@@ -5,7 +5,7 @@
 //!   it reopens and its outcome becomes `recurred`;
 //! - an incident whose alert was not seen for `limits.stale_after` closes as `stale`, unless
 //!   Alertmanager (API v2, when `silences:` names one) still holds the alert active;
-//! - fixes refused for now (kill switch, runner, rate limit, concurrency) are decided again once
+//! - fixes refused for now (kill switch, runner, rate limit, budget, concurrency) are decided again once
 //!   the cause may have cleared, oldest first, targets never fixed before targets fixed within
 //!   the rate window — so a storm under a concurrency cap reaches every target as slots free up.
 
@@ -215,6 +215,7 @@ impl Sweep {
                 Some(s) => self.ctx.state.running_count(&s.name, now).await? < s.max_concurrent,
                 None => true,
             },
+            Some(Gate::Budget) => self.ctx.budget_has_room(incident.service.as_deref(), now).await?,
             Some(Gate::RateLimit) => match scope {
                 Some(s) => {
                     self.ctx

@@ -149,14 +149,27 @@ pub fn render_list(body: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<20} {:<12} {:<7} {:<7} {:>6} {:>7} {:>9} {:>3}  {:<28} GATE",
-        "ACTION", "SCOPE", "STAGE", "CAP", "DAYS", "SAMPLES", "SUCCESS", "P0", "PROPOSAL"
+        "{:<20} {:<12} {:<7} {:<7} {:>6} {:>7} {:>9} {:>9} {:>3} {:>9} {:>9} {:>9}  {:<28} GATE",
+        "ACTION",
+        "SCOPE",
+        "STAGE",
+        "CAP",
+        "DAYS",
+        "SAMPLES",
+        "SUCCESS",
+        "BOUND95",
+        "P0",
+        "MTTR",
+        "P90",
+        "ROLLBACK",
+        "PROPOSAL"
     );
     for r in body["items"].as_array().into_iter().flatten() {
         let gate = &r["gate"];
+        let m = &r["measured"];
         let _ = writeln!(
             out,
-            "{:<20} {:<12} {:<7} {:<7} {:>6} {:>7} {:>9} {:>3}  {:<28} {}",
+            "{:<20} {:<12} {:<7} {:<7} {:>6} {:>7} {:>9} {:>9} {:>3} {:>9} {:>9} {:>9}  {:<28} {}",
             s(&r["action"]),
             s(&r["scope"]),
             s(&r["stage"]),
@@ -164,12 +177,30 @@ pub fn render_list(body: &Value) -> String {
             days(gate),
             gate["samples"].as_u64().unwrap_or(0),
             rate(gate),
+            percent(&gate["lower_bound"]),
             gate["p0_misfixes"].as_u64().unwrap_or(0),
+            seconds(&m["mean_recovery_seconds"]),
+            seconds(&m["p90_recovery_seconds"]),
+            percent(&m["rollback_success_rate"]),
             proposal(r),
             gate_line(gate),
         );
     }
     out
+}
+
+fn percent(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".to_string(), |r| format!("{:.2} %", r * 100.0))
+}
+
+/// A duration in seconds as an SRE reads it: `42s`, `3m 5s`.
+fn seconds(v: &Value) -> String {
+    match v.as_f64() {
+        None => "-".to_string(),
+        Some(s) if s < 60.0 => format!("{s:.0}s"),
+        Some(s) => format!("{}m {:.0}s", (s / 60.0).floor(), s % 60.0),
+    }
 }
 
 pub fn render_stage(body: &Value) -> String {
@@ -194,6 +225,27 @@ pub fn render_stage(body: &Value) -> String {
         rate(gate),
         gate["p0_misfixes"].as_u64().unwrap_or(0)
     );
+    let m = &r["measured"];
+    let _ = writeln!(
+        out,
+        "95 % lower bound {}{}; recovery mean {} p90 {} over {} resolves; rollbacks {} of {} restored ({})",
+        percent(&gate["lower_bound"]),
+        if gate["gate_on_lower_bound"] == true {
+            " (the gate reads it)"
+        } else {
+            ""
+        },
+        seconds(&m["mean_recovery_seconds"]),
+        seconds(&m["p90_recovery_seconds"]),
+        m["recoveries"].as_u64().unwrap_or(0),
+        m["rollbacks_restored"].as_u64().unwrap_or(0),
+        m["rollbacks"].as_u64().unwrap_or(0),
+        percent(&m["rollback_success_rate"]),
+    );
+    if let Some(kinds) = m["kinds"].as_object().filter(|k| !k.is_empty()) {
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "outcomes in the window: {}", kinds.join(", "));
+    }
     let next = gate["next"].as_str().unwrap_or("nothing");
     if gate["met"] == true {
         let _ = writeln!(out, "gate to {next}: met");

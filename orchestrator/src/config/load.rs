@@ -315,7 +315,7 @@ pub(super) mod tests {
                 "7:25: notifications.receivers[0].format: unknown format `teams`; expected slack, dingtalk, wecom or json",
                 "8:37: notifications.receivers[1].url: `ftp://x/`: only http and https URLs are supported",
                 "9:40: notifications.receivers[2].url_env: environment variable NOPE is not set",
-                "10:73: notifications.receivers[3].events[1]: unknown event `fixed`; expected one of approval_requested, approval_expired, stage_changed, fix_succeeded, fix_failed, fix_rolled_back, rollback_failed, diagnosis_only",
+                "10:73: notifications.receivers[3].events[1]: unknown event `fixed`; expected one of approval_requested, approval_expired, stage_changed, fix_succeeded, fix_failed, fix_rolled_back, rollback_failed, diagnosis_only, fix_recurred, breaker_open, budget_spent",
                 "11:8: notifications.receivers[4]: set exactly one of url and url_env",
                 "11:14: notifications.receivers[4].name: another receiver is named `d`",
                 "12:57: notifications.receivers[5].events: an empty list sends nothing; leave `events` out to send every kind",

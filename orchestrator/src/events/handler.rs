@@ -211,6 +211,7 @@ impl IncidentHandler {
                     None => Ok(self.ignored(None, "firing-over")),
                 };
             }
+            let came_back_from = last.clone();
             match (self.rules.firing_after(&alert, last.as_ref()), last) {
                 (FiringVerdict::Ignore(why), Some(last)) => {
                     return self.ignore(last, entry, why, "stale-firing").await;
@@ -266,6 +267,20 @@ impl IncidentHandler {
                 CreateOutcome::Created => {
                     incident.version = 1;
                     info!(incident = %incident.id, state = incident.state.as_str(), "incident opened");
+                    // The alert came back after a verified fix: within the recurrence window
+                    // that fix did not hold. This firing is diagnosed afresh either way.
+                    if let (Some(last), Some(autonomy)) = (&came_back_from, &self.autonomy) {
+                        match autonomy.alert_came_back(last, &incident.id).await {
+                            Ok(()) => {}
+                            Err(AutonomyError::State(e)) => return Err(HandleError::State(e)),
+                            Err(e) => {
+                                warn!(incident = %incident.id, error = %e, "could not record the recurrence")
+                            }
+                        }
+                        if let Some(fresh) = self.state.incident(&incident.id).await? {
+                            incident = fresh;
+                        }
+                    }
                     if playbook.is_some() {
                         return self.diagnose(incident).await;
                     }

@@ -84,11 +84,18 @@ pub enum NotificationKind {
     /// A remedy reached its threshold but its action cannot run on this install (its runner is
     /// disabled or unreachable): the diagnosis is the whole answer, a person acts.
     DiagnosisOnly,
+    /// A verified fix did not hold (its alert or target came back): outcome `recurred`.
+    FixRecurred,
+    /// The per-target breaker opened: a fix kept recurring on one target, rootfix stops fixing
+    /// it on its own and a person decides each attempt. **Urgent.**
+    BreakerOpen,
+    /// The remediation budget is spent for the hour: fixes wait (said once per window).
+    BudgetSpent,
 }
 
 impl NotificationKind {
     /// Every kind, in a stable order.
-    pub const ALL: [NotificationKind; 8] = [
+    pub const ALL: [NotificationKind; 11] = [
         NotificationKind::ApprovalRequested,
         NotificationKind::ApprovalExpired,
         NotificationKind::StageChanged,
@@ -97,6 +104,9 @@ impl NotificationKind {
         NotificationKind::FixRolledBack,
         NotificationKind::RollbackFailed,
         NotificationKind::DiagnosisOnly,
+        NotificationKind::FixRecurred,
+        NotificationKind::BreakerOpen,
+        NotificationKind::BudgetSpent,
     ];
 
     /// Whether the event needs a person now: DingTalk messages then mention everyone, and every
@@ -104,7 +114,9 @@ impl NotificationKind {
     pub fn urgent(self) -> bool {
         matches!(
             self,
-            NotificationKind::RollbackFailed | NotificationKind::ApprovalExpired
+            NotificationKind::RollbackFailed
+                | NotificationKind::ApprovalExpired
+                | NotificationKind::BreakerOpen
         )
     }
 
@@ -119,6 +131,9 @@ impl NotificationKind {
             NotificationKind::FixRolledBack => "fix_rolled_back",
             NotificationKind::RollbackFailed => "rollback_failed",
             NotificationKind::DiagnosisOnly => "diagnosis_only",
+            NotificationKind::FixRecurred => "fix_recurred",
+            NotificationKind::BreakerOpen => "breaker_open",
+            NotificationKind::BudgetSpent => "budget_spent",
         }
     }
 
@@ -373,7 +388,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_round_trip_their_names_and_two_are_urgent() {
+    fn kinds_round_trip_their_names_and_three_are_urgent() {
         for kind in NotificationKind::ALL {
             assert_eq!(NotificationKind::from_name(kind.as_str()), Some(kind));
             assert_eq!(
@@ -386,7 +401,8 @@ mod tests {
             urgent,
             [
                 NotificationKind::ApprovalExpired,
-                NotificationKind::RollbackFailed
+                NotificationKind::RollbackFailed,
+                NotificationKind::BreakerOpen
             ]
         );
         assert_eq!(NotificationKind::from_name("diagnosed"), None);

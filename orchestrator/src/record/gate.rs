@@ -14,7 +14,12 @@ pub enum Gate {
     Killswitch,
     Scope,
     RateLimit,
+    /// The global remediation budget (`limits.fixes_per_hour_total`, or per service).
+    Budget,
     Concurrency,
+    /// The executor would not start it: its params were refused, or another fix holds the
+    /// target (recorded as the outcome `refused`, gate `target`).
+    Target,
 }
 
 impl Gate {
@@ -25,7 +30,9 @@ impl Gate {
             Gate::Killswitch => "killswitch",
             Gate::Scope => "scope",
             Gate::RateLimit => "rate-limit",
+            Gate::Budget => "budget",
             Gate::Concurrency => "concurrency",
+            Gate::Target => "target",
         }
     }
 
@@ -34,7 +41,7 @@ impl Gate {
     pub fn for_now(self) -> bool {
         matches!(
             self,
-            Gate::Runner | Gate::Killswitch | Gate::RateLimit | Gate::Concurrency
+            Gate::Runner | Gate::Killswitch | Gate::RateLimit | Gate::Budget | Gate::Concurrency
         )
     }
 }

@@ -55,6 +55,15 @@ impl FixOutcome {
         matches!(self, FixOutcome::RolledBack(reason) if reason.contains(STOPPED_DURING_EXECUTE))
     }
 
+    /// Whether the fix's execute phase ran (it changed the target, or tried to): only such a fix
+    /// can be confirmed, and only it is a sample of the promotion gate and takes a rate slot.
+    pub fn executed(&self) -> bool {
+        matches!(
+            self,
+            FixOutcome::Succeeded | FixOutcome::RolledBack(_) | FixOutcome::RollbackFailed(_)
+        )
+    }
+
     /// Outcomes that page a human at once.
     pub fn pages(&self) -> bool {
         matches!(self, FixOutcome::RollbackFailed(_))

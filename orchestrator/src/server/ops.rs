@@ -49,6 +49,11 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let incidents = app.state.incident_counts().await.ok();
     let stream = app.state.stream_stats().await.ok();
-    let text = app.metrics.render(incidents.as_ref(), stream);
+    let mut text = app.metrics.render(incidents.as_ref(), stream);
+    if let Some(autonomy) = &app.autonomy
+        && let Ok(reports) = autonomy.stage_reports().await
+    {
+        text.push_str(&crate::metrics::render_fix_table(&reports));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -88,7 +88,8 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
         Ok(stages) => {
             b.push_str(
                 "<table id=\"stages\"><thead><tr><th>Action</th><th>Scope</th><th>Stage</th><th>Cap</th>\
-                 <th>In stage</th><th>Samples</th><th>Success</th><th>P0 misfixes</th><th>Gate</th>\
+                 <th>In stage</th><th>Samples</th><th>Success</th><th>95 % lower bound</th><th>P0 misfixes</th>\
+                 <th>Recovery mean / p90</th><th>Rollback success</th><th>Gate</th>\
                  <th>Proposal</th></tr></thead><tbody>",
             );
             for r in stages {
@@ -112,11 +113,13 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
                     || "—".to_string(),
                     |p| format!("→ {} (since {})", p.to.as_str(), time(p.at)),
                 );
+                let secs = |s: Option<f64>| s.map_or("—".to_string(), |s| format!("{s:.0} s"));
                 let _ = write!(
                     b,
                     "<tr class=\"stage\" data-action=\"{action}\" data-scope=\"{scope}\"><td>{action}</td><td>{scope}</td>\
-                     <td>{stage}</td><td>{cap}</td><td>{inst}</td><td>{samples}</td><td>{rate}</td><td>{p0}</td>\
-                     <td>{gate}</td><td>{proposal}</td></tr>",
+                     <td>{stage}</td><td>{cap}</td><td>{inst}</td><td>{samples}</td><td>{rate}</td><td>{bound}{reads}</td><td>{p0}</td>\
+                     <td>{mean} / {p90}</td><td>{rollback}</td><td>{gate}</td><td>{proposal}</td></tr>\
+                     <tr class=\"stage-picture-row\"><td colspan=\"13\">{picture}</td></tr>",
                     action = escape(&r.entry.action),
                     scope = escape(&r.entry.scope),
                     stage = r.entry.state.stage.as_str(),
@@ -124,10 +127,17 @@ pub fn dashboard(d: &Dashboard, who: (&Identity, &str), flash: Option<&Flash>) -
                     inst = hours(g.hours_in_stage),
                     samples = g.samples,
                     rate = percent(g.success_rate),
+                    bound = percent(g.lower_bound),
+                    reads = if g.gate_on_lower_bound { " (gate)" } else { "" },
                     p0 = g.p0_misfixes,
+                    mean = secs(r.measured.mean_recovery_seconds),
+                    p90 = secs(r.measured.p90_recovery_seconds),
+                    rollback = percent(r.measured.rollback_success_rate),
+                    picture = super::stage_picture::picture(r),
                 );
             }
             b.push_str("</tbody></table>");
+            b.push_str(&super::stage_picture::legend());
         }
     }
     layout("Dashboard", Some(who), flash, &b)

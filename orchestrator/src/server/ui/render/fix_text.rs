@@ -64,13 +64,9 @@ pub fn resolve_text(i: &Incident, journal: &[JournalEntry]) -> Option<String> {
 /// Whether an incident's fix can take an SRE's verdict now: as `Autonomy::confirm` decides (a
 /// fix that ran and changed something, with no verdict yet; a second one is a 409).
 pub fn can_confirm(i: &Incident) -> bool {
-    i.fix.as_ref().is_some_and(|f| {
-        f.verdict.is_none()
-            && matches!(
-                &f.outcome,
-                Some(o) if !matches!(o, FixOutcome::Refused(_) | FixOutcome::DryRun(_))
-            )
-    })
+    i.fix
+        .as_ref()
+        .is_some_and(|f| f.verdict.is_none() && f.outcome.as_ref().is_some_and(FixOutcome::executed))
 }
 
 #[cfg(test)]

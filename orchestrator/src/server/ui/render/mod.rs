@@ -4,7 +4,8 @@
 //!
 //! One module a page — `login`, `dashboard`, `incident_page` — around the `layout` they share;
 //! `approvals` (the approvals table both pages show) and `journal` (the fix's journal) are parts
-//! of pages; `escape`, `values` and `fix_text` say how values are shown.
+//! of pages; `stage_picture` is the stages view's SVG of outcomes and stages; `escape`, `values`
+//! and `fix_text` say how values are shown.
 
 mod approvals;
 mod dashboard;
@@ -14,6 +15,7 @@ mod incident_page;
 mod journal;
 mod layout;
 mod login;
+mod stage_picture;
 mod values;
 
 pub use dashboard::{Dashboard, dashboard};
