@@ -408,12 +408,14 @@ fixes:
     /etc/ssl/certs: $demo/trust
 kubernetes: {enabled: false}
 # The demo injects the same fault again seconds after a fix resolved it; with the default
-# flap window (15m) that is a flap of the fixed alert (a fix that did not hold), not a new fault.
+# flap window (15m) and recurrence window (1h) that is the fixed alert coming back (a fix that did
+# not hold, outcome recurred), not a new fault.
 limits: {flap_window: 1s}
 evidence:
   prometheus: {default: {url: "$PROMETHEUS_URL", timeout: 10s}}
   http: {extra_ca_files: [$demo/certs/ca.crt], timeout: 10s}
 autonomy:
+  recurrence_window: 1s
   approval_ttl: 30m
   leader_interval: 10s
   promotion: {min_in_stage: 7d, window: 72h, min_success_rate: 0.991, min_samples: 20, apply: admin}

@@ -210,13 +210,17 @@ async fn dry_run_runs_everything_but_execute_and_rollback() {
     assert_eq!(h.runs("rollback"), 0);
     assert_eq!(h.target(), "broken", "nothing changed");
     assert!(h.audit_actions().await.iter().any(|a| a == "gate.dry-run"));
-    // A dry run is not an outcome: the gate's samples stay empty.
-    assert!(
-        h.state
-            .outcomes(ACTION, "staging", harness::start_time())
-            .await
-            .unwrap()
-            .is_empty()
+    // A dry run is an outcome of its own kind, not a sample: the gate's samples stay empty.
+    let outcomes = h
+        .state
+        .outcomes(ACTION, "staging", harness::start_time())
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = outcomes.iter().map(|o| o.kind.as_str()).collect();
+    assert_eq!(kinds, ["dry-run"]);
+    assert_eq!(
+        rootfix::autonomy::outcome::OutcomeSummary::of(&outcomes).samples,
+        0
     );
 }
 

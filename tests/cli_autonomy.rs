@@ -213,11 +213,11 @@ async fn approvals_confirm_and_stages_through_the_cli() {
     let line = line_with(&r.out, ACTION);
     let columns: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
-        &columns[..9],
+        &columns[..11],
         [
-            ACTION, "staging", "manual", "auto", "0.0", "1", "100.00", "%", "0"
+            ACTION, "staging", "manual", "auto", "0.0", "1", "100.00", "%", "20.65", "%", "0"
         ],
-        "{line}"
+        "{line}: one sample of one, and its Wilson 95 % lower bound"
     );
     assert!(
         line.ends_with(
@@ -376,7 +376,7 @@ async fn approvals_confirm_and_stages_through_the_cli() {
     // The misfix counts against the gate: one success amended to a misfix.
     let r = cli(&h, VIEWER_TOKEN, &["stages", "list"]).await;
     let columns: Vec<&str> = line_with(&r.out, ACTION).split_whitespace().collect();
-    assert_eq!(&columns[5..9], ["1", "0.00", "%", "0"], "{r}");
+    assert_eq!(&columns[5..11], ["1", "0.00", "%", "0.00", "%", "0"], "{r}");
 
     // ── an approval nobody decided in time: 409 ──
     let third = h.fire("fp-cli-3", "staging", "api-2").await;

@@ -472,4 +472,50 @@ async fn each_demo_fault_is_fixed_after_an_approval_and_then_with_no_human() {
         assert_eq!(silence["status"]["state"], "active", "{silence}");
         assert_eq!(silence["createdBy"], "rootfix");
     }
+
+    // ── the seed's table, measured from these fixes: `rootfix stages list`, and /metrics ──
+    let listed = Command::new(env!("CARGO_BIN_EXE_rootfix"))
+        .args(["stages", "list"])
+        .env("ROOTFIX_URL", &api.url)
+        .env("ROOTFIX_TOKEN", VIEWER_TOKEN)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    eprintln!("rootfix stages list after the demo:\n{table}");
+    let stages = api.get("/api/v1/stages").await.unwrap();
+    for action in ["nginx-upstream-failover", "go-proxy-switch", "restart-container"] {
+        let row = stages["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == action && r["scope"] == "staging")
+            .unwrap_or_else(|| panic!("{action}: {stages}"));
+        let m = &row["measured"];
+        assert_eq!(
+            m["recoveries"], 2,
+            "{action}: one manual and one auto fix resolved: {row}"
+        );
+        let mean = m["mean_recovery_seconds"].as_f64().unwrap();
+        let p90 = m["p90_recovery_seconds"].as_f64().unwrap();
+        assert!(mean > 0.0 && p90 >= mean - 1e-9, "{action}: {m}");
+        assert_eq!(row["gate"]["samples"], 2, "{action}: {row}");
+        assert!(table.contains(action), "{table}");
+    }
+    let metrics = reqwest::get(format!("{}/metrics", api.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "rootfix_fix_recovery_seconds{action=\"nginx-upstream-failover\",scope=\"staging\",stat=\"p90\"}"
+        ),
+        "{metrics}"
+    );
 }

@@ -62,6 +62,14 @@ fn the_example_config_is_a_valid_rootfix_config() {
         rootfix::autonomy::stage::Stage::Silent
     );
     assert!(config.silences.is_some());
+    let a = &config.autonomy;
+    assert_eq!(a.recurrence_window, std::time::Duration::from_secs(3600));
+    assert_eq!(a.max_recurrences, 2);
+    assert_eq!(
+        (a.budget.fixes_per_hour, a.budget.per_service),
+        (Some(20), Some(5))
+    );
+    assert!(!a.promotion.require_lower_bound);
 }
 
 #[test]

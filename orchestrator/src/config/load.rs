@@ -177,7 +177,7 @@ pub(super) mod tests {
     #[test]
     fn reads_the_autonomy_section() {
         let c = parse(
-            "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  dry_run: true\n  approval_ttl: 15m\n  promotion: {min_in_stage: 3d, window: 24h, min_success_rate: 0.95, min_samples: 7, apply: auto}\n  scopes:\n    - {name: staging, match: ['env=\"staging\"'], max_stage: auto, fixes_per_hour: 6, concurrency: 2}\n    - {name: prod-core, match: ['env=\"prod\"', 'tier=~\"core|db\"'], max_stage: silent, dry_run: true}\n",
+            "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  dry_run: true\n  approval_ttl: 15m\n  recurrence_window: 2h\n  max_recurrences: 3\n  budget: {fixes_per_hour: 12}\n  promotion: {min_in_stage: 3d, window: 24h, min_success_rate: 0.95, min_samples: 7, apply: auto, gate_on: lower-bound}\n  scopes:\n    - {name: staging, match: ['env=\"staging\"'], max_stage: auto, fixes_per_hour: 6, concurrency: 2, recurrence_window: 20m}\n    - {name: prod-core, match: ['env=\"prod\"', 'tier=~\"core|db\"'], max_stage: silent, dry_run: true}\n",
         )
         .unwrap();
         let a = &c.autonomy;
@@ -186,6 +186,14 @@ pub(super) mod tests {
         assert_eq!(a.promotion.min_in_stage, Duration::from_secs(3 * 86400));
         assert_eq!(a.promotion.window, Duration::from_secs(86400));
         assert_eq!((a.promotion.min_samples, a.promotion.auto_apply), (7, true));
+        assert!(a.promotion.require_lower_bound);
+        assert_eq!(
+            (a.recurrence_window, a.max_recurrences),
+            (Duration::from_secs(7200), 3)
+        );
+        assert_eq!((a.budget.fixes_per_hour, a.budget.per_service), (Some(12), None));
+        assert_eq!(a.recurrence_window_of("staging"), Duration::from_secs(1200));
+        assert_eq!(a.recurrence_window_of("prod-core"), Duration::from_secs(7200));
         assert_eq!(a.scopes.0.len(), 2);
         let prod = a.scopes.get("prod-core").unwrap();
         assert_eq!(prod.max_stage, crate::autonomy::stage::Stage::Silent);
@@ -216,19 +224,21 @@ pub(super) mod tests {
     #[test]
     fn reports_autonomy_problems_with_their_place() {
         let problems = invalid(
-            "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  promotion: {min_success_rate: 1.5, apply: sometimes}\n  scopes:\n    - {name: Bad Name, match: ['env=~\"(\"'], max_stage: yolo, fixes_per_hour: 0}\n    - {name: ok, match: []}\n",
+            "tokens: [{name: am, role: ingest, token_env: INGEST}]\nautonomy:\n  budget: {fixes_per_hour: 0}\n  promotion: {min_success_rate: 1.5, apply: sometimes, gate_on: vibes}\n  scopes:\n    - {name: Bad Name, match: ['env=~\"(\"'], max_stage: yolo, fixes_per_hour: 0}\n    - {name: ok, match: []}\n",
         );
         let lines: Vec<String> = problems
             .iter()
             .map(|p| format!("{}:{}: {}", p.position.line, p.field, p.message))
             .collect();
         let expect = [
-            "3:autonomy.promotion.apply: unknown `sometimes`; expected admin or auto",
-            "3:autonomy.promotion.min_success_rate: must be in (0, 1], e.g. 0.991",
-            "5:autonomy.scopes[0].name: `Bad Name` is not a scope name (lowercase letters, digits, - and _)",
-            "5:autonomy.scopes[0].max_stage: unknown stage `yolo`; expected manual, silent or auto",
-            "5:autonomy.scopes[0].fixes_per_hour: must be at least 1",
-            "6:autonomy.scopes[1].match: a scope needs at least one matcher, e.g. env=\"staging\"",
+            "3:autonomy.budget.fixes_per_hour: must be at least 1 (leave it out for no cap)",
+            "4:autonomy.promotion.apply: unknown `sometimes`; expected admin or auto",
+            "4:autonomy.promotion.gate_on: unknown `vibes`; expected rate or lower-bound",
+            "4:autonomy.promotion.min_success_rate: must be in (0, 1], e.g. 0.991",
+            "6:autonomy.scopes[0].name: `Bad Name` is not a scope name (lowercase letters, digits, - and _)",
+            "6:autonomy.scopes[0].max_stage: unknown stage `yolo`; expected manual, silent or auto",
+            "6:autonomy.scopes[0].fixes_per_hour: must be at least 1",
+            "7:autonomy.scopes[1].match: a scope needs at least one matcher, e.g. env=\"staging\"",
         ];
         for e in expect {
             assert!(lines.iter().any(|l| l == e), "missing `{e}` in {lines:#?}");
@@ -236,7 +246,7 @@ pub(super) mod tests {
         assert!(
             lines
                 .iter()
-                .any(|l| l.starts_with("5:autonomy.scopes[0].match[0]:")),
+                .any(|l| l.starts_with("6:autonomy.scopes[0].match[0]:")),
             "{lines:#?}"
         );
     }
