@@ -129,4 +129,30 @@ mod tests {
         assert!(!cell.contains("to-confirm"), "{cell}");
         assert!(fix_cell(&waiting).contains("href=\"/ui/incidents/inc-1#confirm\""));
     }
+
+    #[test]
+    fn the_confirm_form_is_offered_only_for_a_fix_that_executed() {
+        use crate::fix::journal::FixOutcome;
+        let who = Identity {
+            name: "approver".into(),
+            role: crate::config::Role::Approver,
+        };
+        for (outcome, offered) in [
+            (FixOutcome::Succeeded, true),
+            (FixOutcome::RolledBack("verify failed".into()), true),
+            (FixOutcome::RollbackFailed("rollback failed".into()), true),
+            (FixOutcome::Aborted("precheck: exit code 1".into()), false),
+            (FixOutcome::AlreadyHealthy, false),
+            (FixOutcome::DryRun("dry run".into()), false),
+            (FixOutcome::Refused("another fix holds the target".into()), false),
+        ] {
+            let mut i = ran(None);
+            if let Some(f) = i.fix.as_mut() {
+                f.outcome = Some(outcome.clone());
+            }
+            assert_eq!(can_confirm(&i), offered, "{outcome:?}");
+            let page = super::incident(&i, &[], None, true, (&who, "c"), None);
+            assert_eq!(page.contains("Was the fix right?"), offered, "{outcome:?}");
+        }
+    }
 }
