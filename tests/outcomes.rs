@@ -242,6 +242,7 @@ async fn the_same_alert_within_the_recurrence_window_turns_the_success_into_recu
     h.settle().await;
     h.wait_incident("rc-1", |i| i.id != second.id && i.fix.is_some())
         .await;
+    h.settle().await;
     assert_eq!(kinds_of(&h, &second.id).await, ["recovered", "succeeded"]);
 }
 
@@ -360,6 +361,7 @@ async fn the_budget_refuses_past_its_cap_notifies_once_and_the_leader_starts_the
     h.settle().await;
     let started = h.wait_incident("bu-3", |i| i.state == IncidentState::Fixed).await;
     assert_eq!(started.id, third.id);
+    h.settle().await;
     assert_eq!(h.runs("precheck"), 4);
 }
 

@@ -390,6 +390,17 @@ impl Harness {
             .to_string()
     }
 
+    /// Every outcome of the test action in `scope` (a year back), oldest first.
+    pub async fn outcomes(&self, scope: &str) -> Vec<rootfix::autonomy::outcome::Outcome> {
+        let mut all = self
+            .state
+            .outcomes(ACTION, scope, start_time() - chrono::Duration::days(365))
+            .await
+            .expect("outcomes");
+        all.sort_by_key(|o| o.at);
+        all
+    }
+
     /// Runs of a phase so far (lines in `<phase>.runs`).
     pub fn runs(&self, phase: &str) -> usize {
         std::fs::read_to_string(self.control.join(format!("{phase}.runs")))
