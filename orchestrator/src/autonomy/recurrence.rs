@@ -214,6 +214,12 @@ impl Recurrences {
             .filter(|o| o.incident != incident.id && o.kind.is_success())
             .map(|o| o.incident.clone())
             .collect();
+        // Recurrences of this target in the window: those recorded, and those found now.
+        let mut recurred: std::collections::BTreeSet<String> = outcomes
+            .iter()
+            .filter(|o| o.kind == OutcomeKind::Recurred && o.target.as_deref() == Some(target.as_str()))
+            .map(|o| o.incident.clone())
+            .collect();
         for id in held {
             let Some(old) = self.ctx.state.incident(&id).await? else {
                 continue;
@@ -226,21 +232,23 @@ impl Recurrences {
                 "the same target ({target}) needed the fix again within autonomy.recurrence_window {}",
                 super::promotion::span(self.ctx.config.recurrence_window_of(scope))
             );
-            if let Err(e) = self.came_back(&old, &incident.id, &why).await {
-                warn!(incident = %incident.id, error = %e, "could not record the recurrence of the target's last fix");
+            let records = old
+                .fix
+                .as_ref()
+                .is_some_and(|f| f.stage.is_some() && matches!(f.outcome, Some(FixOutcome::Succeeded)));
+            match self.came_back(&old, &incident.id, &why).await {
+                Ok(()) if records => {
+                    recurred.insert(id);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    warn!(incident = %incident.id, error = %e, "could not record the recurrence of the target's last fix");
+                }
             }
         }
-        let recurrences = self
-            .outcomes_in_window(&fix.action, scope, now)
-            .await?
-            .iter()
-            .filter(|o| o.kind == OutcomeKind::Recurred && o.target.as_deref() == Some(target.as_str()))
-            .map(|o| o.incident.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
         Ok(Breaker {
             target,
-            recurrences: u32::try_from(recurrences).unwrap_or(u32::MAX),
+            recurrences: u32::try_from(recurred.len()).unwrap_or(u32::MAX),
             max: self.ctx.config.max_recurrences,
         })
     }

@@ -106,18 +106,11 @@ impl Stages {
     /// Every pair with its stage, its gate and its measured table now.
     pub async fn stage_reports(&self) -> Result<Vec<StageReport>, AutonomyError> {
         let now = self.ctx.clock.now();
-        let policy = &self.ctx.config.promotion;
-        let window_start = policy.window_start(now);
+        let window_start = self.ctx.config.promotion.window_start(now);
         let mut out = Vec::new();
         for entry in self.ctx.state.stages().await? {
             let cap = self.cap_of(&entry.scope);
-            let mut outcomes = self
-                .ctx
-                .state
-                .outcomes(&entry.action, &entry.scope, window_start)
-                .await?;
-            outcomes.sort_by_key(|o| o.at);
-            let gate = policy.evaluate(&entry.state, &OutcomeSummary::of(&outcomes), cap, now);
+            let (gate, outcomes) = self.gate_and_outcomes(&entry, cap, now).await?;
             let measured = Measured::of(&outcomes);
             let history = self.ctx.state.stage_history(&entry.action, &entry.scope).await?;
             out.push(StageReport {
@@ -140,13 +133,25 @@ impl Stages {
         cap: Stage,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<GateStatus, AutonomyError> {
+        Ok(self.gate_and_outcomes(entry, cap, now).await?.0)
+    }
+
+    /// The gate of a pair now, and the outcomes of its window (oldest first) it read.
+    async fn gate_and_outcomes(
+        &self,
+        entry: &StageEntry,
+        cap: Stage,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(GateStatus, Vec<Outcome>), AutonomyError> {
         let policy = &self.ctx.config.promotion;
-        let outcomes = self
+        let mut outcomes = self
             .ctx
             .state
             .outcomes(&entry.action, &entry.scope, policy.window_start(now))
             .await?;
-        Ok(policy.evaluate(&entry.state, &OutcomeSummary::of(&outcomes), cap, now))
+        outcomes.sort_by_key(|o| o.at);
+        let gate = policy.evaluate(&entry.state, &OutcomeSummary::of(&outcomes), cap, now);
+        Ok((gate, outcomes))
     }
 
     /// Promotes a pair one stage. Without `force` the gate must be met; the scope's cap always
