@@ -27,6 +27,8 @@ install_packages() {
   command -v kubectl >/dev/null || missing+=(kubernetes-client)
   # Headless Chromium drives the web page in tests/ui_browser.rs (which fails without it).
   command -v chromium >/dev/null || missing+=(chromium)
+  # A real SMTP server on loopback (STARTTLS, AUTH) receives the email sink's messages in tests/notify.rs.
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
   command -v cargo-nextest >/dev/null || command -v cargo >/dev/null || { log "cargo is missing"; exit 1; }
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"

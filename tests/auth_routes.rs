@@ -78,6 +78,10 @@ const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/killswitch", "viewer", Some(INGEST_TOKEN)),
     ("PUT", "/api/v1/killswitch", "admin", Some(APPROVER_TOKEN)),
     ("GET", "/api/v1/audit", "viewer", Some(INGEST_TOKEN)),
+    // Chat callbacks are authenticated by their platform's signature, never by a bearer token
+    // (tests/notify.rs signs them; here chat is not configured).
+    ("POST", "/api/v1/chat/slack", "signed", None),
+    ("POST", "/api/v1/chat/feishu", "signed", None),
     // Probes and metrics are for the platform, unauthenticated by design (DESIGN §5).
     ("GET", "/healthz", "anyone", None),
     ("GET", "/readyz", "anyone", None),
@@ -164,6 +168,15 @@ async fn every_route_refuses_missing_wrong_and_weak_tokens() {
     };
     for (method, route, role, weak) in ROUTES {
         let path = fill(route);
+        if *role == "signed" {
+            let (status, _, body) = send(method, path.clone(), Some(ADMIN_TOKEN)).await;
+            assert_eq!(
+                status, 404,
+                "{method} {route}: an admin token is no signature: {body}"
+            );
+            assert!(body.contains("not configured"), "{body}");
+            continue;
+        }
         let Some(weak) = weak else {
             let (status, _, body) = send(method, path.clone(), None).await;
             assert_eq!(status, 200, "{method} {route} is open: {body}");

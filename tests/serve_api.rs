@@ -60,6 +60,7 @@ async fn start(test: &str, events: Option<FixtureEvidence>, max_body_bytes: usiz
         metrics,
         max_body_bytes,
         autonomy: None,
+        chat: rootfix::server::chat::ChatState::disabled(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -291,6 +291,7 @@ async fn main() {
         metrics: Arc::new(Metrics::new()),
         max_body_bytes: 1 << 20,
         autonomy: None,
+        chat: rootfix::server::chat::ChatState::disabled(),
     };
     let rootfix_url = format!("{}/api/v1/alerts/alertmanager", serve(router(app)).await);
     let bare_url = format!(

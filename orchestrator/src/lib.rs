@@ -26,6 +26,7 @@ pub mod alert;
 pub mod alert_rules;
 pub mod autonomy;
 pub mod catalog;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod document;

@@ -27,4 +27,26 @@ async fn the_kill_switch_and_the_audit_trail((a, b): Pair) {
     assert_eq!(newest, ["test.4", "test.3", "test.2"]);
 }
 
-conformance!(the_kill_switch_and_the_audit_trail,);
+async fn a_one_time_use_is_refused_until_its_window_ends((a, b): Pair) {
+    let ttl = std::time::Duration::from_millis(300);
+    assert!(a.use_once("slack:sig-1", ttl).await.unwrap());
+    assert!(
+        !b.use_once("slack:sig-1", ttl).await.unwrap(),
+        "the replay is refused"
+    );
+    assert!(!a.use_once("slack:sig-1", ttl).await.unwrap());
+    assert!(
+        b.use_once("slack:sig-2", ttl).await.unwrap(),
+        "another use is its own"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert!(
+        a.use_once("slack:sig-1", ttl).await.unwrap(),
+        "forgotten after its window"
+    );
+}
+
+conformance!(
+    the_kill_switch_and_the_audit_trail,
+    a_one_time_use_is_refused_until_its_window_ends,
+);

@@ -88,6 +88,8 @@ pub struct Options {
     pub recurrence_window: Duration,
     pub max_recurrences: u32,
     pub budget: rootfix::autonomy::config::Budget,
+    /// The chat platforms whose callbacks the server takes.
+    pub chat: rootfix::chat::ChatConfig,
 }
 
 impl Default for Options {
@@ -120,6 +122,7 @@ impl Default for Options {
             recurrence_window: Duration::from_secs(3600),
             max_recurrences: 2,
             budget: rootfix::autonomy::config::Budget::default(),
+            chat: rootfix::chat::ChatConfig::default(),
         }
     }
 }
@@ -357,6 +360,7 @@ impl Harness {
             metrics,
             max_body_bytes: 1 << 20,
             autonomy: Some(autonomy.clone()),
+            chat: Arc::new(rootfix::server::chat::ChatState::new(options.chat).expect("chat client")),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -691,11 +695,14 @@ impl Receiver {
     pub fn config(&self) -> NotificationsConfig {
         NotificationsConfig {
             backoff: Duration::from_millis(50),
-            receivers: vec![rootfix::notify::ReceiverConfig {
-                name: "test-receiver".into(),
-                format: rootfix::notify::Format::Json,
-                url: self.url.parse().expect("url"),
-                events: rootfix::notify::NotificationKind::ALL.into_iter().collect(),
+            receivers: vec![{
+                let mut r = rootfix::notify::ReceiverConfig::webhook(
+                    "test-receiver",
+                    rootfix::notify::Format::Json,
+                    self.url.parse().expect("url"),
+                );
+                r.events = rootfix::notify::NotificationKind::ALL.into_iter().collect();
+                r
             }],
             ..NotificationsConfig::default()
         }

@@ -14,7 +14,7 @@ use super::scope::Scope;
 use super::stage::Stage;
 use crate::engine::NodeOutcome;
 use crate::incident::{Incident, IncidentFix, IncidentState};
-use crate::notify::NotificationKind;
+use crate::notify::{Ask, NotificationKind};
 
 /// What approving did.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +109,7 @@ impl Approvals {
                     ),
                 )
                 .await;
-            self.ctx.notify(
+            self.ctx.notify_asking(
                 NotificationKind::ApprovalRequested,
                 format!("Approval requested: {} on {}", fix.action, incident.alertname),
                 format!(
@@ -121,6 +121,7 @@ impl Approvals {
                 ),
                 &fix,
                 &incident.id,
+                Some(Ask::Approval(approval.id.clone())),
             );
         }
         Ok(Decided::AwaitingApproval(approval.id))

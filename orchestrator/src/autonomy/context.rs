@@ -15,7 +15,7 @@ use super::outcome::{Outcome, OutcomeKind};
 use crate::alert_rules::AlertRules;
 use crate::audit::AuditEvent;
 use crate::incident::{Incident, IncidentFix};
-use crate::notify::{Notification, NotificationKind, Notifier};
+use crate::notify::{Ask, Notification, NotificationKind, Notifier};
 use crate::reload::CatalogHandle;
 use crate::runner::availability::{RunnerAvailability, kind_name};
 use crate::state::{SaveOutcome, StateError, StateStore};
@@ -237,14 +237,45 @@ impl Context {
         fix: &IncidentFix,
         incident: &str,
     ) {
+        self.notify_asking(kind, title, text, fix, incident, None);
+    }
+
+    /// [`Context::notify`] with the decision the message asks for (chat buttons).
+    pub(super) fn notify_asking(
+        &self,
+        kind: NotificationKind,
+        title: String,
+        text: String,
+        fix: &IncidentFix,
+        incident: &str,
+        ask: Option<Ask>,
+    ) {
         let mut n = Notification::new(kind, title, text)
             .with_incident(incident)
             .with_action(fix.action.clone());
+        n.ask = ask;
         if let Some(scope) = &fix.scope {
             n = n.with_scope(scope.clone());
         }
         n.at = self.clock.now();
         self.notifier.notify(n);
+    }
+
+    /// An incident rootfix acted on (it has a fix) closed: paging sinks resolve their alert.
+    pub(super) fn notify_resolved(&self, incident: &Incident) {
+        if let Some(fix) = &incident.fix {
+            self.notify(
+                NotificationKind::IncidentResolved,
+                format!(
+                    "Resolved: {} ({})",
+                    incident.alertname,
+                    incident.service.as_deref().unwrap_or("-")
+                ),
+                format!("incident {} closed: the alert resolved", incident.id),
+                fix,
+                &incident.id,
+            );
+        }
     }
 
     /// Records an outcome of `fix` (its action and target) in `scope`.

@@ -251,6 +251,9 @@ impl Autonomy {
         if matches!(was, IncidentState::Fixed | IncidentState::AwaitingConfirmation) {
             self.ctx.record_recovery(incident).await?;
         }
+        if incident.state == IncidentState::Resolved {
+            self.ctx.notify_resolved(incident);
+        }
         self.approvals.cancel_for_incident(incident).await
     }
 

@@ -23,7 +23,7 @@ use crate::fix::executor::{Executor, FixPlan, VerifyCheck};
 use crate::fix::journal::{FixOutcome, fix_id};
 use crate::fix::verify::ConditionVerify;
 use crate::incident::{Incident, IncidentFix, IncidentState};
-use crate::notify::NotificationKind;
+use crate::notify::{Ask, NotificationKind};
 use crate::silence::SilenceClient;
 
 /// Counts the fixes this process runs, so shutdown and tests can wait for them.
@@ -426,7 +426,11 @@ impl FixLifecycle {
             FixOutcome::Refused(_) | FixOutcome::DryRun(_) => (None, None),
         };
         if let Some(kind) = kind {
-            self.ctx.notify(
+            // A verified fix at stage silent waits for an SRE's verdict: the message asks it.
+            let ask =
+                (kind == NotificationKind::FixSucceeded && stage == Stage::Silent && outcome.executed())
+                    .then(|| Ask::Confirmation(incident_id.to_string()));
+            self.ctx.notify_asking(
                 kind,
                 format!(
                     "{}{} on {} ({})",
@@ -438,6 +442,7 @@ impl FixLifecycle {
                 format!("incident {incident_id}, scope {}: {}", scope.name, outcome),
                 &fix,
                 incident_id,
+                ask,
             );
         }
         if matches!(outcome, FixOutcome::RollbackFailed(_)) {
@@ -451,6 +456,7 @@ impl FixLifecycle {
         }
         if resolved {
             self.ctx.record_recovery(&incident).await?;
+            self.ctx.notify_resolved(&incident);
         }
         if let Some(labels) = silence_labels {
             self.create_cooldown_silence(incident_id, &fix.action, &scope.name, &labels)

@@ -50,6 +50,8 @@ struct ConfigDocument {
     notifications: NotificationsDocument,
     #[serde(default)]
     autonomy: crate::autonomy::config::AutonomyDocument,
+    #[serde(default)]
+    chat: crate::chat::ChatDocument,
 }
 
 impl ServeConfig {
@@ -91,6 +93,7 @@ impl ServeConfig {
 
         let notifications = crate::notify::check(&doc.notifications, &mut r, env);
         let autonomy = crate::autonomy::config::check(&doc.autonomy, &mut r);
+        let chat = crate::chat::check_chat(&doc.chat, &tokens, env, &mut r);
 
         if let Err(e) = doc.evidence.validate() {
             r.at_value(&format!("evidence.{}", e.field), e.message);
@@ -117,6 +120,7 @@ impl ServeConfig {
             silences,
             notifications,
             autonomy,
+            chat,
         })
     }
 }
@@ -296,7 +300,13 @@ pub(super) mod tests {
             n.receivers[0].url.as_str(),
             "https://hooks.slack.com/services/T/B/secret"
         );
-        assert_eq!(n.receivers[0].events.len(), NotificationKind::ALL.len());
+        // Left out, `events` is every kind but the resolve (which only paging sinks get).
+        assert_eq!(n.receivers[0].events.len(), NotificationKind::ALL.len() - 1);
+        assert!(
+            !n.receivers[0]
+                .events
+                .contains(&NotificationKind::IncidentResolved)
+        );
         assert_eq!(
             n.receivers[1].events.iter().copied().collect::<Vec<_>>(),
             [
@@ -313,19 +323,99 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn reads_paging_sinks_a_feishu_app_and_chat_callbacks() {
+        let env = |name: &str| {
+            [
+                ("PD", "pd-routing-key"),
+                ("GENIE", "genie-api-key"),
+                ("FEISHU_SECRET", "feishu-app-secret"),
+                ("SLACK_SIGNING", "slack-signing-secret"),
+                ("FEISHU_TOKEN", "feishu-verification"),
+                ("FEISHU_KEY", "feishu-encrypt-key"),
+            ]
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+        };
+        let c = ServeConfig::parse(
+            Path::new("/etc/rootfix/rootfix.yaml"),
+            "tokens:\n  - {name: alice, role: approver, token: approver-token-0123456789}\nnotifications:\n  public_url: https://rootfix.example/\n  receivers:\n    - {name: pager, format: pagerduty, routing_key_env: PD}\n    - {name: genie, format: opsgenie, api_key_env: GENIE, url: 'https://api.eu.opsgenie.com'}\n    - {name: lark, format: feishu-app, app_id: cli_a1, app_secret_env: FEISHU_SECRET, chat_id: oc_1}\nchat:\n  replay_window: 2m\n  slack: {signing_secret_env: SLACK_SIGNING, users: {U024BE7LH: alice}}\n  feishu: {verification_token_env: FEISHU_TOKEN, encrypt_key_env: FEISHU_KEY, users: {ou_1: alice}}\n",
+            &env,
+        )
+        .unwrap();
+        let r = &c.notifications.receivers;
+        assert_eq!(r[0].url.as_str(), "https://events.pagerduty.com/");
+        assert_eq!(r[0].secret.as_deref(), Some("pd-routing-key"));
+        assert_eq!(r[1].url.as_str(), "https://api.eu.opsgenie.com/");
+        assert_eq!(r[2].url.as_str(), "https://open.feishu.cn/");
+        assert_eq!(
+            (r[2].app_id.as_deref(), r[2].chat_id.as_deref()),
+            (Some("cli_a1"), Some("oc_1"))
+        );
+        assert_eq!(
+            c.notifications.public_url.as_ref().map(|u| u.as_str()),
+            Some("https://rootfix.example/")
+        );
+        assert_eq!(c.chat.replay_window, Duration::from_secs(120));
+        let slack = c.chat.slack.as_ref().expect("slack");
+        assert_eq!(slack.signing_secret, "slack-signing-secret");
+        assert_eq!(slack.response_url_prefix, "https://hooks.slack.com/");
+        assert_eq!(slack.users.get("U024BE7LH").map(String::as_str), Some("alice"));
+        assert_eq!(
+            c.chat.feishu.as_ref().map(|f| f.encrypt_key.as_str()),
+            Some("feishu-encrypt-key")
+        );
+        let debug = format!("{c:?}");
+        for secret in [
+            "pd-routing-key",
+            "genie-api-key",
+            "feishu-app-secret",
+            "slack-signing-secret",
+            "feishu-encrypt-key",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
+    fn reports_paging_and_chat_problems_with_their_place() {
+        let lines = problem_lines(
+            "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\n  - {name: bob, role: viewer, token: viewer-token-0123456789}\nnotifications:\n  receivers:\n    - {name: pager, format: pagerduty}\n    - {name: lark, format: feishu-app, app_id: cli_a1, app_secret_env: NOPE}\n    - {name: s, format: slack, url: 'http://x/', api_key_env: X}\n    - {name: m, format: email, url: 'https://x/', to: [nobody]}\nchat:\n  slack: {signing_secret_env: NOPE, users: {U1: carol, U2: bob}}\n  feishu: {verification_token_env: NOPE, encrypt_key_env: NOPE}\n",
+        );
+        assert_eq!(
+            lines,
+            [
+                "6:8: notifications.receivers[0]: format pagerduty needs `routing_key_env`",
+                "7:8: notifications.receivers[1]: format feishu-app needs `chat_id`",
+                "7:72: notifications.receivers[1].app_secret_env: environment variable NOPE is not set",
+                "8:50: notifications.receivers[2].api_key_env: `api_key_env` is not used by format slack",
+                "9:8: notifications.receivers[3]: format email needs `from`",
+                "9:37: notifications.receivers[3].url: `https://x/`: an email receiver's URL is smtp://… (STARTTLS) or smtps://… (TLS)",
+                "9:56: notifications.receivers[3].to[0]: `nobody` is not an email address: Invalid input",
+                "11:31: chat.slack.signing_secret_env: environment variable NOPE is not set",
+                "11:49: chat.slack.users.U1: `carol` is not the name of a token in `tokens:`",
+                "11:60: chat.slack.users.U2: `bob` has role viewer; deciding from chat needs approver or admin",
+                "12:3: chat.feishu.users: no chat user is mapped: every click would be refused",
+                "12:36: chat.feishu.verification_token_env: environment variable NOPE is not set",
+                "12:59: chat.feishu.encrypt_key_env: environment variable NOPE is not set",
+            ]
+        );
+    }
+
+    #[test]
     fn reports_notification_problems_with_their_place() {
         let lines = problem_lines(
-            "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\nnotifications:\n  queue: 0\n  backoff: soon\n  receivers:\n    - {name: a, format: teams, url: 'http://x/'}\n    - {name: b, format: slack, url: 'ftp://x/'}\n    - {name: c, format: json, url_env: NOPE}\n    - {name: d, format: json, url: 'http://x/', events: [fix_succeeded, fixed]}\n    - {name: d, format: json}\n    - {name: e, format: json, url: 'http://x/', events: []}\n    - {name: f, format: json, url: 'http://x/', colour: red}\n",
+            "tokens:\n  - {name: am, role: ingest, token_env: INGEST}\nnotifications:\n  queue: 0\n  backoff: soon\n  receivers:\n    - {name: a, format: msteams, url: 'http://x/'}\n    - {name: b, format: slack, url: 'ftp://x/'}\n    - {name: c, format: json, url_env: NOPE}\n    - {name: d, format: json, url: 'http://x/', events: [fix_succeeded, fixed]}\n    - {name: d, format: json}\n    - {name: e, format: json, url: 'http://x/', events: []}\n    - {name: f, format: json, url: 'http://x/', colour: red}\n",
         );
         assert_eq!(
             lines,
             [
                 "4:10: notifications.queue: must be in 1..=1048576",
                 "5:12: notifications.backoff: `soon` is not a duration; write e.g. 250ms, 30s, 5m, 1h30m",
-                "7:25: notifications.receivers[0].format: unknown format `teams`; expected slack, dingtalk, wecom or json",
+                "7:25: notifications.receivers[0].format: unknown format `msteams`; expected one of slack, dingtalk, wecom, json, teams, feishu, feishu-app, pagerduty, opsgenie, email",
                 "8:37: notifications.receivers[1].url: `ftp://x/`: only http and https URLs are supported",
                 "9:40: notifications.receivers[2].url_env: environment variable NOPE is not set",
-                "10:73: notifications.receivers[3].events[1]: unknown event `fixed`; expected one of approval_requested, approval_expired, stage_changed, fix_succeeded, fix_failed, fix_rolled_back, rollback_failed, diagnosis_only, fix_recurred, breaker_open, budget_spent",
+                "10:73: notifications.receivers[3].events[1]: unknown event `fixed`; expected one of approval_requested, approval_expired, stage_changed, fix_succeeded, fix_failed, fix_rolled_back, rollback_failed, diagnosis_only, fix_recurred, breaker_open, budget_spent, incident_resolved",
                 "11:8: notifications.receivers[4]: set exactly one of url and url_env",
                 "11:14: notifications.receivers[4].name: another receiver is named `d`",
                 "12:57: notifications.receivers[5].events: an empty list sends nothing; leave `events` out to send every kind",

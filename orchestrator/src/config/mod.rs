@@ -78,6 +78,8 @@ pub struct ServeConfig {
     pub notifications: NotificationsConfig,
     /// The `autonomy:` section: scopes, the promotion gate, approvals, dry-run.
     pub autonomy: crate::autonomy::config::AutonomyConfig,
+    /// The `chat:` section: the chat platforms whose button callbacks rootfix takes.
+    pub chat: crate::chat::ChatConfig,
 }
 
 /// Why the config could not be used.

@@ -7,15 +7,24 @@
 //!   retries: 5         # after the first attempt
 //!   backoff: 1s        # first retry delay, doubled each time, at most 60s
 //!   timeout: 5s        # per request
+//!   public_url: https://rootfix.example.com   # messages link to <public_url>/ui/incidents/<id>
 //!   receivers:
 //!     - {name: sre-slack, format: slack, url_env: ROOTFIX_SLACK_WEBHOOK}
 //!     - {name: oncall-dingtalk, format: dingtalk, url_env: ROOTFIX_DINGTALK_WEBHOOK,
 //!        events: [rollback_failed, approval_expired]}
 //!     - {name: ops-wecom, format: wecom, url_env: ROOTFIX_WECOM_WEBHOOK}
 //!     - {name: audit-sink, format: json, url: "http://127.0.0.1:9000/hook"}
+//!     - {name: ops-teams, format: teams, url_env: ROOTFIX_TEAMS_WEBHOOK}
+//!     - {name: ops-feishu, format: feishu, url_env: ROOTFIX_FEISHU_WEBHOOK}
+//!     - {name: oncall-feishu, format: feishu-app, app_id: cli_a1b2, app_secret_env: ROOTFIX_FEISHU_APP_SECRET,
+//!        chat_id: oc_5ad1}
+//!     - {name: pager, format: pagerduty, routing_key_env: ROOTFIX_PAGERDUTY_KEY}
+//!     - {name: genie, format: opsgenie, api_key_env: ROOTFIX_OPSGENIE_KEY}
 //! ```
 //! Webhook URLs hold their secret (a token in the path or query), so `url_env` reads one from
-//! the environment and the file can be committed.
+//! the environment and the file can be committed. The paging sinks and the Feishu app take their
+//! key from the environment only (`routing_key_env`, `api_key_env`, `app_secret_env`); their
+//! `url` is the API's base and defaults to the public service.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -40,6 +49,8 @@ pub(crate) struct NotificationsDocument {
     #[serde(default)]
     timeout: Option<String>,
     #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default)]
     receivers: Vec<ReceiverDocument>,
 }
 
@@ -53,6 +64,22 @@ struct ReceiverDocument {
     url_env: Option<String>,
     #[serde(default)]
     events: Option<Vec<String>>,
+    #[serde(default)]
+    routing_key_env: Option<String>,
+    #[serde(default)]
+    api_key_env: Option<String>,
+    #[serde(default)]
+    app_secret_env: Option<String>,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    chat_id: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<Vec<String>>,
+    #[serde(default)]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// The body a receiver expects.
@@ -62,10 +89,33 @@ pub enum Format {
     DingTalk,
     WeCom,
     Json,
+    /// Microsoft Teams through a Workflows (Power Automate) webhook: an Adaptive Card.
+    Teams,
+    /// A Feishu (Lark) group's custom bot webhook: an interactive card with link buttons.
+    Feishu,
+    /// A Feishu (Lark) app's bot posting to one chat: cards whose buttons call rootfix back.
+    FeishuApp,
+    /// PagerDuty Events API v2: trigger, and resolve with the incident.
+    PagerDuty,
+    /// Opsgenie Alert API: create, and close with the incident.
+    Opsgenie,
+    /// Plain-text email over SMTP (STARTTLS or TLS, AUTH).
+    Email,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Slack, Format::DingTalk, Format::WeCom, Format::Json];
+    pub const ALL: [Format; 10] = [
+        Format::Slack,
+        Format::DingTalk,
+        Format::WeCom,
+        Format::Json,
+        Format::Teams,
+        Format::Feishu,
+        Format::FeishuApp,
+        Format::PagerDuty,
+        Format::Opsgenie,
+        Format::Email,
+    ];
 
     /// The name in config files.
     pub fn as_str(self) -> &'static str {
@@ -74,11 +124,48 @@ impl Format {
             Format::DingTalk => "dingtalk",
             Format::WeCom => "wecom",
             Format::Json => "json",
+            Format::Teams => "teams",
+            Format::Feishu => "feishu",
+            Format::FeishuApp => "feishu-app",
+            Format::PagerDuty => "pagerduty",
+            Format::Opsgenie => "opsgenie",
+            Format::Email => "email",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Whether this format pages a person (an alert that stays open until resolved).
+    pub fn pages(self) -> bool {
+        matches!(self, Format::PagerDuty | Format::Opsgenie)
+    }
+
+    /// The kinds a receiver of this format gets when its `events` are left out: a paging sink
+    /// the urgent ones and the resolve that closes them; a chat or webhook every kind but the
+    /// resolve.
+    pub fn default_events(self) -> BTreeSet<NotificationKind> {
+        NotificationKind::ALL
+            .into_iter()
+            .filter(|k| {
+                if self.pages() {
+                    k.urgent() || *k == NotificationKind::IncidentResolved
+                } else {
+                    *k != NotificationKind::IncidentResolved
+                }
+            })
+            .collect()
+    }
+
+    /// The API base a format without a webhook URL posts to by default.
+    fn default_base(self) -> Option<&'static str> {
+        match self {
+            Format::PagerDuty => Some("https://events.pagerduty.com"),
+            Format::Opsgenie => Some("https://api.opsgenie.com"),
+            Format::FeishuApp => Some("https://open.feishu.cn"),
+            _ => None,
+        }
     }
 }
 
@@ -91,6 +178,29 @@ pub struct ReceiverConfig {
     pub url: Url,
     /// The kinds this receiver gets.
     pub events: BTreeSet<NotificationKind>,
+    /// The key of `pagerduty` (routing key), `opsgenie` (API key) and `feishu-app` (app secret).
+    pub secret: Option<String>,
+    /// `feishu-app`: the app's ID and the chat its bot posts to.
+    pub app_id: Option<String>,
+    pub chat_id: Option<String>,
+    /// `email`: sender, recipients, an extra CA.
+    pub email: Option<super::email::EmailConfig>,
+}
+
+impl ReceiverConfig {
+    /// A receiver of `format` posting to `url`, with the format's default events and no key.
+    pub fn webhook(name: impl Into<String>, format: Format, url: Url) -> Self {
+        Self {
+            name: name.into(),
+            format,
+            url,
+            events: format.default_events(),
+            secret: None,
+            app_id: None,
+            chat_id: None,
+            email: None,
+        }
+    }
 }
 
 impl fmt::Debug for ReceiverConfig {
@@ -100,6 +210,10 @@ impl fmt::Debug for ReceiverConfig {
             .field("format", &self.format)
             .field("url", &self.url.origin().ascii_serialization())
             .field("events", &self.events)
+            .field("key", &self.secret.as_ref().map(|_| "<set>"))
+            .field("app_id", &self.app_id)
+            .field("chat_id", &self.chat_id)
+            .field("email", &self.email.as_ref().map(|e| (&e.from, &e.to)))
             .finish()
     }
 }
@@ -117,6 +231,9 @@ pub struct NotificationsConfig {
     pub max_backoff: Duration,
     /// Per request, connecting included.
     pub timeout: Duration,
+    /// The web page's address as people reach it: a message about an incident links to
+    /// `<public_url>/ui/incidents/<id>` (and a Teams or Feishu webhook's button opens it).
+    pub public_url: Option<Url>,
     pub receivers: Vec<ReceiverConfig>,
 }
 
@@ -128,6 +245,7 @@ impl Default for NotificationsConfig {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
+            public_url: None,
             receivers: Vec::new(),
         }
     }
@@ -155,6 +273,19 @@ pub(crate) fn check(
     let backoff = r.duration("notifications.backoff", doc.backoff.as_deref(), defaults.backoff);
     let timeout = r.duration("notifications.timeout", doc.timeout.as_deref(), defaults.timeout);
 
+    let public_url = doc
+        .public_url
+        .as_deref()
+        .and_then(|text| match Url::parse(text.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            _ => {
+                r.at_value(
+                    "notifications.public_url",
+                    format!("`{text}` is not an http or https URL"),
+                );
+                None
+            }
+        });
     let mut receivers = Vec::new();
     let mut names = BTreeMap::new();
     for (i, d) in doc.receivers.iter().enumerate() {
@@ -175,14 +306,39 @@ pub(crate) fn check(
             r.at_value(
                 &format!("{field}.format"),
                 format!(
-                    "unknown format `{}`; expected slack, dingtalk, wecom or json",
-                    d.format
+                    "unknown format `{}`; expected one of {}",
+                    d.format,
+                    Format::ALL.map(Format::as_str).join(", ")
                 ),
             );
         }
-        let url = receiver_url(d, &field, r, env);
+        let url = match format.and_then(Format::default_base) {
+            Some(base) if d.url.is_none() && d.url_env.is_none() => Url::parse(base).ok(),
+            _ => receiver_url(d, &field, r, env, format == Some(Format::Email)),
+        };
+        let email = if format == Some(Format::Email) {
+            receiver_email(d, &field, r)
+        } else {
+            for (key, given) in [
+                ("from", d.from.is_some()),
+                ("to", d.to.is_some()),
+                ("ca_file", d.ca_file.is_some()),
+            ] {
+                if given {
+                    r.at_key(
+                        &format!("{field}.{key}"),
+                        format!("`{key}` is used by format email only"),
+                    );
+                }
+            }
+            None
+        };
+        let (secret, app_id, chat_id) = match format {
+            Some(f) => receiver_keys(f, d, &field, r, env),
+            None => (None, None, None),
+        };
         let events = match &d.events {
-            None => NotificationKind::ALL.into_iter().collect(),
+            None => format.map(Format::default_events).unwrap_or_default(),
             Some(list) if list.is_empty() => {
                 r.at_value(
                     &format!("{field}.events"),
@@ -215,6 +371,10 @@ pub(crate) fn check(
                 format,
                 url,
                 events,
+                secret,
+                app_id,
+                chat_id,
+                email,
             });
         }
     }
@@ -224,8 +384,105 @@ pub(crate) fn check(
         backoff,
         max_backoff: defaults.max_backoff,
         timeout,
+        public_url,
         receivers,
     }
+}
+
+/// The key fields `format` needs (and none it does not): `routing_key_env` for pagerduty,
+/// `api_key_env` for opsgenie, `app_id`, `app_secret_env` and `chat_id` for feishu-app.
+fn receiver_keys(
+    format: Format,
+    d: &ReceiverDocument,
+    field: &str,
+    r: &mut Reporter<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let wanted: &[&str] = match format {
+        Format::PagerDuty => &["routing_key_env"],
+        Format::Opsgenie => &["api_key_env"],
+        Format::FeishuApp => &["app_id", "app_secret_env", "chat_id"],
+        _ => &[],
+    };
+    let given = [
+        ("routing_key_env", &d.routing_key_env),
+        ("api_key_env", &d.api_key_env),
+        ("app_secret_env", &d.app_secret_env),
+        ("app_id", &d.app_id),
+        ("chat_id", &d.chat_id),
+    ];
+    let mut secret = None;
+    for (key, value) in given {
+        let at = format!("{field}.{key}");
+        match (wanted.contains(&key), value) {
+            (false, Some(_)) => r.at_key(&at, format!("`{key}` is not used by format {}", format.as_str())),
+            (true, None) => r.at_key(field, format!("format {} needs `{key}`", format.as_str())),
+            (true, Some(v)) if key.ends_with("_env") => match env(v) {
+                Some(value) if !value.trim().is_empty() => secret = Some(value.trim().to_string()),
+                _ => r.at_value(&at, format!("environment variable {v} is not set")),
+            },
+            (true, Some(v)) if v.trim().is_empty() => r.at_value(&at, "must not be empty"),
+            _ => {}
+        }
+    }
+    (secret, d.app_id.clone(), d.chat_id.clone())
+}
+
+/// An email receiver's `from`, `to` (at least one) and `ca_file`, each checked.
+fn receiver_email(
+    d: &ReceiverDocument,
+    field: &str,
+    r: &mut Reporter<'_>,
+) -> Option<super::email::EmailConfig> {
+    use lettre::message::Mailbox;
+    let mailbox = |r: &mut Reporter<'_>, at: &str, text: &str| match text.parse::<Mailbox>() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            r.at_value(at, format!("`{text}` is not an email address: {e}"));
+            None
+        }
+    };
+    let from = match &d.from {
+        Some(f) => mailbox(r, &format!("{field}.from"), f),
+        None => {
+            r.at_key(field, "format email needs `from`");
+            None
+        }
+    };
+    let mut to = Vec::new();
+    match &d.to {
+        Some(list) if !list.is_empty() => {
+            for (i, addr) in list.iter().enumerate() {
+                to.extend(mailbox(r, &join_index(&format!("{field}.to"), i), addr));
+            }
+        }
+        _ => r.at_key(field, "format email needs `to` (one address or more)"),
+    }
+    let ca_pem = match &d.ca_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Some(pem),
+            Ok(_) => {
+                r.at_value(
+                    &format!("{field}.ca_file"),
+                    format!("{} holds no PEM certificate", path.display()),
+                );
+                None
+            }
+            Err(e) => {
+                r.at_value(
+                    &format!("{field}.ca_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    Some(super::email::EmailConfig {
+        from: from?,
+        to,
+        ca_pem,
+    })
 }
 
 /// The receiver's URL from `url` or `url_env` (exactly one), http or https. A URL from the
@@ -235,6 +492,7 @@ fn receiver_url(
     field: &str,
     r: &mut Reporter<'_>,
     env: &dyn Fn(&str) -> Option<String>,
+    smtp: bool,
 ) -> Option<Url> {
     let (text, at, quoted) = match (&d.url, &d.url_env) {
         (Some(url), None) => (url.clone(), format!("{field}.url"), true),
@@ -256,8 +514,20 @@ fn receiver_url(
     } else {
         "the environment variable's value".to_string()
     };
+    let schemes: &[&str] = if smtp {
+        &["smtp", "smtps"]
+    } else {
+        &["http", "https"]
+    };
     match Url::parse(text.trim()) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Ok(url) if schemes.contains(&url.scheme()) && url.host().is_some() => Some(url),
+        Ok(_) if smtp => {
+            r.at_value(
+                &at,
+                format!("{what}: an email receiver's URL is smtp://… (STARTTLS) or smtps://… (TLS)"),
+            );
+            None
+        }
         Ok(_) => {
             r.at_value(&at, format!("{what}: only http and https URLs are supported"));
             None

@@ -2,18 +2,27 @@
 //! each, retrying what may succeed later (connection errors, timeouts, 5xx, 429, the robots'
 //! rate-limit errcodes) with exponential backoff, and giving up at once on what will not (other
 //! 4xx, other errcodes, redirects).
+//!
+//! Each format's request: a webhook POSTs the body to its URL; PagerDuty to `/v2/enqueue` with
+//! the routing key in the body; Opsgenie to `/v2/alerts` (create) or
+//! `/v2/alerts/{alias}/close?identifierType=alias` (close) with `Authorization: GenieKey`; a
+//! Feishu app first takes a `tenant_access_token` (`/open-apis/auth/v3/tenant_access_token/
+//! internal`, kept until shortly before it expires, fetched again when the API says it is
+//! invalid) and then calls `/open-apis/im/v1/messages?receive_id_type=chat_id` with it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
-use tokio::sync::mpsc;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
 use tracing::{Instrument, debug, error, info_span, warn};
 use url::Url;
 
-use super::{Counters, Format, Notification, NotifyError};
+use super::format::{feishu_app_message, opsgenie_close, paging_key};
+use super::{Counters, Format, Notification, NotificationKind, NotifyError, ReceiverConfig};
 use crate::evidence::client::error_chain;
 use crate::metrics::Metrics;
 
@@ -26,6 +35,10 @@ const DINGTALK_RATE_LIMITED: i64 = 130101;
 const WECOM_RATE_LIMITED: i64 = 45009;
 /// Both: "system busy".
 const SYSTEM_BUSY: i64 = -1;
+/// Feishu: the request frequency limit (custom bots and the open API).
+const FEISHU_RATE_LIMITED: [i64; 2] = [11232, 99991400];
+/// Feishu: the tenant access token is invalid or expired (fetch a new one).
+const FEISHU_TOKEN_INVALID: [i64; 3] = [99991661, 99991663, 99991677];
 
 /// One client for every receiver. Redirects are not followed (a webhook that moves is a config
 /// error, and following would turn the POST into a GET); proxy environment variables are
@@ -70,17 +83,171 @@ pub(crate) enum Outcome {
     Refused(String),
 }
 
+/// What one notification becomes: an HTTP request, or an email.
+enum Job {
+    Http(Request),
+    Mail(Box<lettre::Message>),
+}
+
+/// One request to send.
+struct Request {
+    url: Url,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+/// A Feishu app's tenant access token and when to stop using it.
+#[derive(Debug, Clone)]
+struct TenantToken {
+    token: String,
+    until: tokio::time::Instant,
+}
+
 pub(crate) struct Worker {
     pub name: String,
-    pub format: Format,
-    pub url: Url,
+    pub receiver: ReceiverConfig,
     pub client: reqwest::Client,
     pub policy: RetryPolicy,
     pub counters: Arc<Counters>,
     pub metrics: Option<Arc<Metrics>>,
+    token: Mutex<Option<TenantToken>>,
+    /// The email sink's SMTP transport (or why it cannot be built).
+    mailer: Option<Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, String>>,
 }
 
 impl Worker {
+    pub fn new(
+        receiver: ReceiverConfig,
+        client: reqwest::Client,
+        policy: RetryPolicy,
+        counters: Arc<Counters>,
+        metrics: Option<Arc<Metrics>>,
+        timeout: Duration,
+    ) -> Self {
+        let mailer = receiver
+            .email
+            .as_ref()
+            .filter(|_| receiver.format == Format::Email)
+            .map(|email| super::email::transport(&receiver.url, email, timeout));
+        Self {
+            mailer,
+            name: receiver.name.clone(),
+            receiver,
+            client,
+            policy,
+            counters,
+            metrics,
+            token: Mutex::new(None),
+        }
+    }
+
+    fn format(&self) -> Format {
+        self.receiver.format
+    }
+
+    /// The request for `n`, or `None` when this receiver has nothing to do with it (a resolve
+    /// without an incident to resolve).
+    fn request(&self, n: &Notification) -> Result<Option<Request>, String> {
+        let r = &self.receiver;
+        let join = |path: &str| {
+            r.url
+                .join(path)
+                .map_err(|e| format!("cannot build the {} URL: {e}", r.format.as_str()))
+        };
+        let secret = r.secret.as_deref().unwrap_or_default();
+        let (url, authorization, body) = match r.format {
+            Format::PagerDuty => {
+                if n.kind == NotificationKind::IncidentResolved && n.incident.is_none() {
+                    return Ok(None);
+                }
+                (join("/v2/enqueue")?, None, r.format.paging_body(n, secret))
+            }
+            Format::Opsgenie => {
+                let auth = Some(format!("GenieKey {secret}"));
+                if n.kind == NotificationKind::IncidentResolved {
+                    let Some(alias) = paging_key(n) else {
+                        return Ok(None);
+                    };
+                    let mut url = join(&format!("/v2/alerts/{alias}/close"))?;
+                    url.query_pairs_mut().append_pair("identifierType", "alias");
+                    (url, auth, opsgenie_close(n))
+                } else {
+                    (join("/v2/alerts")?, auth, r.format.body(n))
+                }
+            }
+            Format::FeishuApp => {
+                let mut url = join("/open-apis/im/v1/messages")?;
+                url.query_pairs_mut().append_pair("receive_id_type", "chat_id");
+                let chat = r.chat_id.as_deref().unwrap_or_default();
+                (url, None, feishu_app_message(n, chat))
+            }
+            _ => (r.url.clone(), None, r.format.body(n)),
+        };
+        let body =
+            serde_json::to_vec(&body).map_err(|e| format!("cannot serialize the notification: {e}"))?;
+        Ok(Some(Request {
+            url,
+            authorization,
+            body,
+        }))
+    }
+
+    /// A Feishu app's tenant access token: the one kept, or a new one.
+    async fn tenant_token(&self) -> Result<String, Outcome> {
+        let mut kept = self.token.lock().await;
+        if let Some(t) = kept.as_ref()
+            && t.until > tokio::time::Instant::now()
+        {
+            return Ok(t.token.clone());
+        }
+        let url = self
+            .receiver
+            .url
+            .join("/open-apis/auth/v3/tenant_access_token/internal")
+            .map_err(|e| Outcome::Refused(format!("cannot build the token URL: {e}")))?;
+        let body = json!({
+            "app_id": self.receiver.app_id.as_deref().unwrap_or_default(),
+            "app_secret": self.receiver.secret.as_deref().unwrap_or_default(),
+        });
+        let answer = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| Outcome::Retry {
+                reason: format!("tenant access token: {}", error_chain(&e.without_url())),
+                after: None,
+            })?;
+        let status = answer.status();
+        let bytes = answer.bytes().await.unwrap_or_default();
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        match (
+            status.is_success(),
+            parsed["code"].as_i64(),
+            parsed["tenant_access_token"].as_str(),
+        ) {
+            (true, Some(0), Some(token)) => {
+                // Kept until five minutes before it expires (Feishu hands out two hours).
+                let expire = parsed["expire"].as_u64().unwrap_or(7200);
+                *kept = Some(TenantToken {
+                    token: token.to_string(),
+                    until: tokio::time::Instant::now()
+                        + Duration::from_secs(expire.saturating_sub(300).max(60)),
+                });
+                Ok(token.to_string())
+            }
+            _ if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => Err(Outcome::Retry {
+                reason: format!("tenant access token: HTTP {status}: {}", snippet(&bytes)),
+                after: None,
+            }),
+            _ => Err(Outcome::Refused(format!(
+                "tenant access token refused (check app_id and app_secret): HTTP {status}: {}",
+                snippet(&bytes)
+            ))),
+        }
+    }
     /// Delivers every queued notification, one after the other, until the queue is closed and
     /// empty.
     pub async fn run(self, mut rx: mpsc::Receiver<Arc<Notification>>) {
@@ -88,7 +255,7 @@ impl Worker {
             let span = info_span!(
                 "notify",
                 receiver = %self.name,
-                format = self.format.as_str(),
+                format = self.format().as_str(),
                 kind = n.kind.as_str(),
                 incident = n.incident.as_deref().unwrap_or("-"),
             );
@@ -108,17 +275,38 @@ impl Worker {
 
     /// Whether the receiver took `n`, after as many attempts as the policy allows.
     async fn deliver(&self, n: &Notification) -> bool {
-        let body = match serde_json::to_vec(&self.format.body(n)) {
-            Ok(body) => body,
+        let job = if self.format() == Format::Email {
+            match self.receiver.email.as_ref().map(|e| super::email::message(n, e)) {
+                Some(Ok(message)) => Ok(Some(Job::Mail(Box::new(message)))),
+                Some(Err(e)) => Err(e),
+                None => Err("the email receiver has no sender and recipients".to_string()),
+            }
+        } else {
+            self.request(n).map(|r| r.map(Job::Http))
+        };
+        let job = match job {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                debug!("nothing for this receiver to do with the notification");
+                return true;
+            }
             Err(e) => {
-                error!("cannot serialize the notification: {e}");
+                error!("{e}");
                 return false;
             }
         };
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.attempt(&body).await {
+            let outcome = match &job {
+                Job::Http(request) => self.attempt(request).await,
+                Job::Mail(message) => match &self.mailer {
+                    Some(Ok(transport)) => super::email::send(transport, (**message).clone()).await,
+                    Some(Err(e)) => Outcome::Refused(e.clone()),
+                    None => Outcome::Refused("the email receiver has no SMTP transport".into()),
+                },
+            };
+            match outcome {
                 Outcome::Delivered => {
                     debug!(attempt, "notification delivered");
                     return true;
@@ -145,14 +333,22 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, body: &[u8]) -> Outcome {
-        let sent = self
+    async fn attempt(&self, request: &Request) -> Outcome {
+        let mut post = self
             .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, self.format.content_type())
-            .body(body.to_vec())
-            .send()
-            .await;
+            .post(request.url.clone())
+            .header(CONTENT_TYPE, self.format().content_type())
+            .body(request.body.clone());
+        if let Some(auth) = &request.authorization {
+            post = post.header(AUTHORIZATION, auth);
+        }
+        if self.format() == Format::FeishuApp {
+            match self.tenant_token().await {
+                Ok(token) => post = post.bearer_auth(token),
+                Err(outcome) => return outcome,
+            }
+        }
+        let sent = post.send().await;
         let response = match sent {
             Ok(response) => response,
             // A request that could not be built will not be built next time either; anything
@@ -176,7 +372,13 @@ impl Worker {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         match response.bytes().await {
-            Ok(answer) => classify(self.format, status, asked, &answer),
+            Ok(answer) => {
+                let outcome = classify(self.format(), status, asked, &answer);
+                if self.format() == Format::FeishuApp && token_invalid(&answer) {
+                    *self.token.lock().await = None;
+                }
+                outcome
+            }
             Err(e) => Outcome::Retry {
                 reason: format!(
                     "HTTP {status}, then the answer broke off: {}",
@@ -200,7 +402,15 @@ pub(crate) fn classify(format: Format, status: StatusCode, asked: Option<Duratio
         return Outcome::Refused(format!("HTTP {status}: {}", snippet(body)));
     }
     let rate_limited = match format {
-        Format::Slack | Format::Json => return Outcome::Delivered,
+        Format::Slack
+        | Format::Json
+        | Format::Teams
+        | Format::PagerDuty
+        | Format::Opsgenie
+        | Format::Email => {
+            return Outcome::Delivered;
+        }
+        Format::Feishu | Format::FeishuApp => return classify_feishu(status, body),
         Format::DingTalk => DINGTALK_RATE_LIMITED,
         Format::WeCom => WECOM_RATE_LIMITED,
     };
@@ -229,6 +439,37 @@ pub(crate) fn classify(format: Format, status: StatusCode, asked: Option<Duratio
         },
         c => Outcome::Refused(format!("errcode {c}: {message}")),
     }
+}
+
+/// Feishu answers HTTP 200 with `code` (custom bots of old versions: `StatusCode`) and `msg`.
+fn classify_feishu(status: StatusCode, body: &[u8]) -> Outcome {
+    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let Some(code) = answer["code"].as_i64().or_else(|| answer["StatusCode"].as_i64()) else {
+        return Outcome::Refused(format!(
+            "HTTP {status} without a code, not a Feishu answer: {}",
+            snippet(body)
+        ));
+    };
+    let message = answer["msg"]
+        .as_str()
+        .or_else(|| answer["StatusMessage"].as_str())
+        .unwrap_or("");
+    match code {
+        0 => Outcome::Delivered,
+        c if FEISHU_RATE_LIMITED.contains(&c) || FEISHU_TOKEN_INVALID.contains(&c) => Outcome::Retry {
+            reason: format!("code {c}: {message}"),
+            after: None,
+        },
+        c => Outcome::Refused(format!("code {c}: {message}")),
+    }
+}
+
+/// Whether a Feishu answer says the tenant access token must be fetched again.
+fn token_invalid(body: &[u8]) -> bool {
+    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    answer["code"]
+        .as_i64()
+        .is_some_and(|c| FEISHU_TOKEN_INVALID.contains(&c))
 }
 
 fn snippet(body: &[u8]) -> String {

@@ -8,30 +8,92 @@
 use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
-use super::{Format, Notification};
+use super::{Ask, Format, Notification, NotificationKind};
 
 /// Slack's limit on a section's or context element's text (characters).
 const SLACK_TEXT_MAX: usize = 3000;
 /// WeCom's limit on markdown content (bytes).
 const WECOM_CONTENT_MAX: usize = 4096;
 
+/// PagerDuty's limit on `payload.summary` (characters).
+const PAGERDUTY_SUMMARY_MAX: usize = 1024;
+/// Opsgenie's limits on `message` and `description` (characters).
+const OPSGENIE_MESSAGE_MAX: usize = 130;
+const OPSGENIE_DESCRIPTION_MAX: usize = 15000;
+
 impl Format {
-    /// The JSON body this format posts for `n`.
+    /// The JSON body this format posts for `n`. The paging formats and the Feishu app need the
+    /// receiver's key or chat too: see [`Format::paging_body`] and [`feishu_app_message`].
     pub fn body(self, n: &Notification) -> Value {
         match self {
             Format::Slack => slack(n),
             Format::DingTalk => dingtalk(n),
             Format::WeCom => wecom(n),
             Format::Json => generic(n),
+            Format::Teams => teams(n),
+            Format::Feishu => json!({"msg_type": "interactive", "card": feishu_card(n, false)}),
+            Format::FeishuApp => feishu_card(n, true),
+            Format::PagerDuty => pagerduty(n, ""),
+            Format::Opsgenie => opsgenie(n),
+            // Sent as a message (notify::email), not a JSON body: the event is what it holds.
+            Format::Email => generic(n),
         }
     }
 
     /// The request's `Content-Type`. DingTalk's documentation asks for the charset explicitly.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::DingTalk | Format::WeCom => "application/json; charset=utf-8",
-            Format::Slack | Format::Json => "application/json",
+            Format::DingTalk | Format::WeCom | Format::Feishu | Format::FeishuApp => {
+                "application/json; charset=utf-8"
+            }
+            _ => "application/json",
         }
+    }
+}
+
+/// A button a chat message shows for its [`Ask`]: `choice` is what the callback names
+/// (`approve`, `reject`, `correct`, `misfix`), `target` the approval or incident, `severity` a
+/// misfix's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    pub label: &'static str,
+    pub choice: &'static str,
+    pub target: String,
+    pub severity: Option<&'static str>,
+    /// Drawn as the safe (primary) or the risky (danger) choice.
+    pub primary: bool,
+}
+
+impl Button {
+    /// The value a Slack button carries: the target, then the severity after a space.
+    pub fn slack_value(&self) -> String {
+        match self.severity {
+            Some(s) => format!("{} {s}", self.target),
+            None => self.target.clone(),
+        }
+    }
+}
+
+/// The buttons for `ask`, in the order they are drawn.
+pub fn buttons(ask: &Ask) -> Vec<Button> {
+    let button = |label, choice, target: &String, severity, primary| Button {
+        label,
+        choice,
+        target: target.clone(),
+        severity,
+        primary,
+    };
+    match ask {
+        Ask::Approval(id) => vec![
+            button("Approve", "approve", id, None, true),
+            button("Reject", "reject", id, None, false),
+        ],
+        Ask::Confirmation(incident) => vec![
+            button("Correct", "correct", incident, None, true),
+            button("Misfix P1", "misfix", incident, Some("P1"), false),
+            button("Misfix P2", "misfix", incident, Some("P2"), false),
+            button("Misfix P3", "misfix", incident, Some("P3"), false),
+        ],
     }
 }
 
@@ -92,15 +154,60 @@ fn slack(n: &Notification) -> Value {
         context.push(format!("<{}|details>", slack_link(link)));
     }
     context.push(footer(n));
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate_chars(&section, SLACK_TEXT_MAX)}}),
+        json!({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": truncate_chars(&context.join(" · "), SLACK_TEXT_MAX)}
+        ]}),
+    ];
+    if let Some(ask) = &n.ask {
+        let elements: Vec<Value> = buttons(ask)
+            .iter()
+            .map(|b| {
+                let mut e = json!({
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": b.label},
+                    "action_id": format!("rootfix.{}.{}", b.choice, b.severity.unwrap_or("-")),
+                    "value": b.slack_value(),
+                    "style": if b.primary { "primary" } else { "danger" },
+                });
+                if b.choice == "reject" || b.choice == "misfix" {
+                    e["confirm"] = json!({
+                        "title": {"type": "plain_text", "text": "Are you sure?"},
+                        "text": {"type": "plain_text", "text": format!("{} — recorded with your name", b.label)},
+                        "confirm": {"type": "plain_text", "text": b.label},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
+                    });
+                }
+                e
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "block_id": "rootfix.ask", "elements": elements}));
+    }
     json!({
         "text": truncate_chars(&format!("{marker}{title}"), SLACK_TEXT_MAX),
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": truncate_chars(&section, SLACK_TEXT_MAX)}},
-            {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": truncate_chars(&context.join(" · "), SLACK_TEXT_MAX)}
-            ]},
-        ],
+        "blocks": blocks,
     })
+}
+
+/// The message a Slack button's message becomes once decided: the original blocks without the
+/// buttons, and a context line saying who decided what.
+pub fn slack_decided(original_blocks: &[Value], fallback: &str, decided: &str) -> Value {
+    let mut blocks: Vec<Value> = original_blocks
+        .iter()
+        .filter(|b| b["type"] != "actions")
+        .cloned()
+        .collect();
+    blocks.push(json!({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": truncate_chars(&slack_escape(decided), SLACK_TEXT_MAX)}
+    ]}));
+    json!({"replace_original": true, "text": truncate_chars(fallback, SLACK_TEXT_MAX), "blocks": blocks})
+}
+
+/// An answer only the person who clicked sees (Slack's ephemeral response), e.g. why a click
+/// was refused.
+pub fn slack_ephemeral(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "replace_original": false, "text": truncate_chars(&slack_escape(text), SLACK_TEXT_MAX)})
 }
 
 /// The three characters Slack's mrkdwn reserves.
@@ -141,6 +248,17 @@ fn dingtalk(n: &Notification) -> Value {
         parts.push(lines.join("\n"));
     }
     parts.push(format!("###### {}", footer(n)));
+    // A custom robot cannot call back: a decision it asks for is a button to the page.
+    if let (Some(ask), Some(link)) = (&n.ask, &n.link) {
+        let label = match ask {
+            Ask::Approval(_) => "Approve or reject in rootfix",
+            Ask::Confirmation(_) => "Confirm in rootfix",
+        };
+        return json!({
+            "msgtype": "actionCard",
+            "actionCard": {"title": title, "text": parts.join("\n\n"), "singleTitle": label, "singleURL": link},
+        });
+    }
     let mut body = json!({
         "msgtype": "markdown",
         "markdown": {"title": title, "text": parts.join("\n\n")},
@@ -167,6 +285,202 @@ fn wecom(n: &Notification) -> Value {
         "msgtype": "markdown",
         "markdown": {"content": truncate_bytes(&lines.join("\n"), WECOM_CONTENT_MAX)},
     })
+}
+
+/// Microsoft Teams, through a Workflows webhook ("Post to a channel when a webhook request is
+/// received"): one Adaptive Card (schema 1.4) as a message attachment. Workflows cards cannot
+/// call a server back, so a decision is a link to the page.
+fn teams(n: &Notification) -> Value {
+    let mut body = vec![json!({
+        "type": "TextBlock",
+        "text": if n.urgent() { format!("URGENT: {}", n.title) } else { n.title.clone() },
+        "weight": "Bolder",
+        "size": "Medium",
+        "wrap": true,
+        "color": if n.urgent() { "Attention" } else { "Default" },
+    })];
+    if let Some(banner) = n.kind.banner() {
+        body.push(json!({"type": "TextBlock", "text": banner, "wrap": true, "color": "Warning"}));
+    }
+    if !n.text.trim().is_empty() {
+        body.push(json!({"type": "TextBlock", "text": n.text, "wrap": true}));
+    }
+    let facts: Vec<Value> = facts(n)
+        .into_iter()
+        .map(|(title, value)| json!({"title": title, "value": value}))
+        .collect();
+    if !facts.is_empty() {
+        body.push(json!({"type": "FactSet", "facts": facts}));
+    }
+    body.push(
+        json!({"type": "TextBlock", "text": footer(n), "isSubtle": true, "size": "Small", "wrap": true}),
+    );
+    let mut card = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    });
+    if let Some(link) = &n.link {
+        let title = match n.ask {
+            Some(Ask::Approval(_)) => "Approve or reject in rootfix",
+            Some(Ask::Confirmation(_)) => "Confirm in rootfix",
+            None => "Open in rootfix",
+        };
+        card["actions"] = json!([{"type": "Action.OpenUrl", "title": title, "url": link}]);
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": card,
+        }],
+    })
+}
+
+/// A Feishu card (JSON 2.0). With `callbacks` (an app's bot) the ask's buttons call rootfix
+/// back with `{"rootfix": choice, "target": id, "severity": …}`; without (a group's custom bot,
+/// which cannot carry callbacks) a link, when there is one, opens the page.
+pub fn feishu_card(n: &Notification, callbacks: bool) -> Value {
+    let mut lines = vec![banner_and_text(n, |b| format!("**{b}**"), &n.text)];
+    lines.extend(markdown_lines(n, "- "));
+    lines.push(format!("<font color='grey'>{}</font>", footer(n)));
+    let mut elements = vec![json!({"tag": "markdown", "content": lines.join("\n").trim().to_string()})];
+    match (&n.ask, callbacks) {
+        (Some(ask), true) => {
+            for b in buttons(ask) {
+                elements.push(json!({
+                    "tag": "button",
+                    "text": {"tag": "plain_text", "content": b.label},
+                    "type": if b.primary { "primary" } else { "danger" },
+                    "behaviors": [{"type": "callback", "value": {
+                        "rootfix": b.choice, "target": b.target, "severity": b.severity,
+                    }}],
+                }));
+            }
+        }
+        _ => {
+            if let Some(link) = &n.link {
+                elements.push(json!({
+                    "tag": "button",
+                    "text": {"tag": "plain_text", "content": "Open in rootfix"},
+                    "type": "default",
+                    "behaviors": [{"type": "open_url", "default_url": link}],
+                }));
+            }
+        }
+    }
+    feishu_card_of(&n.title, n.urgent(), elements)
+}
+
+/// A card with `title` and `elements`; red when `urgent`.
+pub fn feishu_card_of(title: &str, urgent: bool, elements: Vec<Value>) -> Value {
+    json!({
+        "schema": "2.0",
+        "header": {
+            "title": {"tag": "plain_text", "content": title},
+            "template": if urgent { "red" } else { "blue" },
+        },
+        "body": {"elements": elements},
+    })
+}
+
+/// The body of a Feishu app's "send message" call (`im/v1/messages?receive_id_type=chat_id`):
+/// the card as a JSON string in `content`, as the API wants it.
+pub fn feishu_app_message(n: &Notification, chat_id: &str) -> Value {
+    json!({
+        "receive_id": chat_id,
+        "msg_type": "interactive",
+        "content": feishu_card(n, true).to_string(),
+    })
+}
+
+/// The dedup key (PagerDuty) or alias (Opsgenie) of an incident: one alert per incident.
+pub fn paging_key(n: &Notification) -> Option<String> {
+    n.incident.as_ref().map(|i| format!("rootfix-{i}"))
+}
+
+/// PagerDuty Events API v2 (`POST /v2/enqueue`): `incident_resolved` resolves the incident's
+/// alert, anything else triggers (or updates) it. See
+/// <https://developer.pagerduty.com/docs/events-api-v2/trigger-events/>.
+fn pagerduty(n: &Notification, routing_key: &str) -> Value {
+    let dedup_key = paging_key(n);
+    if n.kind == NotificationKind::IncidentResolved {
+        return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key});
+    }
+    let severity = if n.urgent() {
+        "critical"
+    } else if matches!(
+        n.kind,
+        NotificationKind::FixRolledBack | NotificationKind::FixRecurred
+    ) {
+        "error"
+    } else {
+        "warning"
+    };
+    let mut body = json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "payload": {
+            "summary": truncate_chars(&n.title, PAGERDUTY_SUMMARY_MAX),
+            "source": "rootfix",
+            "severity": severity,
+            "timestamp": n.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "component": n.scope,
+            "group": n.action,
+            "class": n.kind.as_str(),
+            "custom_details": {"text": n.text, "incident": n.incident, "action": n.action, "scope": n.scope},
+        },
+        "client": "rootfix",
+    });
+    if let Some(key) = dedup_key {
+        body["dedup_key"] = json!(key);
+    }
+    if let Some(link) = &n.link {
+        body["client_url"] = json!(link);
+        body["links"] = json!([{"href": link, "text": "rootfix"}]);
+    }
+    body
+}
+
+/// Opsgenie's "create alert" body (`POST /v2/alerts`); closing is `POST
+/// /v2/alerts/{alias}/close?identifierType=alias` with [`opsgenie_close`]. See
+/// <https://docs.opsgenie.com/docs/alert-api>.
+fn opsgenie(n: &Notification) -> Value {
+    let mut body = json!({
+        "message": truncate_chars(&n.title, OPSGENIE_MESSAGE_MAX),
+        "description": truncate_chars(&n.text, OPSGENIE_DESCRIPTION_MAX),
+        "priority": if n.urgent() { "P1" } else { "P3" },
+        "source": "rootfix",
+        "tags": ["rootfix", n.kind.as_str()],
+        "details": {
+            "kind": n.kind.as_str(),
+            "incident": n.incident.clone().unwrap_or_default(),
+            "action": n.action.clone().unwrap_or_default(),
+            "scope": n.scope.clone().unwrap_or_default(),
+            "link": n.link.clone().unwrap_or_default(),
+        },
+    });
+    if let Some(alias) = paging_key(n) {
+        body["alias"] = json!(alias);
+    }
+    body
+}
+
+/// Opsgenie's "close alert" body.
+pub fn opsgenie_close(n: &Notification) -> Value {
+    json!({"source": "rootfix", "note": n.title})
+}
+
+impl Format {
+    /// PagerDuty's body needs the receiver's routing key.
+    pub fn paging_body(self, n: &Notification, key: &str) -> Value {
+        match self {
+            Format::PagerDuty => pagerduty(n, key),
+            _ => self.body(n),
+        }
+    }
 }
 
 fn generic(n: &Notification) -> Value {
@@ -226,6 +540,7 @@ mod tests {
             title: "nginx restarted on web-1".into(),
             text: "verify held: 5xx rate < 1% & p99 > 0".into(),
             link: Some("https://rootfix.example/incidents/inc-42".into()),
+            ask: None,
             at: at(),
         }
     }
@@ -239,6 +554,7 @@ mod tests {
             title: "rollback of scale-up failed".into(),
             text: String::new(),
             link: None,
+            ask: None,
             at: at(),
         }
     }
@@ -356,6 +672,7 @@ mod tests {
             title: "Diagnosed, cannot act: restart-jvm-pod on OrderServiceTimeout".into(),
             text: "cannot act: restart-jvm-pod needs the kubernetes runner".into(),
             link: None,
+            ask: None,
             at: at(),
         };
         assert_eq!(
@@ -395,6 +712,68 @@ mod tests {
         assert!(section.ends_with('…'));
         assert_eq!(truncate_chars("abc", 3), "abc");
         assert_eq!(truncate_bytes("abc", 3), "abc");
+    }
+
+    #[test]
+    fn an_approval_in_slack_has_approve_and_reject_buttons_and_its_update_drops_them() {
+        let mut n = succeeded();
+        n.kind = NotificationKind::ApprovalRequested;
+        n.ask = Some(Ask::Approval("apr-7".into()));
+        let body = Format::Slack.body(&n);
+        let actions = &body["blocks"][2];
+        assert_eq!(actions["type"], "actions");
+        assert_eq!(actions["elements"][0]["action_id"], "rootfix.approve.-");
+        assert_eq!(actions["elements"][0]["value"], "apr-7");
+        assert_eq!(actions["elements"][0]["style"], "primary");
+        assert_eq!(actions["elements"][1]["action_id"], "rootfix.reject.-");
+        assert!(
+            actions["elements"][1]["confirm"].is_object(),
+            "a reject asks first"
+        );
+        let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
+        let update = slack_decided(&blocks, "t", "approved by alice <x>");
+        assert_eq!(update["replace_original"], true);
+        let kept = update["blocks"].as_array().cloned().unwrap_or_default();
+        assert_eq!(kept.len(), 3);
+        assert!(kept.iter().all(|b| b["type"] != "actions"));
+        assert_eq!(kept[2]["elements"][0]["text"], "approved by alice &lt;x&gt;");
+        let mut confirm = succeeded();
+        confirm.ask = Some(Ask::Confirmation("inc-42".into()));
+        let values: Vec<Value> = Format::Slack.body(&confirm)["blocks"][2]["elements"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e["value"].clone())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                json!("inc-42"),
+                json!("inc-42 P1"),
+                json!("inc-42 P2"),
+                json!("inc-42 P3")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dingtalk_robot_asks_with_a_button_to_the_page() {
+        let mut n = succeeded();
+        n.ask = Some(Ask::Approval("apr-1".into()));
+        let body = Format::DingTalk.body(&n);
+        assert_eq!(body["msgtype"], "actionCard");
+        assert_eq!(body["actionCard"]["singleTitle"], "Approve or reject in rootfix");
+        assert_eq!(
+            body["actionCard"]["singleURL"],
+            "https://rootfix.example/incidents/inc-42"
+        );
+        n.link = None;
+        assert_eq!(
+            Format::DingTalk.body(&n)["msgtype"],
+            "markdown",
+            "no page to link to"
+        );
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //! - `config`: the `notifications:` section as written, its checks (positioned problems, like
 //!   the rest of the config file) and the validated [`NotificationsConfig`].
 //! - `format`: one body per [`Format`], pure functions.
-//! - `deliver`: one task per receiver: POST, timeout, retries with exponential backoff, and how
-//!   each format's answer is read.
+//! - `deliver`: one task per receiver: each format's request, timeout, retries with exponential
+//!   backoff, and how each format's answer is read.
+//! - `email`: the SMTP sink (lettre): transport from the receiver's URL, the message, the send.
 //!
 //! # Formats
 //! - **Slack** incoming webhook: a JSON object with `text` (the fallback shown in notifications
@@ -43,10 +44,25 @@
 //!   optional fields are `null`, `at` is RFC 3339 UTC).
 //!
 //! Both Chinese robots also answer `errcode: -1` (system busy), which is retried.
+//! - **teams**: a Workflows webhook's message with one Adaptive Card (1.4) attachment; answers 202.
+//! - **feishu** (a group's custom bot, `…/open-apis/bot/v2/hook/…`): `{"msg_type": "interactive",
+//!   "card": …}` with a JSON 2.0 card; answers `{"code": 0}`; 11232 (frequency) is retried.
+//! - **feishu-app**: the same card sent by an app's bot to `chat_id` with a tenant access token;
+//!   its buttons call rootfix back (`chat`, `server::chat`).
+//! - **pagerduty**: Events API v2, one alert per incident (`dedup_key` `rootfix-<incident>`),
+//!   resolved by `incident_resolved`; answers 202.
+//! - **opsgenie**: Alert API, alias `rootfix-<incident>`, closed by `incident_resolved`; 202.
+//! - **email**: plain text over SMTP (`email`).
+//!
+//! A notification may carry an [`Ask`] (an approval to decide, a fix to confirm): Slack and a
+//! Feishu app draw it as buttons whose callbacks `server::chat` takes; DingTalk turns it into an
+//! action card whose button opens the incident's page (`public_url`), Teams and a Feishu group bot
+//! into a link button.
 
 mod config;
 mod deliver;
-mod format;
+pub mod email;
+pub mod format;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -60,6 +76,7 @@ use tracing::warn;
 
 pub use config::{Format, NotificationsConfig, ReceiverConfig};
 pub(crate) use config::{NotificationsDocument, check};
+pub use format::{Button, buttons, feishu_card_of, slack_decided, slack_ephemeral};
 
 use crate::metrics::Metrics;
 
@@ -91,11 +108,14 @@ pub enum NotificationKind {
     BreakerOpen,
     /// The remediation budget is spent for the hour: fixes wait (said once per window).
     BudgetSpent,
+    /// An incident rootfix acted on closed (its alert resolved). Paging sinks (PagerDuty,
+    /// Opsgenie) resolve their alert with it; chat receivers get it only when they list it.
+    IncidentResolved,
 }
 
 impl NotificationKind {
     /// Every kind, in a stable order.
-    pub const ALL: [NotificationKind; 11] = [
+    pub const ALL: [NotificationKind; 12] = [
         NotificationKind::ApprovalRequested,
         NotificationKind::ApprovalExpired,
         NotificationKind::StageChanged,
@@ -107,6 +127,7 @@ impl NotificationKind {
         NotificationKind::FixRecurred,
         NotificationKind::BreakerOpen,
         NotificationKind::BudgetSpent,
+        NotificationKind::IncidentResolved,
     ];
 
     /// Whether the event needs a person now: DingTalk messages then mention everyone, and every
@@ -134,6 +155,7 @@ impl NotificationKind {
             NotificationKind::FixRecurred => "fix_recurred",
             NotificationKind::BreakerOpen => "breaker_open",
             NotificationKind::BudgetSpent => "budget_spent",
+            NotificationKind::IncidentResolved => "incident_resolved",
         }
     }
 
@@ -158,6 +180,16 @@ impl fmt::Display for NotificationKind {
     }
 }
 
+/// What a message asks of the person who reads it. Chat formats whose platform calls rootfix
+/// back (Slack, a Feishu app) draw buttons for it; the others link to the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// Approve or reject approval `id`.
+    Approval(String),
+    /// Confirm the fix of incident `id` as correct or a misfix (stage `silent`).
+    Confirmation(String),
+}
+
 /// One event to send. `title` is one line; `text` may hold several (markdown-ish: it is put in
 /// each format's markdown as is, except Slack's required escapes).
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +203,8 @@ pub struct Notification {
     pub text: String,
     /// Where a person can see more (the incident in a UI, a runbook).
     pub link: Option<String>,
+    /// The decision the message asks for, if any.
+    pub ask: Option<Ask>,
     pub at: DateTime<Utc>,
 }
 
@@ -185,8 +219,14 @@ impl Notification {
             title: title.into(),
             text: text.into(),
             link: None,
+            ask: None,
             at: Utc::now(),
         }
+    }
+
+    pub fn with_ask(mut self, ask: Ask) -> Self {
+        self.ask = Some(ask);
+        self
     }
 
     pub fn with_incident(mut self, incident: impl Into<String>) -> Self {
@@ -259,6 +299,7 @@ struct Route {
 struct Inner {
     routes: Vec<Route>,
     metrics: Option<Arc<Metrics>>,
+    public_url: Option<url::Url>,
 }
 
 /// Sends notifications to the configured receivers in the background. Cheap to clone; the
@@ -294,29 +335,34 @@ impl Notifier {
             backoff: config.backoff,
             max_backoff: config.max_backoff,
         };
+        let public_url = config.public_url.clone();
         let mut routes = Vec::with_capacity(config.receivers.len());
         for receiver in config.receivers {
             let (tx, rx) = mpsc::channel(config.queue.max(1));
             let counters = Arc::new(Counters::default());
-            let worker = deliver::Worker {
+            let route = Route {
                 name: receiver.name.clone(),
-                format: receiver.format,
-                url: receiver.url,
-                client: client.clone(),
-                policy,
-                counters: counters.clone(),
-                metrics: metrics.clone(),
-            };
-            runtime.spawn(worker.run(rx));
-            routes.push(Route {
-                name: receiver.name,
-                events: receiver.events,
+                events: receiver.events.clone(),
                 tx,
+                counters: counters.clone(),
+            };
+            let worker = deliver::Worker::new(
+                receiver,
+                client.clone(),
+                policy,
                 counters,
-            });
+                metrics.clone(),
+                config.timeout,
+            );
+            runtime.spawn(worker.run(rx));
+            routes.push(route);
         }
         Ok(Self {
-            inner: Arc::new(Inner { routes, metrics }),
+            inner: Arc::new(Inner {
+                routes,
+                metrics,
+                public_url,
+            }),
         })
     }
 
@@ -326,6 +372,7 @@ impl Notifier {
             inner: Arc::new(Inner {
                 routes: Vec::new(),
                 metrics: None,
+                public_url: None,
             }),
         }
     }
@@ -337,9 +384,14 @@ impl Notifier {
 
     /// Queues `n` for every receiver that wants its kind. Never blocks, never fails: a receiver
     /// whose queue is full misses this one (a warning and its `dropped` counter say so).
-    pub fn notify(&self, n: Notification) {
+    pub fn notify(&self, mut n: Notification) {
         if self.inner.routes.is_empty() {
             return;
+        }
+        if n.link.is_none()
+            && let (Some(base), Some(incident)) = (&self.inner.public_url, &n.incident)
+        {
+            n.link = incident_link(base, incident);
         }
         let n = Arc::new(n);
         for route in &self.inner.routes {
@@ -383,6 +435,16 @@ impl Notifier {
     }
 }
 
+/// `<base>/ui/incidents/<id>`, the id percent-encoded as one path segment.
+fn incident_link(base: &url::Url, incident: &str) -> Option<String> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(["ui", "incidents", incident]);
+    Some(url.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +468,20 @@ mod tests {
             ]
         );
         assert_eq!(NotificationKind::from_name("diagnosed"), None);
+    }
+
+    #[test]
+    fn incident_links_are_one_segment_under_the_public_url() {
+        let base = url::Url::parse("https://rootfix.example/").expect("url");
+        assert_eq!(
+            incident_link(&base, "inc-1").as_deref(),
+            Some("https://rootfix.example/ui/incidents/inc-1")
+        );
+        let nested = url::Url::parse("https://ops.example/rootfix").expect("url");
+        assert_eq!(
+            incident_link(&nested, "a/b?c").as_deref(),
+            Some("https://ops.example/rootfix/ui/incidents/a%2Fb%3Fc")
+        );
     }
 
     #[test]

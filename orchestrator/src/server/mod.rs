@@ -5,6 +5,7 @@
 
 pub mod approvals;
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod fixes;
 pub mod incidents;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Approvals, confirmations and stages; `None` answers those routes 503.
     pub autonomy: Option<Arc<crate::autonomy::controller::Autonomy>>,
+    /// The chat platforms' callbacks (`ChatState::disabled()` answers them 404).
+    pub chat: Arc<chat::ChatState>,
 }
 
 /// The routes.
@@ -58,6 +61,8 @@ pub fn router(app: AppState) -> Router {
             post(approvals::promote),
         )
         .route("/api/v1/stages/{action}/{scope}/demote", post(approvals::demote))
+        .route("/api/v1/chat/slack", post(chat::slack))
+        .route("/api/v1/chat/feishu", post(chat::feishu))
         .route("/api/v1/killswitch", get(killswitch::get).put(killswitch::set))
         .route("/api/v1/audit", get(killswitch::audit))
         .route("/ui", get(ui::root))

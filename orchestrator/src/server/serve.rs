@@ -52,6 +52,8 @@ pub enum ServeError {
     Notifications(String),
     #[error("the silences section is unusable: {0}")]
     Silences(String),
+    #[error("chat callbacks cannot start: {0}")]
+    Chat(String),
     #[error("the server failed: {0}")]
     Server(std::io::Error),
 }
@@ -169,6 +171,7 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
         metrics,
         max_body_bytes: config.limits.max_body_bytes,
         autonomy: Some(autonomy.clone()),
+        chat: Arc::new(super::chat::ChatState::new(config.chat.clone()).map_err(ServeError::Chat)?),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -1,4 +1,7 @@
-//! The kill switch (`rootfix:killswitch`) and the capped audit stream (`rootfix:audit`).
+//! The kill switch (`rootfix:killswitch`), the capped audit stream (`rootfix:audit`), and the
+//! one-time uses that refuse a replayed chat callback (`rootfix:once:*`).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -18,4 +21,8 @@ pub trait AuditStore: Send + Sync {
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError>;
+
+    /// Records the use of `what` (e.g. `slack:<signature>`) for `ttl`: true the first time,
+    /// false while an earlier use is remembered — every replica sees the same answer.
+    async fn use_once(&self, what: &str, ttl: Duration) -> Result<bool, StateError>;
 }

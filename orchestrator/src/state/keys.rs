@@ -27,6 +27,7 @@
 //! | `rootfix:killswitch` | string | set while the kill switch is on |
 //! | `rootfix:rate:<scope>` | sorted set | fix start times (sliding-window rate limit) |
 //! | `rootfix:leader` | string, SET NX PX | the replica that runs periodic jobs |
+//! | `rootfix:once:<kind>:<id>` | string, SET NX PX | a one-time use seen (a chat callback's signature or event id), until its replay window ends |
 //!
 //! Node ids are unique across all playbooks (the catalog checks it), so the seed's
 //! `diag:prune:<service>` / `<node id>` format names one node without the playbook.
@@ -153,6 +154,10 @@ impl Keys {
 
     pub fn leader(&self) -> String {
         self.key(format_args!("rootfix:leader"))
+    }
+
+    pub fn once(&self, what: &str) -> String {
+        self.key(format_args!("rootfix:once:{what}"))
     }
 }
 

@@ -1,7 +1,8 @@
 //! [`AuditStore`] in process: the kill switch and the audit events, capped at [`AUDIT_CAP`] as the
 //! Redis stream is.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -15,6 +16,8 @@ pub(super) struct Audit {
     killswitch: Option<KillSwitch>,
     /// Oldest first.
     events: VecDeque<AuditEvent>,
+    /// One-time uses and when each is forgotten.
+    once: HashMap<String, Instant>,
 }
 
 #[async_trait]
@@ -26,6 +29,17 @@ impl AuditStore for MemoryStateStore {
     async fn set_killswitch(&self, state: Option<&KillSwitch>) -> Result<(), StateError> {
         self.audit.lock().map_err(|_| poisoned())?.killswitch = state.cloned();
         Ok(())
+    }
+
+    async fn use_once(&self, what: &str, ttl: Duration) -> Result<bool, StateError> {
+        let mut audit = self.audit.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        audit.once.retain(|_, until| *until > now);
+        if audit.once.contains_key(what) {
+            return Ok(false);
+        }
+        audit.once.insert(what.to_string(), now + ttl);
+        Ok(true)
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {

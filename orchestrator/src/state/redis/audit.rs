@@ -40,6 +40,20 @@ impl AuditStore for RedisStateStore {
         }
         Ok(())
     }
+    async fn use_once(&self, what: &str, ttl: std::time::Duration) -> Result<bool, StateError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.once(what))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
         let mut conn = self.conn.clone();
         let key = self.keys.audit();
