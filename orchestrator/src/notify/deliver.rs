@@ -21,7 +21,8 @@ use tokio::sync::{Mutex, mpsc};
 use tracing::{Instrument, debug, error, info_span, warn};
 use url::Url;
 
-use super::format::{feishu_app_message, opsgenie_close, paging_key};
+use super::feishu::feishu_app_message;
+use super::paging::{opsgenie_close, paging_key};
 use super::{Counters, Format, Notification, NotificationKind, NotifyError, ReceiverConfig};
 use crate::evidence::client::error_chain;
 use crate::metrics::Metrics;
@@ -35,11 +36,6 @@ const DINGTALK_RATE_LIMITED: i64 = 130101;
 const WECOM_RATE_LIMITED: i64 = 45009;
 /// Both: "system busy".
 const SYSTEM_BUSY: i64 = -1;
-/// Feishu: the request frequency limit (custom bots and the open API).
-const FEISHU_RATE_LIMITED: [i64; 2] = [11232, 99991400];
-/// Feishu: the tenant access token is invalid or expired (fetch a new one).
-const FEISHU_TOKEN_INVALID: [i64; 3] = [99991661, 99991663, 99991677];
-
 /// One client for every receiver. Redirects are not followed (a webhook that moves is a config
 /// error, and following would turn the POST into a GET); proxy environment variables are
 /// honoured, since chat services are usually outside the network.
@@ -374,7 +370,7 @@ impl Worker {
         match response.bytes().await {
             Ok(answer) => {
                 let outcome = classify(self.format(), status, asked, &answer);
-                if self.format() == Format::FeishuApp && token_invalid(&answer) {
+                if self.format() == Format::FeishuApp && super::feishu::token_invalid(&answer) {
                     *self.token.lock().await = None;
                 }
                 outcome
@@ -410,7 +406,7 @@ pub(crate) fn classify(format: Format, status: StatusCode, asked: Option<Duratio
         | Format::Email => {
             return Outcome::Delivered;
         }
-        Format::Feishu | Format::FeishuApp => return classify_feishu(status, body),
+        Format::Feishu | Format::FeishuApp => return super::feishu::classify(status, body),
         Format::DingTalk => DINGTALK_RATE_LIMITED,
         Format::WeCom => WECOM_RATE_LIMITED,
     };
@@ -441,38 +437,7 @@ pub(crate) fn classify(format: Format, status: StatusCode, asked: Option<Duratio
     }
 }
 
-/// Feishu answers HTTP 200 with `code` (custom bots of old versions: `StatusCode`) and `msg`.
-fn classify_feishu(status: StatusCode, body: &[u8]) -> Outcome {
-    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let Some(code) = answer["code"].as_i64().or_else(|| answer["StatusCode"].as_i64()) else {
-        return Outcome::Refused(format!(
-            "HTTP {status} without a code, not a Feishu answer: {}",
-            snippet(body)
-        ));
-    };
-    let message = answer["msg"]
-        .as_str()
-        .or_else(|| answer["StatusMessage"].as_str())
-        .unwrap_or("");
-    match code {
-        0 => Outcome::Delivered,
-        c if FEISHU_RATE_LIMITED.contains(&c) || FEISHU_TOKEN_INVALID.contains(&c) => Outcome::Retry {
-            reason: format!("code {c}: {message}"),
-            after: None,
-        },
-        c => Outcome::Refused(format!("code {c}: {message}")),
-    }
-}
-
-/// Whether a Feishu answer says the tenant access token must be fetched again.
-fn token_invalid(body: &[u8]) -> bool {
-    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    answer["code"]
-        .as_i64()
-        .is_some_and(|c| FEISHU_TOKEN_INVALID.contains(&c))
-}
-
-fn snippet(body: &[u8]) -> String {
+pub(super) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     match text.char_indices().nth(SNIPPET) {

@@ -8,18 +8,15 @@
 use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
-use super::{Ask, Format, Notification, NotificationKind};
+use super::cards::{buttons, teams};
+use super::feishu::feishu_card;
+use super::paging::{opsgenie, pagerduty};
+use super::{Ask, Format, Notification};
 
 /// Slack's limit on a section's or context element's text (characters).
 const SLACK_TEXT_MAX: usize = 3000;
 /// WeCom's limit on markdown content (bytes).
 const WECOM_CONTENT_MAX: usize = 4096;
-
-/// PagerDuty's limit on `payload.summary` (characters).
-const PAGERDUTY_SUMMARY_MAX: usize = 1024;
-/// Opsgenie's limits on `message` and `description` (characters).
-const OPSGENIE_MESSAGE_MAX: usize = 130;
-const OPSGENIE_DESCRIPTION_MAX: usize = 15000;
 
 impl Format {
     /// The JSON body this format posts for `n`. The paging formats and the Feishu app need the
@@ -51,54 +48,8 @@ impl Format {
     }
 }
 
-/// A button a chat message shows for its [`Ask`]: `choice` is what the callback names
-/// (`approve`, `reject`, `correct`, `misfix`), `target` the approval or incident, `severity` a
-/// misfix's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Button {
-    pub label: &'static str,
-    pub choice: &'static str,
-    pub target: String,
-    pub severity: Option<&'static str>,
-    /// Drawn as the safe (primary) or the risky (danger) choice.
-    pub primary: bool,
-}
-
-impl Button {
-    /// The value a Slack button carries: the target, then the severity after a space.
-    pub fn slack_value(&self) -> String {
-        match self.severity {
-            Some(s) => format!("{} {s}", self.target),
-            None => self.target.clone(),
-        }
-    }
-}
-
-/// The buttons for `ask`, in the order they are drawn.
-pub fn buttons(ask: &Ask) -> Vec<Button> {
-    let button = |label, choice, target: &String, severity, primary| Button {
-        label,
-        choice,
-        target: target.clone(),
-        severity,
-        primary,
-    };
-    match ask {
-        Ask::Approval(id) => vec![
-            button("Approve", "approve", id, None, true),
-            button("Reject", "reject", id, None, false),
-        ],
-        Ask::Confirmation(incident) => vec![
-            button("Correct", "correct", incident, None, true),
-            button("Misfix P1", "misfix", incident, Some("P1"), false),
-            button("Misfix P2", "misfix", incident, Some("P2"), false),
-            button("Misfix P3", "misfix", incident, Some("P3"), false),
-        ],
-    }
-}
-
 /// The optional facts that are present, labelled.
-fn facts(n: &Notification) -> Vec<(&'static str, &str)> {
+pub(super) fn facts(n: &Notification) -> Vec<(&'static str, &str)> {
     [
         ("incident", n.incident.as_deref()),
         ("action", n.action.as_deref()),
@@ -109,7 +60,7 @@ fn facts(n: &Notification) -> Vec<(&'static str, &str)> {
     .collect()
 }
 
-fn footer(n: &Notification) -> String {
+pub(super) fn footer(n: &Notification) -> String {
     format!(
         "rootfix · {} · {}",
         n.kind.as_str(),
@@ -118,7 +69,7 @@ fn footer(n: &Notification) -> String {
 }
 
 /// The kind's banner line (when it has one), then `text`.
-fn banner_and_text(n: &Notification, banner: impl Fn(&str) -> String, text: &str) -> String {
+pub(super) fn banner_and_text(n: &Notification, banner: impl Fn(&str) -> String, text: &str) -> String {
     match n.kind.banner() {
         Some(b) if text.trim().is_empty() => banner(b),
         Some(b) => format!("{}\n{text}", banner(b)),
@@ -222,7 +173,7 @@ fn slack_link(url: &str) -> String {
     url.replace('|', "%7C").replace('>', "%3E").replace('<', "%3C")
 }
 
-fn markdown_lines(n: &Notification, facts_prefix: &str) -> Vec<String> {
+pub(super) fn markdown_lines(n: &Notification, facts_prefix: &str) -> Vec<String> {
     let mut lines: Vec<String> = facts(n)
         .into_iter()
         .map(|(label, value)| format!("{facts_prefix}{label}: `{value}`"))
@@ -287,203 +238,7 @@ fn wecom(n: &Notification) -> Value {
     })
 }
 
-/// Microsoft Teams, through a Workflows webhook ("Post to a channel when a webhook request is
-/// received"): one Adaptive Card (schema 1.4) as a message attachment. Workflows cards cannot
-/// call a server back, so a decision is a link to the page.
-fn teams(n: &Notification) -> Value {
-    let mut body = vec![json!({
-        "type": "TextBlock",
-        "text": if n.urgent() { format!("URGENT: {}", n.title) } else { n.title.clone() },
-        "weight": "Bolder",
-        "size": "Medium",
-        "wrap": true,
-        "color": if n.urgent() { "Attention" } else { "Default" },
-    })];
-    if let Some(banner) = n.kind.banner() {
-        body.push(json!({"type": "TextBlock", "text": banner, "wrap": true, "color": "Warning"}));
-    }
-    if !n.text.trim().is_empty() {
-        body.push(json!({"type": "TextBlock", "text": n.text, "wrap": true}));
-    }
-    let facts: Vec<Value> = facts(n)
-        .into_iter()
-        .map(|(title, value)| json!({"title": title, "value": value}))
-        .collect();
-    if !facts.is_empty() {
-        body.push(json!({"type": "FactSet", "facts": facts}));
-    }
-    body.push(
-        json!({"type": "TextBlock", "text": footer(n), "isSubtle": true, "size": "Small", "wrap": true}),
-    );
-    let mut card = json!({
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "type": "AdaptiveCard",
-        "version": "1.4",
-        "body": body,
-    });
-    if let Some(link) = &n.link {
-        let title = match n.ask {
-            Some(Ask::Approval(_)) => "Approve or reject in rootfix",
-            Some(Ask::Confirmation(_)) => "Confirm in rootfix",
-            None => "Open in rootfix",
-        };
-        card["actions"] = json!([{"type": "Action.OpenUrl", "title": title, "url": link}]);
-    }
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": card,
-        }],
-    })
-}
-
-/// A Feishu card (JSON 2.0). With `callbacks` (an app's bot) the ask's buttons call rootfix
-/// back with `{"rootfix": choice, "target": id, "severity": …}`; without (a group's custom bot,
-/// which cannot carry callbacks) a link, when there is one, opens the page.
-pub fn feishu_card(n: &Notification, callbacks: bool) -> Value {
-    let mut lines = vec![banner_and_text(n, |b| format!("**{b}**"), &n.text)];
-    lines.extend(markdown_lines(n, "- "));
-    lines.push(format!("<font color='grey'>{}</font>", footer(n)));
-    let mut elements = vec![json!({"tag": "markdown", "content": lines.join("\n").trim().to_string()})];
-    match (&n.ask, callbacks) {
-        (Some(ask), true) => {
-            for b in buttons(ask) {
-                elements.push(json!({
-                    "tag": "button",
-                    "text": {"tag": "plain_text", "content": b.label},
-                    "type": if b.primary { "primary" } else { "danger" },
-                    "behaviors": [{"type": "callback", "value": {
-                        "rootfix": b.choice, "target": b.target, "severity": b.severity,
-                    }}],
-                }));
-            }
-        }
-        _ => {
-            if let Some(link) = &n.link {
-                elements.push(json!({
-                    "tag": "button",
-                    "text": {"tag": "plain_text", "content": "Open in rootfix"},
-                    "type": "default",
-                    "behaviors": [{"type": "open_url", "default_url": link}],
-                }));
-            }
-        }
-    }
-    feishu_card_of(&n.title, n.urgent(), elements)
-}
-
-/// A card with `title` and `elements`; red when `urgent`.
-pub fn feishu_card_of(title: &str, urgent: bool, elements: Vec<Value>) -> Value {
-    json!({
-        "schema": "2.0",
-        "header": {
-            "title": {"tag": "plain_text", "content": title},
-            "template": if urgent { "red" } else { "blue" },
-        },
-        "body": {"elements": elements},
-    })
-}
-
-/// The body of a Feishu app's "send message" call (`im/v1/messages?receive_id_type=chat_id`):
-/// the card as a JSON string in `content`, as the API wants it.
-pub fn feishu_app_message(n: &Notification, chat_id: &str) -> Value {
-    json!({
-        "receive_id": chat_id,
-        "msg_type": "interactive",
-        "content": feishu_card(n, true).to_string(),
-    })
-}
-
-/// The dedup key (PagerDuty) or alias (Opsgenie) of an incident: one alert per incident.
-pub fn paging_key(n: &Notification) -> Option<String> {
-    n.incident.as_ref().map(|i| format!("rootfix-{i}"))
-}
-
-/// PagerDuty Events API v2 (`POST /v2/enqueue`): `incident_resolved` resolves the incident's
-/// alert, anything else triggers (or updates) it. See
-/// <https://developer.pagerduty.com/docs/events-api-v2/trigger-events/>.
-fn pagerduty(n: &Notification, routing_key: &str) -> Value {
-    let dedup_key = paging_key(n);
-    if n.kind == NotificationKind::IncidentResolved {
-        return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key});
-    }
-    let severity = if n.urgent() {
-        "critical"
-    } else if matches!(
-        n.kind,
-        NotificationKind::FixRolledBack | NotificationKind::FixRecurred
-    ) {
-        "error"
-    } else {
-        "warning"
-    };
-    let mut body = json!({
-        "routing_key": routing_key,
-        "event_action": "trigger",
-        "payload": {
-            "summary": truncate_chars(&n.title, PAGERDUTY_SUMMARY_MAX),
-            "source": "rootfix",
-            "severity": severity,
-            "timestamp": n.at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "component": n.scope,
-            "group": n.action,
-            "class": n.kind.as_str(),
-            "custom_details": {"text": n.text, "incident": n.incident, "action": n.action, "scope": n.scope},
-        },
-        "client": "rootfix",
-    });
-    if let Some(key) = dedup_key {
-        body["dedup_key"] = json!(key);
-    }
-    if let Some(link) = &n.link {
-        body["client_url"] = json!(link);
-        body["links"] = json!([{"href": link, "text": "rootfix"}]);
-    }
-    body
-}
-
-/// Opsgenie's "create alert" body (`POST /v2/alerts`); closing is `POST
-/// /v2/alerts/{alias}/close?identifierType=alias` with [`opsgenie_close`]. See
-/// <https://docs.opsgenie.com/docs/alert-api>.
-fn opsgenie(n: &Notification) -> Value {
-    let mut body = json!({
-        "message": truncate_chars(&n.title, OPSGENIE_MESSAGE_MAX),
-        "description": truncate_chars(&n.text, OPSGENIE_DESCRIPTION_MAX),
-        "priority": if n.urgent() { "P1" } else { "P3" },
-        "source": "rootfix",
-        "tags": ["rootfix", n.kind.as_str()],
-        "details": {
-            "kind": n.kind.as_str(),
-            "incident": n.incident.clone().unwrap_or_default(),
-            "action": n.action.clone().unwrap_or_default(),
-            "scope": n.scope.clone().unwrap_or_default(),
-            "link": n.link.clone().unwrap_or_default(),
-        },
-    });
-    if let Some(alias) = paging_key(n) {
-        body["alias"] = json!(alias);
-    }
-    body
-}
-
-/// Opsgenie's "close alert" body.
-pub fn opsgenie_close(n: &Notification) -> Value {
-    json!({"source": "rootfix", "note": n.title})
-}
-
-impl Format {
-    /// PagerDuty's body needs the receiver's routing key.
-    pub fn paging_body(self, n: &Notification, key: &str) -> Value {
-        match self {
-            Format::PagerDuty => pagerduty(n, key),
-            _ => self.body(n),
-        }
-    }
-}
-
-fn generic(n: &Notification) -> Value {
+pub(super) fn generic(n: &Notification) -> Value {
     json!({
         "kind": n.kind.as_str(),
         "urgent": n.urgent(),
@@ -498,7 +253,7 @@ fn generic(n: &Notification) -> Value {
 }
 
 /// At most `max` characters, the last being `…` when cut.
-fn truncate_chars(text: &str, max: usize) -> String {
+pub(super) fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max.saturating_sub(1)) {
         Some((cut, _)) if text.chars().count() > max => format!("{}…", &text[..cut]),
         _ => text.to_string(),

@@ -12,7 +12,9 @@
 //! # Layout
 //! - `config`: the `notifications:` section as written, its checks (positioned problems, like
 //!   the rest of the config file) and the validated [`NotificationsConfig`].
-//! - `format`: one body per [`Format`], pure functions.
+//! - `format`: one body per [`Format`], pure functions; `cards` (an ask's buttons, the Teams
+//!   card), `feishu` (its cards and answers) and `paging` (PagerDuty, Opsgenie) hold the newer
+//!   formats' parts.
 //! - `deliver`: one task per receiver: each format's request, timeout, retries with exponential
 //!   backoff, and how each format's answer is read.
 //! - `email`: the SMTP sink (lettre): transport from the receiver's URL, the message, the send.
@@ -59,10 +61,13 @@
 //! action card whose button opens the incident's page (`public_url`), Teams and a Feishu group bot
 //! into a link button.
 
+mod cards;
 mod config;
 mod deliver;
 pub mod email;
+mod feishu;
 pub mod format;
+mod paging;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -74,9 +79,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+pub use cards::{Button, buttons};
 pub use config::{Format, NotificationsConfig, ReceiverConfig};
 pub(crate) use config::{NotificationsDocument, check};
-pub use format::{Button, buttons, feishu_card_of, slack_decided, slack_ephemeral};
+pub use feishu::feishu_card_of;
+pub use format::{slack_decided, slack_ephemeral};
 
 use crate::metrics::Metrics;
 
