@@ -78,6 +78,25 @@ impl Choice {
         })
     }
 
+    /// What the click asked, for the audit trail: `approve apr-1`, `misfix P2 of inc-9`.
+    pub fn describe(&self) -> String {
+        match self {
+            Choice::Approve { approval } => format!("approve {approval}"),
+            Choice::Reject { approval } => format!("reject {approval}"),
+            Choice::Confirm {
+                incident,
+                correct: true,
+                ..
+            } => format!("correct for {incident}"),
+            Choice::Confirm {
+                incident, severity, ..
+            } => match severity {
+                Some(s) => format!("misfix {} of {incident}", s.as_str()),
+                None => format!("misfix of {incident}"),
+            },
+        }
+    }
+
     /// The past tense a message shows: "approved", "rejected", "confirmed correct", "marked a
     /// misfix (P2)".
     pub fn done(&self) -> String {
@@ -182,4 +201,38 @@ pub(crate) fn check_signed(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_parse_into_choices_that_say_what_they_do() {
+        let misfix = Choice::parse("misfix", "inc-9", Some("P2")).expect("a choice");
+        assert_eq!(misfix.describe(), "misfix P2 of inc-9");
+        assert_eq!(misfix.done(), "marked a misfix (P2)");
+        let approve = Choice::parse("approve", " apr-1 ", Some("-")).expect("a choice");
+        assert_eq!(
+            approve,
+            Choice::Approve {
+                approval: "apr-1".into()
+            }
+        );
+        assert_eq!(approve.describe(), "approve apr-1");
+        assert_eq!(
+            Choice::parse("correct", "inc-1", None).map(|c| c.done()),
+            Ok("confirmed correct".into())
+        );
+        assert!(Choice::parse("delete", "inc-1", None).is_err());
+        assert!(Choice::parse("approve", "", None).is_err());
+        assert!(Choice::parse("misfix", "inc-1", Some("P9")).is_err());
+        let click = Click {
+            platform: Platform::Slack,
+            user: "U1".into(),
+            choice: approve,
+            once_key: "slack:v0=1".into(),
+        };
+        assert_eq!(click.identity("alice"), "alice (slack U1)");
+    }
 }

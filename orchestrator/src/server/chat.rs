@@ -110,7 +110,10 @@ async fn decide(
             at: Utc::now(),
             identity: format!("{platform} {}", click.user),
             action: "chat.refused".into(),
-            detail: format!("unknown chat user tried to have {:?} decided", click.choice),
+            detail: format!(
+                "a chat user rootfix does not know clicked: {}",
+                click.choice.describe()
+            ),
         };
         if let Err(e) = app.state.append_audit(&event).await {
             warn!(error = %e, "could not write the audit trail");
