@@ -426,3 +426,30 @@ async fn incidents_show_says_how_long_it_took_and_why_there_is_no_fix() {
     );
     assert!(!r.out.contains("time to resolve"), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn label_values_with_control_characters_reach_the_terminal_escaped() {
+    let h = Harness::start("cli_terminal_safe", Options::default()).await;
+    // An instance label that would clear the screen and retitle the terminal if printed raw.
+    let hostile = "api-\u{1b}[2J\u{1b}]0;pwned\u{7}";
+    let incident = h.fire("terminal", "staging", hostile).await;
+    let approval = approval_of(&incident);
+    for args in [
+        vec!["incidents", "show", incident.id.as_str()],
+        vec!["incidents", "list"],
+        vec!["approvals", "list"],
+        vec!["approvals", "show", approval.as_str()],
+    ] {
+        let r = cli(&h, APPROVER_TOKEN, &args).await;
+        assert_eq!(r.code, 0, "{args:?}: {r}");
+        assert!(
+            !r.out.contains('\u{1b}') && !r.out.contains('\u{7}'),
+            "{args:?} printed raw control characters: {r}"
+        );
+    }
+    let r = cli(&h, APPROVER_TOKEN, &["approvals", "show", &approval]).await;
+    assert!(
+        r.out.contains("api-\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"),
+        "shown escaped: {r}"
+    );
+}

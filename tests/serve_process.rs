@@ -109,12 +109,40 @@ async fn readiness_fails_closed_while_redis_is_down_and_recovers() {
     .await;
     assert_eq!(status, 503);
 
+    // Redis comes back empty (no persistence): no stream, no consumer group.
     let _redis = OwnRedis::start_on(port_of_redis);
     eventually(Duration::from_secs(30), "readyz to recover", || async {
         let (status, _) = get_json(&format!("{}/readyz", serve.url), None).await;
         (status == 200).then_some(())
     })
     .await;
+    // New alerts are handled again without a restart: the event loop's read finds the group
+    // gone (NOGROUP), creates it again and reads on.
+    let firing = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .unwrap();
+    eventually(Duration::from_secs(10), "the alert stored", || async {
+        (post_alert(&serve.url, firing.clone()).await == 200).then_some(())
+    })
+    .await;
+    let incidents = eventually(
+        Duration::from_secs(15),
+        "an incident after Redis came back empty",
+        || async {
+            let (status, body) =
+                get_json(&format!("{}/api/v1/incidents", serve.url), Some(VIEWER_TOKEN)).await;
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            (status == 200 && !items.is_empty()).then_some(items)
+        },
+    )
+    .await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert!(
+        serve.log_text().contains("consumer group is gone"),
+        "the log says what happened: {}",
+        serve.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

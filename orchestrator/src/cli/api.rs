@@ -49,14 +49,32 @@ pub fn block_on<F: std::future::Future<Output = Result<String, String>>>(what: &
     };
     match runtime.block_on(f) {
         Ok(text) => {
-            print!("{text}");
+            print!("{}", terminal_safe(&text));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("rootfix {what}: {e}");
+            eprintln!("rootfix {what}: {}", terminal_safe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `text` with every control character but newline and tab shown escaped (`\u{1b}`): values
+/// from alerts (labels, annotations) and from the API reach the terminal as data, never as an
+/// escape sequence that moves the cursor, clears the screen or rewrites earlier lines.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 pub async fn call(
@@ -84,4 +102,19 @@ pub async fn call(
         ));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_are_shown_escaped_and_lines_kept() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert!(matches!(terminal_safe("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            terminal_safe("api-\u{1b}[2J\u{1b}]0;owned\u{7}\r\u{9b}x"),
+            "api-\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{d}\\u{9b}x"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! [`AlertStream`] on Redis: `rootfix:alerts` with XADD (in one atomic pipeline), XREADGROUP
-//! (blocking reads on their own connection), XAUTOCLAIM, XACK and XINFO.
+//! (blocking reads on their own connection), XAUTOCLAIM, XACK and XINFO. A read that finds the
+//! consumer group gone (NOGROUP: Redis came back without its data) creates it again and reads on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use tracing::warn;
 
 use super::{RedisStateStore, unavailable};
 use crate::alert::Alert;
@@ -37,13 +39,34 @@ impl RedisStateStore {
                 .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
         }
         cmd.arg("STREAMS").arg(self.keys.alerts_stream()).arg(from);
-        let reply: Option<StreamReadReply> = cmd.query_async(conn).await.map_err(unavailable)?;
+        let reply: Option<StreamReadReply> = match cmd.query_async(conn).await {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.recreate_consumer_group(&e).await?;
+                cmd.query_async(conn).await.map_err(unavailable)?
+            }
+            other => other.map_err(unavailable)?,
+        };
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
             .map(|id| stream_entry(&id))
             .collect())
+    }
+}
+
+impl RedisStateStore {
+    /// Redis answered NOGROUP: it lost the stream or its consumer group (a restart without
+    /// persistence, a failover to an empty replica, a FLUSHALL). The group is created again, from
+    /// the stream's start, so alerts stored since are read; entries acknowledged before are gone
+    /// with the data and cannot be redelivered.
+    async fn recreate_consumer_group(&self, e: &redis::RedisError) -> Result<(), StateError> {
+        warn!(
+            stream = %self.keys.alerts_stream(),
+            error = %e,
+            "the alert stream's consumer group is gone (Redis lost its data?): creating it again from the stream's start"
+        );
+        self.ensure_consumer_group().await
     }
 }
 
@@ -120,17 +143,21 @@ impl AlertStream for RedisStateStore {
         let mut out = Vec::new();
         // XAUTOCLAIM scans a bounded number of pending entries per call; follow the cursor.
         for _ in 0..64 {
-            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(self.keys.alerts_stream())
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(self.keys.alerts_stream())
                 .arg(CONSUMER_GROUP)
                 .arg(consumer)
                 .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
                 .arg(&cursor)
                 .arg("COUNT")
-                .arg(count.saturating_sub(out.len()).max(1))
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+                .arg(count.saturating_sub(out.len()).max(1));
+            let reply: StreamAutoClaimReply = match cmd.query_async(&mut conn).await {
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    self.recreate_consumer_group(&e).await?;
+                    cmd.query_async(&mut conn).await.map_err(unavailable)?
+                }
+                other => other.map_err(unavailable)?,
+            };
             out.extend(reply.claimed.iter().map(stream_entry));
             cursor = reply.next_stream_id;
             if cursor == "0-0" || out.len() >= count {
