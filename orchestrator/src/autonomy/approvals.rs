@@ -109,7 +109,7 @@ impl Approvals {
                     ),
                 )
                 .await;
-            self.ctx.notify_asking(
+            self.ctx.notify(
                 NotificationKind::ApprovalRequested,
                 format!("Approval requested: {} on {}", fix.action, incident.alertname),
                 format!(
@@ -326,6 +326,7 @@ impl Approvals {
             ),
             &fix,
             &approval.incident,
+            None,
         );
         Ok(true)
     }

@@ -229,19 +229,9 @@ impl Context {
         }
     }
 
+    /// Notifies `kind` about `incident`'s fix; `ask` is the decision the message asks for (chat
+    /// buttons), if any.
     pub(super) fn notify(
-        &self,
-        kind: NotificationKind,
-        title: String,
-        text: String,
-        fix: &IncidentFix,
-        incident: &str,
-    ) {
-        self.notify_asking(kind, title, text, fix, incident, None);
-    }
-
-    /// [`Context::notify`] with the decision the message asks for (chat buttons).
-    pub(super) fn notify_asking(
         &self,
         kind: NotificationKind,
         title: String,
@@ -274,6 +264,7 @@ impl Context {
                 format!("incident {} closed: the alert resolved", incident.id),
                 fix,
                 &incident.id,
+                None,
             );
         }
     }

@@ -186,6 +186,7 @@ impl Decider {
             format!("incident {}: {note}", incident.id),
             fix,
             &incident.id,
+            None,
         );
         Ok(())
     }

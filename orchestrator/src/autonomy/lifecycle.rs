@@ -153,6 +153,7 @@ impl FixLifecycle {
                     ),
                     &fix,
                     incident_id,
+                    None,
                 );
             }
             return refuse(&self.ctx, incident, fix, Gate::Budget, reason).await;
@@ -430,7 +431,7 @@ impl FixLifecycle {
             let ask =
                 (kind == NotificationKind::FixSucceeded && stage == Stage::Silent && outcome.executed())
                     .then(|| Ask::Confirmation(incident_id.to_string()));
-            self.ctx.notify_asking(
+            self.ctx.notify(
                 kind,
                 format!(
                     "{}{} on {} ({})",

@@ -239,6 +239,7 @@ impl OperatorFixes {
                 format!("incident {incident_id}, an operator's fix: {outcome}"),
                 &fix,
                 incident_id,
+                None,
             );
         }
         info!(incident = %incident_id, %outcome, %by, "operator's fix closed");

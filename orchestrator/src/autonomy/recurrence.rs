@@ -125,6 +125,7 @@ impl Recurrences {
             ),
             fix,
             &incident.id,
+            None,
         );
         info!(incident = %incident.id, action = %fix.action, %why, "fix recurred");
         Ok(())

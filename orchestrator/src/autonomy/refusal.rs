@@ -89,6 +89,7 @@ pub(super) async fn refuse(
             ),
             &fix,
             &incident.id,
+            None,
         );
     }
     Ok(Decided::Refused { gate, reason })

@@ -35,6 +35,21 @@ impl Reporter<'_> {
             .push(Problem::new(self.file, position, field, message));
     }
 
+    /// The value of environment variable `var`, named by `field` (a `*_env` key); when it is not
+    /// set, that is reported at the field and the answer is `None`.
+    pub fn env_var(
+        &mut self,
+        field: &str,
+        var: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let value = env(var);
+        if value.is_none() {
+            self.at_value(field, format!("environment variable {var} is not set"));
+        }
+        value
+    }
+
     /// Parses an optional duration field; a missing one is `default`, a bad one is reported.
     pub fn duration(&mut self, field: &str, text: Option<&str>, default: Duration) -> Duration {
         match text.map(parse_duration) {

@@ -128,7 +128,7 @@ pub fn check_chat(
     if replay_window < Duration::from_secs(10) || replay_window > Duration::from_secs(3600) {
         r.at_value("chat.replay_window", "must be between 10s and 1h");
     }
-    let mut secret = |field: &str, var: &str| match env(var) {
+    let mut secret = |field: &str, var: &str| match r.env_var(field, var, env) {
         Some(v) if v.trim().len() >= 8 => Some(v.trim().to_string()),
         Some(_) => {
             r.at_value(
@@ -137,10 +137,7 @@ pub fn check_chat(
             );
             None
         }
-        None => {
-            r.at_value(field, format!("environment variable {var} is not set"));
-            None
-        }
+        None => None,
     };
     let slack_secret = doc
         .slack

@@ -27,10 +27,7 @@ pub(super) fn check_redis_url(
             String::new()
         }
         (Some(url), None) => url.clone(),
-        (None, Some(var)) => env(var).unwrap_or_else(|| {
-            r.at_value("redis.url_env", format!("environment variable {var} is not set"));
-            String::new()
-        }),
+        (None, Some(var)) => r.env_var("redis.url_env", var, env).unwrap_or_default(),
         (None, None) => "redis://127.0.0.1:6379/".into(),
     };
     if !(redis_url.is_empty() || redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {

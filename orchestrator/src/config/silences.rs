@@ -15,16 +15,10 @@ pub(super) fn check_silences(
 ) -> Option<SilenceConfig> {
     let (field, text) = match (&doc.alertmanager, &doc.alertmanager_env) {
         (Some(url), None) => ("silences.alertmanager", Some(url.clone())),
-        (None, Some(var)) => {
-            let value = env(var);
-            if value.is_none() {
-                r.at_value(
-                    "silences.alertmanager_env",
-                    format!("environment variable {var} is not set"),
-                );
-            }
-            ("silences.alertmanager_env", value)
-        }
+        (None, Some(var)) => (
+            "silences.alertmanager_env",
+            r.env_var("silences.alertmanager_env", var, env),
+        ),
         _ => {
             r.at_key("silences", "set exactly one of alertmanager and alertmanager_env");
             ("silences", None)

@@ -101,16 +101,7 @@ pub(super) fn check_tokens(
         }
         let secret = match (&t.token, &t.token_env) {
             (Some(s), None) => Some(s.clone()),
-            (None, Some(var)) => {
-                let value = env(var);
-                if value.is_none() {
-                    r.at_value(
-                        &format!("{field}.token_env"),
-                        format!("environment variable {var} is not set"),
-                    );
-                }
-                value
-            }
+            (None, Some(var)) => r.env_var(&format!("{field}.token_env"), var, env),
             _ => {
                 r.at_key(&field, "set exactly one of token and token_env");
                 None

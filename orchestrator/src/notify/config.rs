@@ -417,9 +417,12 @@ fn receiver_keys(
         match (wanted.contains(&key), value) {
             (false, Some(_)) => r.at_key(&at, format!("`{key}` is not used by format {}", format.as_str())),
             (true, None) => r.at_key(field, format!("format {} needs `{key}`", format.as_str())),
-            (true, Some(v)) if key.ends_with("_env") => match env(v) {
-                Some(value) if !value.trim().is_empty() => secret = Some(value.trim().to_string()),
-                _ => r.at_value(&at, format!("environment variable {v} is not set")),
+            (true, Some(v)) if key.ends_with("_env") => match r.env_var(&at, v, env) {
+                Some(value) if value.trim().is_empty() => {
+                    r.at_value(&at, format!("environment variable {v} is not set"))
+                }
+                Some(value) => secret = Some(value.trim().to_string()),
+                None => {}
             },
             (true, Some(v)) if v.trim().is_empty() => r.at_value(&at, "must not be empty"),
             _ => {}
@@ -498,10 +501,7 @@ fn receiver_url(
         (Some(url), None) => (url.clone(), format!("{field}.url"), true),
         (None, Some(var)) => {
             let at = format!("{field}.url_env");
-            let Some(value) = env(var) else {
-                r.at_value(&at, format!("environment variable {var} is not set"));
-                return None;
-            };
+            let value = r.env_var(&at, var, env)?;
             (value, at, false)
         }
         _ => {

@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, error, info_span, warn};
 use url::Url;
 
 use super::feishu::feishu_app_message;
-use super::paging::{opsgenie_close, paging_key};
+use super::paging::{opsgenie_close, pagerduty, paging_key};
 use super::{Counters, Format, Notification, NotificationKind, NotifyError, ReceiverConfig};
 use crate::evidence::client::error_chain;
 use crate::metrics::Metrics;
@@ -36,6 +36,7 @@ const DINGTALK_RATE_LIMITED: i64 = 130101;
 const WECOM_RATE_LIMITED: i64 = 45009;
 /// Both: "system busy".
 const SYSTEM_BUSY: i64 = -1;
+
 /// One client for every receiver. Redirects are not followed (a webhook that moves is a config
 /// error, and following would turn the POST into a GET); proxy environment variables are
 /// honoured, since chat services are usually outside the network.
@@ -156,7 +157,7 @@ impl Worker {
                 if n.kind == NotificationKind::IncidentResolved && n.incident.is_none() {
                     return Ok(None);
                 }
-                (join("/v2/enqueue")?, None, r.format.paging_body(n, secret))
+                (join("/v2/enqueue")?, None, pagerduty(n, secret))
             }
             Format::Opsgenie => {
                 let auth = Some(format!("GenieKey {secret}"));

@@ -20,7 +20,7 @@ const WECOM_CONTENT_MAX: usize = 4096;
 
 impl Format {
     /// The JSON body this format posts for `n`. The paging formats and the Feishu app need the
-    /// receiver's key or chat too: see [`Format::paging_body`] and `feishu::feishu_app_message`.
+    /// receiver's key or chat too: `paging::pagerduty` and `feishu::feishu_app_message` take them.
     pub fn body(self, n: &Notification) -> Value {
         match self {
             Format::Slack => slack(n),

@@ -6,7 +6,7 @@ use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
 use super::format::truncate_chars;
-use super::{Format, Notification, NotificationKind};
+use super::{Notification, NotificationKind};
 
 /// PagerDuty's limit on `payload.summary` (characters).
 const PAGERDUTY_SUMMARY_MAX: usize = 1024;
@@ -89,14 +89,4 @@ pub(super) fn opsgenie(n: &Notification) -> Value {
 /// Opsgenie's "close alert" body.
 pub fn opsgenie_close(n: &Notification) -> Value {
     json!({"source": "rootfix", "note": n.title})
-}
-
-impl Format {
-    /// PagerDuty's body needs the receiver's routing key.
-    pub fn paging_body(self, n: &Notification, key: &str) -> Value {
-        match self {
-            Format::PagerDuty => pagerduty(n, key),
-            _ => self.body(n),
-        }
-    }
 }
