@@ -15,7 +15,7 @@ install_demo_packages
 # The main job's Redis keeps its data (append-only file under the run folder), like
 # Alertmanager's notification log and Prometheus's data beside it: a second run finds the
 # incidents the first one made, and Alertmanager's memory of what it sent agrees with rootfix's.
-REDIS_PORT=${ROOTFIX_REDIS_PORT:-6380} start_redis --appendonly yes
+REDIS_PORT=${ROOTFIX_REDIS_PORT:-6380} start_redis --appendonly yes --appendfsync everysec
 build_action_images
 log "building rootfix (release; the first build takes a few minutes)"
 cargo build --release

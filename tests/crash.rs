@@ -62,7 +62,13 @@ async fn sigkill_under_load_loses_no_acknowledged_alert() {
                 seq += 1;
                 let n = if seq.is_multiple_of(4) { seq - 1 } else { seq };
                 let fingerprint = format!("{lane:02x}{n:014x}");
-                let body = template.replace("cf12c1db58df9346", &fingerprint);
+                // Each post's content is its own (the summary names it): a repeat of a
+                // fingerprint is a new firing, never a retry the dedupe window would absorb.
+                let body = template.replace("cf12c1db58df9346", &fingerprint).replacen(
+                    "above 5s",
+                    &format!("above 5s (post {lane}/{seq})"),
+                    1,
+                );
                 let ok = client
                     .post(&url)
                     .bearer_auth(INGEST_TOKEN)

@@ -298,3 +298,75 @@ async fn killed_in_execute_then_serve_restarts_and_the_incident_says_interrupted
     assert_eq!(target(&s), "broken");
     assert!(store.active_fixes().await.unwrap().is_empty());
 }
+
+/// The restarted `serve` opens its port before it recovers: `/healthz` answers and `/readyz`
+/// says "recovering 1 unfinished fix" while the rollback runs, alerts are stored meanwhile, and
+/// it is ready once the fix is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_runs_with_the_port_open_and_readyz_says_so() {
+    let s = setup("crash-port-open");
+    let _incident = kill_inside(&s, "execute").await;
+    // The rollback at the next start takes a few seconds.
+    std::fs::write(s.control.join("rollback.sleep"), "4").unwrap();
+    let (config, port, log) = (s.config.clone(), s.port, s.log.clone());
+    let serve = tokio::task::spawn_blocking(move || process::Serve::start_unready(&config, port, &log))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let recovering = loop {
+        let body: serde_json::Value = client
+            .get(format!("{}/readyz", serve.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if body["phase"]["phase"] == "recovering" {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never seen recovering: {body}\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(recovering["ready"], false, "{recovering}");
+    assert_eq!(
+        recovering["reasons"][0], "recovering 1 unfinished fix from the journal",
+        "{recovering}"
+    );
+    let health = client.get(format!("{}/healthz", serve.url)).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Alertmanager's webhooks are stored during recovery (handled once the event loop reads).
+    let alert = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.resolved.json",
+    ))
+    .unwrap();
+    let stored = client
+        .post(format!("{}/api/v1/alerts/alertmanager", serve.url))
+        .bearer_auth(INGEST_TOKEN)
+        .body(alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status().as_u16(), 200);
+    let serve = tokio::task::spawn_blocking(move || {
+        serve.wait_serving(Duration::from_secs(60));
+        serve
+    })
+    .await
+    .unwrap();
+    let store = rootfix::state::redis::RedisStateStore::connect(&redis_url(), &s.prefix)
+        .await
+        .unwrap();
+    assert!(
+        store.active_fixes().await.unwrap().is_empty(),
+        "{}",
+        serve.log_text()
+    );
+    assert_eq!(runs(&s.control, "rollback"), 1);
+    let _ = std::fs::remove_file(s.control.join("rollback.sleep"));
+}

@@ -50,6 +50,7 @@ async fn start(test: &str, events: Option<FixtureEvidence>, max_body_bytes: usiz
             consumer: "test".into(),
             workers: 4,
             claim_idle: Duration::from_secs(30),
+            probe: Default::default(),
         };
         tokio::spawn(event_loop.run(stop_rx));
     }
@@ -58,7 +59,14 @@ async fn start(test: &str, events: Option<FixtureEvidence>, max_body_bytes: usiz
         catalog,
         tokens: Arc::new(test_tokens()),
         metrics,
-        max_body_bytes,
+        // Its tests post the same payload again as Alertmanager's repeat (hours later in life):
+        // outside any dedupe window, so the window is off here.
+        http: rootfix::server::guard::HttpLimits {
+            max_body_bytes,
+            dedupe_window: Duration::ZERO,
+            ..Default::default()
+        },
+        readiness: Default::default(),
         autonomy: None,
         chat: rootfix::server::chat::ChatState::disabled(),
     };

@@ -289,7 +289,8 @@ async fn main() {
             secret: TOKEN.into(),
         }]),
         metrics: Arc::new(Metrics::new()),
-        max_body_bytes: 1 << 20,
+        http: Default::default(),
+        readiness: Default::default(),
         autonomy: None,
         chat: rootfix::server::chat::ChatState::disabled(),
     };

@@ -81,7 +81,44 @@ async fn a_blocked_read_wakes_up_for_a_new_alert((a, b): Pair) {
     assert_eq!(got.len(), 1);
 }
 
+/// A retried webhook (identical alerts within the window) stores nothing twice; a different
+/// alert in the same payload is stored; a zero window stores every copy.
+async fn a_retry_within_the_dedupe_window_is_not_stored_again((a, b): Pair) {
+    a.ensure_consumer_group().await.unwrap();
+    let window = Duration::from_secs(60);
+    let first = a
+        .append_new_alerts(&[alert("d1", "A"), alert("d2", "B")], t0(), window)
+        .await
+        .unwrap();
+    assert_eq!((first.ids.len(), first.duplicates), (2, 0));
+    // The retry reaches another replica: the same store seen through `b`.
+    let retry = b
+        .append_new_alerts(&[alert("d1", "A"), alert("d3", "C")], t0(), window)
+        .await
+        .unwrap();
+    assert_eq!((retry.ids.len(), retry.duplicates), (1, 1), "{retry:?}");
+    assert_eq!(a.stream_stats().await.unwrap().length, 3);
+    let off = a
+        .append_new_alerts(&[alert("d1", "A")], t0(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((off.ids.len(), off.duplicates), (1, 0));
+    assert_eq!(a.stream_stats().await.unwrap().length, 4);
+    // Past the window, the same content is a new notification again.
+    let short = Duration::from_millis(200);
+    a.append_new_alerts(&[alert("d9", "Z")], t0(), short)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = a
+        .append_new_alerts(&[alert("d9", "Z")], t0(), short)
+        .await
+        .unwrap();
+    assert_eq!((later.ids.len(), later.duplicates), (1, 0));
+}
+
 conformance!(
     the_alert_stream_delivers_claims_and_acks,
     a_blocked_read_wakes_up_for_a_new_alert,
+    a_retry_within_the_dedupe_window_is_not_stored_again,
 );

@@ -345,6 +345,7 @@ impl Harness {
             consumer: "test".into(),
             workers: 4,
             claim_idle: Duration::from_secs(30),
+            probe: Default::default(),
         };
         if options.run_leader {
             tokio::spawn(autonomy.clone().run_leader(stop_rx.clone()));
@@ -358,7 +359,13 @@ impl Harness {
             catalog,
             tokens: Arc::new(crate::support::test_tokens()),
             metrics,
-            max_body_bytes: 1 << 20,
+            // Alertmanager's repeats here come seconds apart with identical content: the dedupe
+            // window (a retry's) is off so each repeat counts, as its tests expect.
+            http: rootfix::server::guard::HttpLimits {
+                dedupe_window: Duration::ZERO,
+                ..Default::default()
+            },
+            readiness: Default::default(),
             autonomy: Some(autonomy.clone()),
             chat: Arc::new(rootfix::server::chat::ChatState::new(options.chat).expect("chat client")),
         };

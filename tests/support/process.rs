@@ -14,8 +14,16 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Starts `rootfix serve --config <config>` and waits for `/healthz`.
+    /// Starts `rootfix serve --config <config>` and waits until it serves (`/readyz` reports the
+    /// phase `serving`: Redis reached, fixes recovered, the event loop started).
     pub fn start(config: &Path, port: u16, log: &Path) -> Self {
+        let serve = Self::start_unready(config, port, log);
+        serve.wait_serving(Duration::from_secs(60));
+        serve
+    }
+
+    /// Starts `rootfix serve --config <config>` and waits only for `/healthz` (the port).
+    pub fn start_unready(config: &Path, port: u16, log: &Path) -> Self {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -48,6 +56,24 @@ impl Serve {
             assert!(
                 started.elapsed() < timeout,
                 "rootfix did not come up; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `/readyz` reports the phase `serving`.
+    pub fn wait_serving(&self, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Ok(body) = reqwest::blocking_get_body(&format!("{}/readyz", self.url))
+                && body.contains(r#""phase":"serving""#)
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "rootfix did not finish starting; log:\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -95,6 +121,25 @@ pub mod reqwest {
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::time::Duration;
+
+    /// The whole response (head and body) of a GET.
+    pub fn blocking_get_body(url: &str) -> std::io::Result<String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| std::io::Error::other("http only"))?;
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+        let mut stream = TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok(text)
+    }
 
     pub fn blocking_get(url: &str) -> std::io::Result<u16> {
         let rest = url

@@ -1,6 +1,9 @@
 //! `limits:`: how many alerts are handled at once, the largest request body, the walk's
 //! deadline, when a pending stream entry is claimed, how often the catalog is reloaded, and the
-//! alert lifecycle's rules ([`AlertRules`]: `flap_window`, `max_flaps`, `stale_after`).
+//! alert lifecycle's rules ([`AlertRules`]: `flap_window`, `max_flaps`, `stale_after`), what any
+//! HTTP client may hold (`header_timeout`, `body_timeout`, `request_timeout`, `max_connections`,
+//! `max_requests`) and the window in which a retried webhook's alerts are recognised
+//! (`dedupe_window`).
 
 use std::time::Duration;
 
@@ -27,6 +30,18 @@ pub(super) struct LimitsDocument {
     max_flaps: Option<u32>,
     #[serde(default)]
     stale_after: Option<String>,
+    #[serde(default)]
+    header_timeout: Option<String>,
+    #[serde(default)]
+    body_timeout: Option<String>,
+    #[serde(default)]
+    request_timeout: Option<String>,
+    #[serde(default)]
+    max_connections: Option<usize>,
+    #[serde(default)]
+    max_requests: Option<usize>,
+    #[serde(default)]
+    dedupe_window: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +56,18 @@ pub struct Limits {
     pub reload_interval: Duration,
     /// How alerts' notifications are ordered into incidents: flaps and staleness.
     pub alert_rules: AlertRules,
+    /// A request's headers must arrive within this; an idle keep-alive connection closes after it.
+    pub header_timeout: Duration,
+    /// The longest wait for the next part of a request body.
+    pub body_timeout: Duration,
+    /// The longest a whole request may take (408 after it).
+    pub request_timeout: Duration,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests handled at once; more answer 503 with `Retry-After`.
+    pub max_requests: usize,
+    /// An alert identical to one stored within this is a retry and is not stored again (0s: off).
+    pub dedupe_window: Duration,
 }
 
 /// `limits:` with its defaults; `claim_idle` must outlast `walk_deadline`.
@@ -94,7 +121,50 @@ pub(super) fn check_limits(doc: &LimitsDocument, r: &mut Reporter<'_>) -> Limits
             "must be at least 1m (a few times Alertmanager's repeat_interval), or firing alerts would be closed",
         );
     }
+    let header_timeout = r.duration(
+        "limits.header_timeout",
+        doc.header_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    let body_timeout = r.duration(
+        "limits.body_timeout",
+        doc.body_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    let request_timeout = r.duration(
+        "limits.request_timeout",
+        doc.request_timeout.as_deref(),
+        Duration::from_secs(30),
+    );
+    for (field, value) in [
+        ("limits.header_timeout", header_timeout),
+        ("limits.body_timeout", body_timeout),
+        ("limits.request_timeout", request_timeout),
+    ] {
+        if value < Duration::from_secs(1) {
+            r.at_value(field, "must be at least 1s");
+        }
+    }
+    let max_connections = doc.max_connections.unwrap_or(1024);
+    if max_connections == 0 {
+        r.at_value("limits.max_connections", "must be at least 1");
+    }
+    let max_requests = doc.max_requests.unwrap_or(256);
+    if max_requests == 0 {
+        r.at_value("limits.max_requests", "must be at least 1");
+    }
+    let dedupe_window = r.duration(
+        "limits.dedupe_window",
+        doc.dedupe_window.as_deref(),
+        Duration::from_secs(60),
+    );
     Limits {
+        header_timeout,
+        body_timeout,
+        request_timeout,
+        max_connections,
+        max_requests,
+        dedupe_window,
         alert_rules,
         workers,
         max_body_bytes,

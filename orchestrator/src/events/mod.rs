@@ -8,8 +8,10 @@
 //!   of one incident are handled in order while different incidents proceed concurrently.
 //! - On shutdown the loop stops reading; each worker finishes the entry in hand and stops. What was
 //!   read but not handled stays pending and is handled first at the next start.
+//! - Every read reports to the [`probe::ReadProbe`] (`/readyz`: ready only while reads succeed).
 
 pub mod handler;
+pub mod probe;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -28,6 +30,8 @@ pub struct EventLoop {
     pub consumer: String,
     pub workers: usize,
     pub claim_idle: Duration,
+    /// What `/readyz` reads of this loop: its last successful read and the error it fails on.
+    pub probe: Arc<probe::ReadProbe>,
 }
 
 /// Entries read or claimed and not yet finished, so a claim never doubles one in hand.
@@ -60,6 +64,7 @@ impl EventLoop {
                 Ok(()) => break,
                 Err(e) => {
                     warn!(error = %e, "cannot create the consumer group; retrying");
+                    self.probe.read_failed(&e.to_string());
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => return drain(queues, tasks).await,
@@ -69,6 +74,7 @@ impl EventLoop {
             }
         }
         info!(consumer = %self.consumer, workers = self.workers, "event loop started");
+        self.probe.started();
 
         // Own pending entries first: what this consumer read before a crash. Then new entries,
         // with a claim of stale entries whenever one is due. A read is never cancelled once sent:
@@ -95,10 +101,12 @@ impl EventLoop {
             let batch = match batch {
                 Ok(b) => {
                     backoff = Duration::from_millis(100);
+                    self.probe.read_ok();
                     b
                 }
                 Err(e) => {
                     error!(error = %e, "reading the alert stream failed; retrying");
+                    self.probe.read_failed(&e.to_string());
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => {}
@@ -125,11 +133,23 @@ impl EventLoop {
                     continue;
                 }
                 let queue = &queues[shard(&entry, queues.len())];
+                let entry = match queue.try_send(entry) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::TrySendError::Full(entry)) => entry,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        error!("a worker stopped unexpectedly");
+                        continue;
+                    }
+                };
+                // The worker's queue is full: wait for room (a backlog, not a stuck loop).
+                self.probe.dispatching(true);
                 if queue.send(entry).await.is_err() {
                     error!("a worker stopped unexpectedly");
                 }
+                self.probe.dispatching(false);
             }
         }
+        self.probe.stopped();
         info!("event loop stopping: finishing the entries in hand");
         drain(queues, tasks).await;
     }

@@ -22,13 +22,22 @@ pub const SESSION_COOKIE: &str = "rootfix_session";
 
 /// Checks the `Authorization: Bearer` header against the configured tokens and the route's role.
 pub fn authorize(tokens: &[Token], headers: &HeaderMap, required: Role) -> Result<Identity, ApiError> {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
+    let presented = bearer(headers).ok_or(ApiError::Unauthorized)?;
     check(tokens, presented, required)
+}
+
+/// The token of the `Authorization: Bearer` header (the scheme in any case, RFC 7235), if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Checks the session cookie ([`SESSION_COOKIE`], the token percent-encoded) against the

@@ -21,16 +21,37 @@ pub enum ApiError {
     Conflict(String),
     #[error("state unavailable, nothing was stored: {0}")]
     Unavailable(String),
+    #[error(
+        "state did not answer in time, so this may have been stored; retrying is safe (a retry is recognised): {0}"
+    )]
+    MaybeStored(String),
+    #[error("rootfix is starting: {0}")]
+    Starting(String),
+    #[error("the request took longer than {}s", .0.as_secs())]
+    TimedOut(std::time::Duration),
+    #[error("no part of the body arrived for {}s", .0.as_secs())]
+    BodyTimedOut(std::time::Duration),
+    #[error("more than {0} requests at once; retry shortly")]
+    Overloaded(usize),
 }
 
 impl From<crate::autonomy::controller::AutonomyError> for ApiError {
     fn from(e: crate::autonomy::controller::AutonomyError) -> Self {
         use crate::autonomy::controller::AutonomyError as E;
         match e {
-            E::State(s) => ApiError::Unavailable(s.to_string()),
+            E::State(s) => ApiError::from(s),
             E::NotFound(what) => ApiError::NotFound(what),
             E::Conflict(why) | E::Contended(why) => ApiError::Conflict(why),
             E::Invalid(why) => ApiError::BadRequest(why),
+        }
+    }
+}
+
+impl From<crate::state::StateError> for ApiError {
+    fn from(e: crate::state::StateError) -> Self {
+        match e {
+            crate::state::StateError::OutcomeUnknown(why) => ApiError::MaybeStored(why),
+            other => ApiError::Unavailable(other.to_string()),
         }
     }
 }
@@ -44,7 +65,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::MaybeStored(_)
+            | ApiError::Starting(_)
+            | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TimedOut(_) | ApiError::BodyTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
@@ -52,8 +77,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_soon = matches!(self, ApiError::Overloaded(_) | ApiError::Starting(_));
         let mut response =
             (status, axum::Json(serde_json::json!({"error": self.to_string()}))).into_response();
+        if retry_soon {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -1,25 +1,33 @@
 //! The HTTP server (axum): routes, shared state, and `serve`, which wires the server, the event
 //! loop and the catalog watcher together and shuts them down in order. `ui` is the SREs' web
 //! page under `/ui/` (server-rendered, cookie sessions); everything under `/api/v1/` is JSON.
-//! `fixes` holds an incident's journal and an operator's fix.
+//! `fixes` holds an incident's journal and an operator's fix. `listen` is the listener (connection
+//! cap, header timeout, the start-up routes until the full router is in), `guard` the limits every
+//! request meets (requests at once, timeouts, credentials before the body), `readiness` the
+//! start-up phase and the event loop's probe that `/readyz` reports.
 
 pub mod approvals;
 pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod fixes;
+pub mod guard;
 pub mod incidents;
 pub mod ingest;
 pub mod killswitch;
+pub mod listen;
 pub mod ops;
+pub mod readiness;
 pub mod serve;
 pub mod ui;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use tower::ServiceBuilder;
 
 use crate::config::Token;
 use crate::metrics::Metrics;
@@ -33,7 +41,10 @@ pub struct AppState {
     pub catalog: CatalogHandle,
     pub tokens: Arc<Vec<Token>>,
     pub metrics: Arc<Metrics>,
-    pub max_body_bytes: usize,
+    /// Body size, timeouts, requests at once, the ingest's dedupe window.
+    pub http: guard::HttpLimits,
+    /// The start-up phase and the event loop's probe (`/readyz`).
+    pub readiness: Arc<readiness::Readiness>,
     /// Approvals, confirmations and stages; `None` answers those routes 503.
     pub autonomy: Option<Arc<crate::autonomy::controller::Autonomy>>,
     /// The chat platforms' callbacks (`ChatState::disabled()` answers them 404).
@@ -42,7 +53,19 @@ pub struct AppState {
 
 /// The routes.
 pub fn router(app: AppState) -> Router {
-    let limit = app.max_body_bytes;
+    let limits = app.http;
+    let guard = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e| {
+            guard::overloaded_or_timed_out(limits, e)
+        }))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_requests.max(1),
+        ))
+        .timeout(limits.request_timeout)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ));
     Router::new()
         .route("/api/v1/alerts/alertmanager", post(ingest::alertmanager))
         .route("/api/v1/incidents", get(incidents::list))
@@ -76,6 +99,11 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::credentials_first,
+        ))
+        .layer(guard)
         .with_state(app)
 }

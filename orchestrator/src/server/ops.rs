@@ -1,6 +1,7 @@
-//! `/healthz` (the process answers), `/readyz` (Redis reachable and a catalog loaded: why not,
-//! when not; and the actions whose runner cannot run here, which degrade rootfix without making
-//! it unready) and `/metrics` (Prometheus text format). No token: these are for probes and
+//! `/healthz` (the process answers), `/readyz` (start-up done, Redis reachable, a catalog loaded
+//! and the event loop actually reading the stream — its last read and the stream's lag and
+//! pending entries —: why not, when not; and the actions whose runner cannot run here, which
+//! degrade rootfix without making it unready) and `/metrics` (Prometheus text format). No token: these are for probes and
 //! scrapers.
 
 use axum::Json;
@@ -9,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
+use super::readiness::Phase;
 
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -16,6 +18,10 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let mut reasons = Vec::new();
+    let phase = app.readiness.phase();
+    if let Some(why) = phase.not_ready_because() {
+        reasons.push(why);
+    }
     if let Err(e) = app.state.ping().await {
         reasons.push(format!("redis: {e}"));
     }
@@ -23,6 +29,13 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     if catalog.playbooks.is_empty() {
         reasons.push("no playbooks loaded".to_string());
     }
+    let events = app.readiness.events();
+    if phase == Phase::Serving
+        && let Some(why) = events.as_ref().and_then(|e| e.reason.clone())
+    {
+        reasons.push(why);
+    }
+    let stream = app.state.stream_stats().await.ok();
     let status = if reasons.is_empty() {
         StatusCode::OK
     } else {
@@ -42,6 +55,13 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
             "playbooks": catalog.playbooks.len(),
             "actions": catalog.actions.len(),
             "cannot_run": cannot_run,
+            "phase": phase,
+            "event_loop": events,
+            "stream": stream.map(|s| serde_json::json!({
+                "length": s.length,
+                "pending": s.pending,
+                "lag": s.lag,
+            })),
         })),
     )
 }

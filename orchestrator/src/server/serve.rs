@@ -1,6 +1,8 @@
-//! `rootfix serve`: loads the catalog, connects to Redis, and runs the HTTP server, the event loop
-//! and the catalog watcher until SIGTERM or SIGINT; then stops taking requests, lets the event loop
-//! finish the entries in hand, and exits 0. Playbooks' diagnostic actions run on the fixes'
+//! `rootfix serve`: loads the catalog, opens the port (`/healthz` at once, `/readyz` with the
+//! start-up phase), connects to Redis (waiting as long as it takes), installs the full API,
+//! recovers the previous run's fixes, and runs the event loop and the catalog watcher until
+//! SIGTERM or SIGINT; then stops taking requests, lets the event loop finish the entries in hand,
+//! and exits 0 — in every phase. Playbooks' diagnostic actions run on the fixes'
 //! runners ([`ActionDiagnostics`], plugged into the evidence provider).
 
 use std::sync::Arc;
@@ -9,6 +11,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::guard::HttpLimits;
+use super::listen::{self, ConnectionLimits, Switch};
+use super::readiness::{Phase, Readiness};
 use super::{AppState, router};
 use crate::autonomy::clock::SystemClock;
 use crate::autonomy::controller::Autonomy;
@@ -17,6 +22,7 @@ use crate::config::ServeConfig;
 use crate::engine::{EvidenceProvider, WalkOptions, Walker};
 use crate::events::EventLoop;
 use crate::events::handler::IncidentHandler;
+use crate::events::probe::ReadProbe;
 use crate::evidence::DiagnosticRunner;
 use crate::metrics::Metrics;
 use crate::reload::{CatalogHandle, Watcher};
@@ -28,19 +34,10 @@ use crate::state::redis::RedisStateStore;
 /// How often the runners' availability (the Docker engine's ping) is checked again.
 const RUNNER_RECHECK: Duration = Duration::from_secs(30);
 
-/// How long start-up waits for Redis before giving up.
-const REDIS_STARTUP_WAIT: Duration = Duration::from_secs(30);
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("playbooks or actions are invalid:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Catalog(Vec<crate::catalog::Problem>),
-    #[error("Redis at {url} is unreachable after {waited:?}: {message}")]
-    Redis {
-        url: String,
-        waited: Duration,
-        message: String,
-    },
     #[error("the evidence configuration is invalid: {0}")]
     Evidence(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -70,8 +67,95 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     info!(summary = %catalog.summary(), "catalog loaded");
     warn_unconfigured_backends(&catalog, &config);
     let catalog = CatalogHandle::new(catalog);
-    let state: Arc<dyn StateStore> = Arc::new(connect_redis(&config).await?);
 
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    // The port first: /healthz answers from now on, /readyz says what start-up waits for.
+    let probe = Arc::new(ReadProbe::default());
+    let readiness = Arc::new(Readiness::starting(&config.redis_url, probe.clone()));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    info!(listen = %config.listen, consumer = %config.consumer, "rootfix listening");
+    let switch = Switch::new(readiness.clone());
+    let http_limits = HttpLimits::from_config(&config.limits);
+    let server = tokio::spawn(listen::run(
+        listener,
+        switch.clone(),
+        ConnectionLimits {
+            header_timeout: config.limits.header_timeout,
+            max_connections: config.limits.max_connections,
+        },
+        stop_rx.clone(),
+        http_limits.request_timeout,
+    ));
+
+    let Some(redis) = connect_redis(&config, &readiness, stop_rx.clone()).await else {
+        return stopped_during_start_up(server).await;
+    };
+    let state: Arc<dyn StateStore> = Arc::new(redis);
+    let started = start(
+        config,
+        catalog,
+        state,
+        evidence,
+        readiness.clone(),
+        probe,
+        switch,
+        http_limits,
+        stop_rx.clone(),
+    )
+    .await?;
+    let Some((event_loop, autonomy, walk_deadline)) = started else {
+        return stopped_during_start_up(server).await;
+    };
+
+    let _ = server.await;
+    readiness.set(Phase::ShuttingDown);
+    // The walk deadline bounds the entry in hand; a little more for the final save.
+    let grace = walk_deadline + Duration::from_secs(5);
+    if tokio::time::timeout(grace, event_loop).await.is_err() {
+        warn!(
+            ?grace,
+            "the event loop did not finish in time; its entries stay pending for the next start"
+        );
+    }
+    // Fixes in flight finish their phases (they are journaled; a restart would resume them).
+    if !autonomy.wait_idle(Duration::from_secs(30)).await {
+        warn!("fixes are still running at shutdown; the next start resumes them from the journal");
+    }
+    info!("rootfix stopped");
+    Ok(())
+}
+
+/// SIGTERM before start-up completed: close the port and exit 0 (nothing was taken on).
+async fn stopped_during_start_up(server: tokio::task::JoinHandle<()>) -> Result<(), ServeError> {
+    let _ = server.await;
+    info!("rootfix stopped during start-up");
+    Ok(())
+}
+
+/// Everything after Redis answers: the parts, the full router, recovery, the event loop. `None`
+/// when a stop was asked for meanwhile.
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    config: ServeConfig,
+    catalog: CatalogHandle,
+    state: Arc<dyn StateStore>,
+    evidence: &EvidenceFactory,
+    readiness: Arc<Readiness>,
+    probe: Arc<ReadProbe>,
+    switch: Switch,
+    http_limits: HttpLimits,
+    mut stop_rx: watch::Receiver<bool>,
+) -> Result<Option<(tokio::task::JoinHandle<()>, Arc<Autonomy>, Duration)>, ServeError> {
     let metrics = Arc::new(Metrics::new());
     let notifier = crate::notify::Notifier::start(config.notifications.clone(), Some(metrics.clone()))
         .map_err(|e| ServeError::Notifications(e.to_string()))?;
@@ -111,9 +195,32 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     if config.autonomy.scopes.0.is_empty() {
         warn!("autonomy.scopes is empty: no target is inside a scope, so rootfix runs no fix on its own");
     }
+    // The full API from here: alerts are stored while the previous run's fixes are recovered,
+    // and handled once the event loop reads (/readyz says which).
+    switch.install(router(AppState {
+        state: state.clone(),
+        catalog: catalog.clone(),
+        tokens: Arc::new(config.tokens.clone()),
+        metrics: metrics.clone(),
+        http: http_limits,
+        readiness: readiness.clone(),
+        autonomy: Some(autonomy.clone()),
+        chat: Arc::new(super::chat::ChatState::new(config.chat.clone()).map_err(ServeError::Chat)?),
+    }));
+
     // Finish fixes a stopped rootfix left: resume verify where execute completed, else roll back.
-    match autonomy.recover().await {
-        Ok(reports) => {
+    let unfinished = state.active_fixes().await.map(|f| f.len()).unwrap_or(0);
+    readiness.set(Phase::Recovering { fixes: unfinished });
+    let recovered = tokio::select! {
+        r = autonomy.recover() => Some(r),
+        _ = stop_rx.wait_for(|s| *s) => None,
+    };
+    match recovered {
+        None => {
+            warn!("shutdown during recovery: the next start resumes the unfinished fixes from the journal");
+            return Ok(None);
+        }
+        Some(Ok(reports)) => {
             for r in reports {
                 if r.outcome.pages() {
                     error!(fix = %r.fix, outcome = ?r.outcome, "recovered fix needs a human now");
@@ -122,15 +229,12 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
                 }
             }
         }
-        Err(e) => error!(error = %e, "recovering unfinished fixes failed; `rootfix fix recover` retries"),
+        Some(Err(e)) => {
+            error!(error = %e, "recovering unfinished fixes failed; `rootfix fix recover` retries")
+        }
     }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop_tx.send(true);
-    });
-
+    readiness.set(Phase::StartingEventLoop);
     let walker = Arc::new(Walker::new(
         state.clone(),
         WalkOptions {
@@ -152,6 +256,7 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
         consumer: config.consumer.clone(),
         workers: config.limits.workers,
         claim_idle: config.limits.claim_idle,
+        probe,
     };
     let event_loop = tokio::spawn(events.run(stop_rx.clone()));
     tokio::spawn(autonomy.clone().run_leader(stop_rx.clone()));
@@ -160,69 +265,37 @@ pub async fn serve(config: ServeConfig, evidence: &EvidenceFactory) -> Result<()
     let watcher = Watcher::new(
         catalog.clone(),
         vec![config.playbooks.clone(), config.actions.clone()],
-        metrics.clone(),
+        metrics,
     );
     tokio::spawn(watcher.run(config.limits.reload_interval, stop_rx.clone()));
-
-    let app = AppState {
-        state,
-        catalog,
-        tokens: Arc::new(config.tokens.clone()),
-        metrics,
-        max_body_bytes: config.limits.max_body_bytes,
-        autonomy: Some(autonomy.clone()),
-        chat: Arc::new(super::chat::ChatState::new(config.chat.clone()).map_err(ServeError::Chat)?),
-    };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    info!(listen = %config.listen, consumer = %config.consumer, "rootfix serving");
-    let mut stop = stop_rx.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-            info!("shutdown requested: no new requests");
-        })
-        .await
-        .map_err(ServeError::Server)?;
-
-    // The walk deadline bounds the entry in hand; a little more for the final save.
-    let grace = config.limits.walk_deadline + Duration::from_secs(5);
-    if tokio::time::timeout(grace, event_loop).await.is_err() {
-        warn!(
-            ?grace,
-            "the event loop did not finish in time; its entries stay pending for the next start"
-        );
-    }
-    // Fixes in flight finish their phases (they are journaled; a restart would resume them).
-    if !autonomy.wait_idle(Duration::from_secs(30)).await {
-        warn!("fixes are still running at shutdown; the next start resumes them from the journal");
-    }
-    info!("rootfix stopped");
-    Ok(())
+    readiness.set(Phase::Serving);
+    info!("rootfix serving");
+    Ok(Some((event_loop, autonomy, config.limits.walk_deadline)))
 }
 
-async fn connect_redis(config: &ServeConfig) -> Result<RedisStateStore, ServeError> {
-    let started = tokio::time::Instant::now();
+/// Connects to Redis, retrying with backoff for as long as it takes (`/readyz` says why it
+/// waits); `None` if a stop is asked for first.
+async fn connect_redis(
+    config: &ServeConfig,
+    readiness: &Readiness,
+    mut stop: watch::Receiver<bool>,
+) -> Option<RedisStateStore> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match RedisStateStore::connect(&config.redis_url, &config.key_prefix).await {
-            Ok(store) => return Ok(store),
-            Err(e) if started.elapsed() < REDIS_STARTUP_WAIT => {
-                warn!(url = %config.redis_url, error = %e, "Redis not reachable yet; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(3));
-            }
+        let attempt = tokio::select! {
+            a = RedisStateStore::connect(&config.redis_url, &config.key_prefix) => a,
+            _ = stop.wait_for(|s| *s) => return None,
+        };
+        match attempt {
+            Ok(store) => return Some(store),
             Err(e) => {
-                error!(url = %config.redis_url, error = %e, "Redis unreachable; rootfix takes no action without its state");
-                return Err(ServeError::Redis {
-                    url: config.redis_url.clone(),
-                    waited: REDIS_STARTUP_WAIT,
-                    message: e.to_string(),
-                });
+                warn!(error = %e, "Redis not reachable; rootfix takes no action without its state and retries");
+                readiness.redis_error(e.to_string());
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -3,6 +3,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `rootfix:alerts` | stream + consumer group `rootfix` | one entry per received alert |
+//! | `rootfix:seen:<sha-256>` | string, SET NX PX | an alert's content (hex SHA-256 of its JSON) stored within `limits.dedupe_window`: a retried webhook is not stored twice |
 //! | `rootfix:incident:<id>` | hash | an incident: `version`, `state`, `record` (JSON) |
 //! | `rootfix:incident:open:<fingerprint>` | string | id of the fingerprint's open incident |
 //! | `rootfix:incident:last:<fingerprint>` | string | id of the fingerprint's last closed incident |
@@ -54,6 +55,10 @@ impl Keys {
 
     fn key(&self, tail: std::fmt::Arguments<'_>) -> String {
         format!("{}{}", self.prefix, tail)
+    }
+
+    pub fn seen_alert(&self, content_sha256: &str) -> String {
+        self.key(format_args!("rootfix:seen:{content_sha256}"))
     }
 
     pub fn alerts_stream(&self) -> String {

@@ -47,7 +47,7 @@ pub use keys::{Keys, PruneValue};
 pub use leader::LeaderStore;
 pub use prune::{NodeStats, PruneEntry, PruneGate, PruneStore, PruneUpdate, Verdict};
 pub use slots::SlotStore;
-pub use stream::{AlertStream, CONSUMER_GROUP, StreamEntry, StreamStats};
+pub use stream::{AlertStream, Appended, CONSUMER_GROUP, StreamEntry, StreamStats, alert_content_id};
 
 /// Every area's trait, for callers of a [`StateStore`]: `use crate::state::prelude::*;`.
 pub mod prelude {
@@ -62,6 +62,10 @@ pub mod prelude {
 pub enum StateError {
     #[error("state store unavailable: {0}")]
     Unavailable(String),
+    /// A write was sent but its answer never came (a timeout, a dropped connection): it may have
+    /// been applied. Callers that report to a client say so; a retry must be safe.
+    #[error("state store did not answer: {0}")]
+    OutcomeUnknown(String),
     #[error("state key {key} holds an unexpected value `{value}`")]
     Corrupt { key: String, value: String },
 }

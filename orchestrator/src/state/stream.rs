@@ -22,6 +22,22 @@ pub struct StreamEntry {
     pub received_at: Option<DateTime<Utc>>,
 }
 
+/// What storing a webhook's alerts did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Entry ids of the alerts stored, in the payload's order.
+    pub ids: Vec<String>,
+    /// Alerts identical to one stored within the window (a retried webhook): not stored again.
+    pub duplicates: usize,
+}
+
+/// The identity of an alert's content for [`AlertStream::append_new_alerts`]: hex SHA-256 of its
+/// JSON (labels and annotations are ordered maps, so equal alerts encode equally).
+pub fn alert_content_id(alert_json: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, alert_json.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Length, pending entries and lag of the alert stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
@@ -41,6 +57,16 @@ pub trait AlertStream: Send + Sync {
         alerts: &[Alert],
         received_at: DateTime<Utc>,
     ) -> Result<Vec<String>, StateError>;
+
+    /// Appends the alerts whose identical content was not stored within `window` (a retry of a
+    /// webhook whose answer was lost stores nothing twice), all in one atomic step; a zero window
+    /// stores every alert.
+    async fn append_new_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Appended, StateError>;
 
     /// Creates the consumer group (and the stream) if missing.
     async fn ensure_consumer_group(&self) -> Result<(), StateError>;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{MemoryStateStore, poisoned};
 use crate::alert::Alert;
 use crate::state::StateError;
-use crate::state::stream::{AlertStream, StreamEntry, StreamStats};
+use crate::state::stream::{AlertStream, Appended, StreamEntry, StreamStats, alert_content_id};
 
 /// Stream entry ids as Redis writes them: `<ms>-<seq>`, ordered.
 type EntryId = (u64, u64);
@@ -23,6 +23,23 @@ pub(super) struct Stream {
     last_delivered: EntryId,
     /// id → (consumer, delivered at).
     pending: BTreeMap<EntryId, (String, Instant)>,
+    /// Alert content id → until when a copy of it is a duplicate.
+    seen: std::collections::HashMap<String, Instant>,
+}
+
+impl Stream {
+    /// Appends one encoded alert with the next id, as XADD `*` would.
+    fn push(&mut self, alert: String, received: &str) -> String {
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let id = if now_ms > self.last_id.0 {
+            (now_ms, 0)
+        } else {
+            (self.last_id.0, self.last_id.1 + 1)
+        };
+        self.last_id = id;
+        self.entries.insert(id, (alert, received.to_string()));
+        format_id(id)
+    }
 }
 
 fn format_id((ms, seq): EntryId) -> String {
@@ -63,22 +80,51 @@ impl AlertStream for MemoryStateStore {
         let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let ids = {
             let mut stream = self.stream.lock().map_err(|_| poisoned())?;
-            let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-            let mut ids = Vec::with_capacity(encoded.len());
-            for alert in encoded {
-                let id = if now_ms > stream.last_id.0 {
-                    (now_ms, 0)
-                } else {
-                    (stream.last_id.0, stream.last_id.1 + 1)
-                };
-                stream.last_id = id;
-                stream.entries.insert(id, (alert, received.clone()));
-                ids.push(format_id(id));
-            }
-            ids
+            encoded
+                .into_iter()
+                .map(|alert| stream.push(alert, &received))
+                .collect()
         };
         self.stream_changed.notify_waiters();
         Ok(ids)
+    }
+
+    async fn append_new_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Appended, StateError> {
+        let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let encoded: Vec<String> = alerts
+            .iter()
+            .map(|a| {
+                serde_json::to_string(a).map_err(|e| StateError::Corrupt {
+                    key: "alert".into(),
+                    value: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut appended = Appended::default();
+        {
+            let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+            let now = Instant::now();
+            stream.seen.retain(|_, until| *until > now);
+            for json in encoded {
+                if !window.is_zero() {
+                    let content = alert_content_id(&json);
+                    if stream.seen.contains_key(&content) {
+                        appended.duplicates += 1;
+                        continue;
+                    }
+                    stream.seen.insert(content, now + window);
+                }
+                let id = stream.push(json, &received);
+                appended.ids.push(id);
+            }
+        }
+        self.stream_changed.notify_waiters();
+        Ok(appended)
     }
 
     async fn ensure_consumer_group(&self) -> Result<(), StateError> {

@@ -58,6 +58,17 @@ fn unavailable(e: redis::RedisError) -> StateError {
     StateError::Unavailable(e.to_string())
 }
 
+/// A write's error: if the command may have reached Redis (a timeout, a connection dropped
+/// while waiting for the answer), its outcome is unknown; if it surely did not (refused, or an
+/// error answer), nothing was written.
+fn write_outcome_unknown(e: redis::RedisError) -> StateError {
+    if e.is_timeout() || (e.is_io_error() && !e.is_connection_refusal()) || e.is_connection_dropped() {
+        StateError::OutcomeUnknown(e.to_string())
+    } else {
+        unavailable(e)
+    }
+}
+
 impl RedisStateStore {
     /// Connects to `url` (`redis://host:port/db`); keys get `prefix` (empty in production).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StateError> {

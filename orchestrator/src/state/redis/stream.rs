@@ -12,10 +12,34 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use tracing::warn;
 
-use super::{RedisStateStore, unavailable};
+use super::{RedisStateStore, unavailable, write_outcome_unknown};
 use crate::alert::Alert;
 use crate::state::StateError;
-use crate::state::stream::{AlertStream, CONSUMER_GROUP, StreamEntry, StreamStats};
+use crate::state::stream::{
+    AlertStream, Appended, CONSUMER_GROUP, StreamEntry, StreamStats, alert_content_id,
+};
+
+/// KEYS[1] the stream, KEYS[2..] each alert's `rootfix:seen:` key; ARGV[1] the window (ms, 0:
+/// off), ARGV[2] the receive time, ARGV[3..] each alert's JSON. An alert whose seen key exists is
+/// skipped (`''` in its place); the others are appended. One script: all or none.
+const APPEND_NEW: &str = r"
+local window = tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local fresh = true
+  if window > 0 then
+    fresh = redis.call('SET', KEYS[i], '1', 'NX', 'PX', window)
+  end
+  if fresh then
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'alert', ARGV[i + 1], 'received_at', ARGV[2])
+  else
+    out[#out + 1] = ''
+  end
+end
+return out
+";
+static APPEND_NEW_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(APPEND_NEW));
 
 impl RedisStateStore {
     /// XREADGROUP on the alert stream from `from` (`>` for new entries, an id for the consumer's
@@ -96,6 +120,41 @@ impl AlertStream for RedisStateStore {
                 .arg(&received);
         }
         pipe.query_async(&mut conn).await.map_err(unavailable)
+    }
+    async fn append_new_alerts(
+        &self,
+        alerts: &[Alert],
+        received_at: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Appended, StateError> {
+        if alerts.is_empty() {
+            return Ok(Appended::default());
+        }
+        let mut conn = self.conn.clone();
+        let stream = self.keys.alerts_stream();
+        let mut invocation = APPEND_NEW_SCRIPT.prepare_invoke();
+        invocation
+            .key(&stream)
+            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
+            .arg(received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        for alert in alerts {
+            let json = serde_json::to_string(alert).map_err(|e| StateError::Corrupt {
+                key: stream.clone(),
+                value: e.to_string(),
+            })?;
+            invocation
+                .key(self.keys.seen_alert(&alert_content_id(&json)))
+                .arg(json);
+        }
+        let ids: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(write_outcome_unknown)?;
+        let duplicates = ids.iter().filter(|id| id.is_empty()).count();
+        Ok(Appended {
+            ids: ids.into_iter().filter(|id| !id.is_empty()).collect(),
+            duplicates,
+        })
     }
     async fn ensure_consumer_group(&self) -> Result<(), StateError> {
         let mut conn = self.conn.clone();
