@@ -252,8 +252,74 @@ async fn approvals_are_decided_exactly_once((a, b): Pair) {
     assert_eq!(a.approval("ghost").await.unwrap(), None);
 }
 
+/// Outcomes per pair are capped at the newest `OUTCOMES_KEPT`, stage history at the newest
+/// `STAGE_HISTORY_KEPT`: neither grows per alert without bound.
+async fn outcomes_and_stage_history_are_capped((a, b): Pair) {
+    use rootfix::autonomy::outcome::{Outcome, OutcomeKind};
+    use rootfix::autonomy::stage::{Stage, StageChange, StageState};
+    use rootfix::state::autonomy::{OUTCOMES_KEPT, STAGE_HISTORY_KEPT};
+    let retain = Duration::from_secs(365 * 24 * 3600);
+    for n in 0..(OUTCOMES_KEPT + 5) {
+        a.record_outcome(
+            "restart",
+            "cap",
+            &Outcome {
+                at: t0() + chrono::Duration::seconds(n as i64),
+                incident: format!("i{n}"),
+                kind: OutcomeKind::Succeeded,
+                target: None,
+            },
+            retain,
+        )
+        .await
+        .unwrap();
+    }
+    let kept = b
+        .outcomes("restart", "cap", DateTime::<Utc>::MIN_UTC)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), OUTCOMES_KEPT);
+    assert_eq!(kept[0].incident, "i5", "the oldest went");
+    assert_eq!(
+        kept[OUTCOMES_KEPT - 1].incident,
+        format!("i{}", OUTCOMES_KEPT + 4)
+    );
+    let mut stage = None;
+    for n in 0..(STAGE_HISTORY_KEPT + 3) {
+        let to = if n % 2 == 0 { Stage::Manual } else { Stage::Silent };
+        let state = StageState {
+            stage: to,
+            since: t0() + chrono::Duration::minutes(n as i64),
+            proposal: None,
+        };
+        let change = StageChange {
+            at: state.since,
+            action: "restart".into(),
+            scope: "cap".into(),
+            from: stage,
+            to,
+            by: "admin".into(),
+            reason: format!("change {n}"),
+        };
+        assert!(
+            a.change_stage("restart", "cap", stage, &state, Some(&change))
+                .await
+                .unwrap()
+        );
+        stage = Some(to);
+    }
+    let history = b.stage_history("restart", "cap").await.unwrap();
+    assert_eq!(history.len(), STAGE_HISTORY_KEPT);
+    assert_eq!(history[0].reason, "change 3");
+    assert_eq!(
+        history[STAGE_HISTORY_KEPT - 1].reason,
+        format!("change {}", STAGE_HISTORY_KEPT + 2)
+    );
+}
+
 conformance!(
     stages_change_only_from_the_expected_stage_and_keep_history,
+    outcomes_and_stage_history_are_capped,
     outcomes_are_kept_in_time_order_for_the_window,
     approvals_are_decided_exactly_once,
 );

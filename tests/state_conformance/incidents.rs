@@ -1,5 +1,6 @@
 //! Incidents ([`IncidentStore`](rootfix::state::IncidentStore)): one open incident per
-//! fingerprint, compare-and-set saves, listing with filters and pages, counts by state.
+//! fingerprint, compare-and-set saves, listing with filters and pages, counts by state, and
+//! retention's removal of closed incidents.
 
 use rootfix::incident::IncidentFilter;
 use rootfix::state::{CreateOutcome, SaveOutcome};
@@ -103,8 +104,136 @@ async fn incidents_list_newest_first_with_filters_and_pages((a, _): Pair) {
     assert!(a.list_incidents(&none, 0, 10).await.unwrap().items.is_empty());
 }
 
+/// Retention's view: closed incidents found by when they closed, and removed with their journal,
+/// approvals and every index entry — only while still closed and unchanged since read.
+async fn closed_incidents_are_found_by_age_and_removed_with_what_they_keep((a, b): Pair) {
+    use rootfix::autonomy::approval::{Approval, ApprovalState};
+    use rootfix::fix::journal::{JournalEntry, JournalEvent};
+    let at = |m: i64| t0() + chrono::Duration::minutes(m);
+    let close = |id: &str, fp: &str, minute: u32, state: IncidentState, closed: i64| {
+        let mut i = incident(id, fp, IncidentState::Open, minute);
+        let c = i.clone();
+        i.state = state;
+        i.updated_at = at(closed);
+        i.resolved_at = (state == IncidentState::Resolved).then(|| at(closed));
+        (c, i)
+    };
+    for (id, fp, minute, state, closed) in [
+        ("inc-old", "fp-old", 0, IncidentState::Resolved, 10),
+        ("inc-young", "fp-young", 1, IncidentState::Resolved, 50),
+        ("inc-stale", "fp-stale", 3, IncidentState::Stale, 20),
+    ] {
+        let (created, mut closed_one) = close(id, fp, minute, state, closed);
+        assert_eq!(a.create_incident(&created).await.unwrap(), CreateOutcome::Created);
+        closed_one.version = 1;
+        assert_eq!(
+            a.save_incident(&mut closed_one).await.unwrap(),
+            SaveOutcome::Saved
+        );
+    }
+    let open = incident("inc-open", "fp-open", IncidentState::Open, 2);
+    a.create_incident(&open).await.unwrap();
+    a.append_journal(
+        "inc-old",
+        &JournalEntry {
+            fix: "inc-old/restart".into(),
+            at: at(5),
+            event: JournalEvent::Recovered { note: "test".into() },
+        },
+    )
+    .await
+    .unwrap();
+    let approval = Approval {
+        id: "inc-old.restart".into(),
+        incident: "inc-old".into(),
+        action: "restart".into(),
+        scope: "staging".into(),
+        params: Default::default(),
+        summary: "root → restart".into(),
+        confidence: 0.9,
+        threshold: 0.7,
+        created_at: at(1),
+        expires_at: at(31),
+        state: ApprovalState::Pending,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+    };
+    assert!(a.create_approval(&approval).await.unwrap());
+
+    let ids = |v: Vec<rootfix::incident::Incident>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(b.closed_incidents_before(at(30), 10).await.unwrap()),
+        ["inc-old", "inc-stale"]
+    );
+    assert_eq!(
+        ids(b.closed_incidents_before(at(30), 1).await.unwrap()),
+        ["inc-old"]
+    );
+    assert!(
+        b.closed_incidents_before(at(10), 10).await.unwrap().is_empty(),
+        "closed at 10, not before"
+    );
+    let read = b.closed_incidents_before(at(30), 1).await.unwrap().remove(0);
+    // A save since it was read wins: nothing removed.
+    let mut changed = a.incident("inc-old").await.unwrap().unwrap();
+    assert_eq!(a.save_incident(&mut changed).await.unwrap(), SaveOutcome::Saved);
+    assert!(
+        !b.remove_incident(&read, &["inc-old.restart".into()])
+            .await
+            .unwrap()
+    );
+    assert!(a.incident("inc-old").await.unwrap().is_some());
+    // An open incident is never removed.
+    let open_now = a.incident("inc-open").await.unwrap().unwrap();
+    assert!(!b.remove_incident(&open_now, &[]).await.unwrap());
+
+    let read = b.closed_incidents_before(at(30), 1).await.unwrap().remove(0);
+    assert!(
+        b.remove_incident(&read, &["inc-old.restart".into()])
+            .await
+            .unwrap()
+    );
+    assert!(a.incident("inc-old").await.unwrap().is_none());
+    assert!(a.journal("inc-old").await.unwrap().is_empty());
+    assert!(a.approval("inc-old.restart").await.unwrap().is_none());
+    assert!(a.list_approvals(false, 10).await.unwrap().is_empty());
+    assert!(a.list_approvals(true, 10).await.unwrap().is_empty());
+    assert!(a.last_closed_incident("fp-old").await.unwrap().is_none());
+    let listed = ids(a
+        .list_incidents(&IncidentFilter::default(), 0, 10)
+        .await
+        .unwrap()
+        .items);
+    assert_eq!(listed, ["inc-stale", "inc-open", "inc-young"]);
+    let counts = a.incident_counts().await.unwrap();
+    assert_eq!(
+        (
+            counts[&IncidentState::Resolved],
+            counts[&IncidentState::Stale],
+            counts[&IncidentState::Open]
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        ids(a.closed_incidents_before(at(30), 10).await.unwrap()),
+        ["inc-stale"]
+    );
+    // A closed incident saved open again (a flap rejoining it) leaves the closed index.
+    let mut rejoined = a.incident("inc-stale").await.unwrap().unwrap();
+    rejoined.state = IncidentState::Open;
+    assert_eq!(a.save_incident(&mut rejoined).await.unwrap(), SaveOutcome::Saved);
+    assert!(a.closed_incidents_before(at(30), 10).await.unwrap().is_empty());
+    assert!(!a.remove_incident(&rejoined, &[]).await.unwrap());
+    assert_eq!(
+        ids(a.closed_incidents_before(at(60), 10).await.unwrap()),
+        ["inc-young"]
+    );
+}
+
 conformance!(
     one_open_incident_per_fingerprint,
+    closed_incidents_are_found_by_age_and_removed_with_what_they_keep,
     concurrent_saves_of_one_version_let_exactly_one_win,
     incidents_list_newest_first_with_filters_and_pages,
 );

@@ -90,6 +90,8 @@ pub struct Options {
     pub budget: rootfix::autonomy::config::Budget,
     /// The chat platforms whose callbacks the server takes.
     pub chat: rootfix::chat::ChatConfig,
+    /// `retention:` (default: the config's defaults).
+    pub retention: rootfix::config::RetentionConfig,
 }
 
 impl Default for Options {
@@ -123,6 +125,7 @@ impl Default for Options {
             max_recurrences: 2,
             budget: rootfix::autonomy::config::Budget::default(),
             chat: rootfix::chat::ChatConfig::default(),
+            retention: rootfix::config::RetentionConfig::default(),
         }
     }
 }
@@ -327,7 +330,8 @@ impl Harness {
             )
             .with_metrics(metrics.clone())
             .with_availability(availability.clone())
-            .with_alert_rules(options.alert_rules),
+            .with_alert_rules(options.alert_rules)
+            .with_retention(options.retention.clone()),
         );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let handler = IncidentHandler {

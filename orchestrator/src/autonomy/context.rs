@@ -87,6 +87,8 @@ pub struct Context {
     pub alert_rules: AlertRules,
     /// Woken when a fix frees its concurrency slot, so the leader starts a waiting one at once.
     pub slot_freed: Arc<tokio::sync::Notify>,
+    /// What the leader's retention removes, and when (`retention:`).
+    pub retention: crate::config::RetentionConfig,
 }
 
 impl Context {

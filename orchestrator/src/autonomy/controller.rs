@@ -20,6 +20,7 @@ use super::lifecycle::FixLifecycle;
 use super::operator::OperatorFixes;
 use super::outcome::Severity;
 use super::recurrence::Recurrences;
+use super::retention::Retention;
 use super::stage::{Stage, StageState};
 use super::stages::Stages;
 use super::sweep::Sweep;
@@ -37,6 +38,7 @@ use crate::state::StateStore;
 pub use super::approvals::Approved;
 pub use super::context::{AutonomyError, Decided, ROOTFIX};
 pub use super::leader::TickReport;
+pub use super::retention::RetentionReport;
 pub use super::stages::StageReport;
 
 /// Staged autonomy applied to incidents.
@@ -85,6 +87,7 @@ impl Autonomy {
             availability: Arc::new(availability),
             alert_rules: AlertRules::default(),
             slot_freed: Arc::new(tokio::sync::Notify::new()),
+            retention: crate::config::RetentionConfig::default(),
         };
         Self::assemble(ctx, executor, evidence, silences)
     }
@@ -126,7 +129,13 @@ impl Autonomy {
             decider,
             confirmations: Confirmations::new(stages.clone()),
             operator: Arc::new(OperatorFixes::new(lifecycle.clone())),
-            leader: Leader::new(ctx.clone(), approvals.clone(), stages.clone(), sweep),
+            leader: Leader::new(
+                ctx.clone(),
+                approvals.clone(),
+                stages.clone(),
+                sweep,
+                Retention::new(ctx.clone()),
+            ),
             ctx,
             stages,
             lifecycle,
@@ -160,6 +169,11 @@ impl Autonomy {
     /// Applies the alert lifecycle's rules (`limits.flap_window`, `max_flaps`, `stale_after`).
     pub fn with_alert_rules(self, rules: AlertRules) -> Self {
         self.with_context(|ctx| ctx.alert_rules = rules)
+    }
+
+    /// Keeps closed incidents and audit events as long as `retention` says (the leader's job).
+    pub fn with_retention(self, retention: crate::config::RetentionConfig) -> Self {
+        self.with_context(|ctx| ctx.retention = retention)
     }
 
     /// The shared context: the state store, configuration and clock this autonomy decides with.

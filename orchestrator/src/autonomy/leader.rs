@@ -1,6 +1,8 @@
 //! The leader's periodic job, run by the one replica holding the leader lease: expire overdue
 //! approvals, propose (or, by policy, apply) the promotions whose gate is met, then sweep the
-//! open incidents (stale, recurred, refused fixes decided again). It runs every
+//! open incidents (stale, recurred, refused fixes decided again), then retention (the alert
+//! stream trimmed, closed incidents past `retention.incidents` exported and removed, old audit
+//! events trimmed). It runs every
 //! `leader_interval`, and at once when a fix of this replica frees its concurrency slot.
 
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use tracing::warn;
 
 use super::approvals::Approvals;
 use super::context::{AutonomyError, Context};
+use super::retention::{Retention, RetentionReport};
 use super::stages::Stages;
 use super::sweep::Sweep;
 
@@ -26,6 +29,8 @@ pub struct TickReport {
     pub recurred: Vec<String>,
     /// Incidents whose refused fix was decided again.
     pub redecided: Vec<String>,
+    /// What retention trimmed and removed.
+    pub retention: RetentionReport,
 }
 
 /// Runs the leader's job.
@@ -34,15 +39,23 @@ pub struct Leader {
     approvals: Arc<Approvals>,
     stages: Arc<Stages>,
     sweep: Sweep,
+    retention: Retention,
 }
 
 impl Leader {
-    pub fn new(ctx: Arc<Context>, approvals: Arc<Approvals>, stages: Arc<Stages>, sweep: Sweep) -> Self {
+    pub fn new(
+        ctx: Arc<Context>,
+        approvals: Arc<Approvals>,
+        stages: Arc<Stages>,
+        sweep: Sweep,
+        retention: Retention,
+    ) -> Self {
         Self {
             ctx,
             approvals,
             stages,
             sweep,
+            retention,
         }
     }
 
@@ -52,7 +65,9 @@ impl Leader {
         let expired = self.approvals.expire_overdue(now).await?;
         let promotions = self.stages.propose_or_apply(now).await?;
         let swept = self.sweep.run(now).await?;
+        let retention = self.retention.run(now).await?;
         Ok(TickReport {
+            retention,
             expired,
             proposed: promotions.proposed,
             promoted: promotions.promoted,

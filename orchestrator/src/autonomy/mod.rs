@@ -15,6 +15,8 @@
 //! - [`leader`]: the leader's periodic job (expiring approvals, proposing promotions, the sweep).
 //! - [`sweep`]: open incidents that outlived their alert (stale), fixes that did not hold
 //!   (`resolve_wait`), refused fixes decided again as their cause clears (fair storms).
+//! - [`retention`]: the leader's housekeeping: the alert stream trimmed, closed incidents past
+//!   `retention.incidents` exported and removed, old audit events trimmed.
 //! - [`approvals`]: requesting, approving, rejecting, expiring and cancelling approvals.
 //! - [`operator`]: an operator's explicit fix.
 //! - [`confirm`]: an SRE's verdict on a fix that ran.
@@ -39,6 +41,7 @@ pub mod outcome;
 pub mod promotion;
 pub mod recurrence;
 pub mod refusal;
+pub mod retention;
 pub mod scope;
 pub mod stages;
 pub mod sweep;

@@ -10,6 +10,7 @@ use super::fixes::{FixesDocument, check_fixes};
 use super::kubernetes::{KubernetesDocument, kubernetes_config};
 use super::limits::{LimitsDocument, check_limits};
 use super::redis::{RedisDocument, check_key_prefix, check_redis_url};
+use super::retention::{RetentionDocument, check_retention};
 use super::server::{check_consumer, check_listen};
 use super::silences::check_silences;
 use super::tokens::{TokenDocument, check_tokens};
@@ -52,6 +53,8 @@ struct ConfigDocument {
     autonomy: crate::autonomy::config::AutonomyDocument,
     #[serde(default)]
     chat: crate::chat::ChatDocument,
+    #[serde(default)]
+    retention: RetentionDocument,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
         let fixes = check_fixes(&doc.fixes, &relative, &mut r);
         let consumer = check_consumer(doc.consumer.clone(), &mut r);
         let key_prefix = check_key_prefix(&doc.redis, &mut r);
+        let retention = check_retention(&doc.retention, &relative, &mut r);
 
         let notifications = crate::notify::check(&doc.notifications, &mut r, env);
         let autonomy = crate::autonomy::config::check(&doc.autonomy, &mut r);
@@ -121,6 +125,7 @@ impl ServeConfig {
             notifications,
             autonomy,
             chat,
+            retention,
         })
     }
 }

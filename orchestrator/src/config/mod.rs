@@ -22,6 +22,9 @@
 //!   state_dir: /var/lib/rootfix/fixes
 //!   host_paths:                 # optional: mounts' host paths as actions name them → this install's
 //!     /etc/nginx/conf.d: /srv/nginx/conf.d
+//! retention:                    # optional; see config/retention.rs
+//!   incidents: 30d
+//!   export: /var/lib/rootfix/incidents.jsonl
 //! notifications:                # see crate::notify
 //!   receivers:
 //!     - {name: sre-slack, format: slack, url_env: ROOTFIX_SLACK_WEBHOOK}
@@ -32,7 +35,7 @@
 //! # Layout
 //! `load` reads the file and checks it section by section, collecting every problem before it
 //! answers; each section has its module: `server` (`listen`, `consumer`), `redis`, `tokens` (and
-//! [`Role`]), `limits`, `fixes`, `kubernetes`, `silences`. The `evidence:`, `notifications:` and
+//! [`Role`]), `limits`, `fixes`, `kubernetes`, `silences`, `retention`. The `evidence:`, `notifications:` and
 //! `autonomy:` sections are checked by the modules that use them ([`crate::evidence`],
 //! [`crate::notify`], [`crate::autonomy::config`]).
 
@@ -41,6 +44,7 @@ mod kubernetes;
 mod limits;
 mod load;
 mod redis;
+mod retention;
 mod server;
 mod silences;
 mod tokens;
@@ -55,6 +59,7 @@ use crate::silence::SilenceConfig;
 pub use fixes::FixesConfig;
 pub use kubernetes::KubernetesConfig;
 pub use limits::Limits;
+pub use retention::RetentionConfig;
 pub use tokens::{Role, Token};
 
 #[derive(Debug, Clone)]
@@ -80,6 +85,8 @@ pub struct ServeConfig {
     pub autonomy: crate::autonomy::config::AutonomyConfig,
     /// The `chat:` section: the chat platforms whose button callbacks rootfix takes.
     pub chat: crate::chat::ChatConfig,
+    /// The `retention:` section: how long closed incidents and audit events are kept, the export.
+    pub retention: RetentionConfig,
 }
 
 /// Why the config could not be used.

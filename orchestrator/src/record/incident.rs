@@ -136,6 +136,29 @@ impl Incident {
         self.updated_at = at;
     }
 
+    /// When the incident closed: its alert's resolve, else its last change (a stale close). What
+    /// `retention.incidents` counts from.
+    pub fn closed_at(&self) -> DateTime<Utc> {
+        self.resolved_at.unwrap_or(self.updated_at)
+    }
+
+    /// The approvals that may have been created for this incident's fix (one per attempt: the
+    /// first and one per flap that asked again), to remove with it.
+    pub fn approval_ids(&self) -> Vec<String> {
+        let Some(fix) = &self.fix else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = (0..=self.flaps)
+            .map(|n| crate::record::approval::Approval::id_for_attempt(&self.id, &fix.action, n))
+            .collect();
+        if let Some(id) = &fix.approval
+            && !ids.contains(id)
+        {
+            ids.push(id.clone());
+        }
+        ids
+    }
+
     /// When the alert was last seen firing (the incident's creation for older records).
     pub fn last_seen(&self) -> DateTime<Utc> {
         self.last_seen.unwrap_or(self.created_at)

@@ -190,7 +190,8 @@ async fn start(
         )
         .with_metrics(metrics.clone())
         .with_availability(availability.clone())
-        .with_alert_rules(config.limits.alert_rules),
+        .with_alert_rules(config.limits.alert_rules)
+        .with_retention(config.retention.clone()),
     );
     if config.autonomy.scopes.0.is_empty() {
         warn!("autonomy.scopes is empty: no target is inside a scope, so rootfix runs no fix on its own");

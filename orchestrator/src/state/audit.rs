@@ -1,9 +1,10 @@
 //! The kill switch (`rootfix:killswitch`), the capped audit stream (`rootfix:audit`), and the
-//! one-time uses that refuse a replayed chat callback (`rootfix:once:*`).
+//! trimmed by age, and the one-time uses that refuse a replayed chat callback (`rootfix:once:*`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::StateError;
 use crate::record::audit::{AuditEvent, KillSwitch};
@@ -18,6 +19,10 @@ pub trait AuditStore: Send + Sync {
 
     /// Appends to the capped audit stream.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
+
+    /// Removes the oldest audit events while their time is before `before` (at most `limit` per
+    /// call); returns how many were removed.
+    async fn trim_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StateError>;
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError>;

@@ -11,12 +11,21 @@ use crate::record::approval::{Approval, DecideOutcome};
 use crate::record::outcome::Outcome;
 use crate::record::stage::{Stage, StageChange, StageEntry, StageState};
 
+/// Outcomes kept per (action, scope) at most, besides `retain`: far more than the promotion
+/// window holds at any configured rate (`autonomy/promotion.rs` reads the window's outcomes, and
+/// recurrence the incident's own, which is among the latest).
+pub const OUTCOMES_KEPT: usize = 10_000;
+
+/// Stage changes kept per (action, scope): the newest, for the stages page's picture and history.
+pub const STAGE_HISTORY_KEPT: usize = 1_000;
+
 #[async_trait]
 pub trait AutonomyStore: Send + Sync {
     async fn stage(&self, action: &str, scope: &str) -> Result<Option<StageState>, StateError>;
 
     /// Writes the pair's stage if its stored stage is still `expected` (`None`: never set), and
-    /// appends `change` (when given) to its history, atomically. False when the stage changed
+    /// appends `change` (when given) to its history (the newest [`STAGE_HISTORY_KEPT`] kept),
+    /// atomically. False when the stage changed
     /// meanwhile (nothing written).
     async fn change_stage(
         &self,
@@ -33,7 +42,8 @@ pub trait AutonomyStore: Send + Sync {
     /// Every (action, scope) with a stage, ordered by action then scope.
     async fn stages(&self) -> Result<Vec<StageEntry>, StateError>;
 
-    /// Records an outcome; outcomes older than `retain` before it are dropped.
+    /// Records an outcome; outcomes older than `retain` before it are dropped, and all but the
+    /// newest [`OUTCOMES_KEPT`].
     async fn record_outcome(
         &self,
         action: &str,

@@ -1,9 +1,11 @@
 //! Incidents: created atomically with their fingerprint's open slot, saved with compare-and-set on
-//! their version, listed newest first with filters and pages, counted by state.
+//! their version, listed newest first with filters and pages, counted by state; closed ones found
+//! by age and removed with everything kept for them (retention).
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::StateError;
 use crate::record::incident::{Incident, IncidentFilter, IncidentState};
@@ -111,4 +113,19 @@ pub trait IncidentStore: Send + Sync {
     ) -> Result<IncidentPage, StateError>;
 
     async fn incident_counts(&self) -> Result<BTreeMap<IncidentState, u64>, StateError>;
+
+    /// Closed incidents (resolved, stale) that closed ([`Incident::closed_at`]) before `before`,
+    /// the longest closed first, at most `limit`: what retention removes.
+    async fn closed_incidents_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StateError>;
+
+    /// Removes a closed incident with everything kept for it: its record, its journal, the
+    /// approvals named in `approvals`, and every index entry naming it (the time index, its state
+    /// set, the closed index, its fingerprint's last-closed slot while that names it) — so pages
+    /// and counts never show it again. Only while it is still closed and at `incident.version`:
+    /// a flap that reopened it, or any save since it was read, wins (false, nothing removed).
+    async fn remove_incident(&self, incident: &Incident, approvals: &[String]) -> Result<bool, StateError>;
 }

@@ -9,6 +9,7 @@
 //! | `rootfix:incident:last:<fingerprint>` | string | id of the fingerprint's last closed incident |
 //! | `rootfix:incidents` | sorted set | incident ids by creation time (ms) |
 //! | `rootfix:incidents:state:<state>` | set | incident ids by state |
+//! | `rootfix:incidents:closed` | sorted set | ids of closed incidents (resolved, stale) by when they closed (ms): what retention removes, oldest first |
 //! | `diag:prune:<service>` | hash | field `<node id>` → `<RFC 3339 time>:skipped:<n>`: pruned nodes (the seed's format) |
 //! | `diag:streak:<service>` | hash | field `<node id>` → consecutive misses |
 //! | `diag:stats:<service>` | hash | field `<node id>:hit\|miss\|skip\|reprobe` → cumulative counts |
@@ -17,18 +18,22 @@
 //! | `rootfix:journal:<incident>` | list | phase transitions of the incident's fixes (JSON) |
 //! | `rootfix:fixes:active` | set | `<incident>/<action>` of fixes started and not finished |
 //! | `rootfix:stage:<action>:<scope>` | string | autonomy stage, when it was entered, any proposal (JSON) |
-//! | `rootfix:stage:history:<action>:<scope>` | list | every stage change (JSON), oldest first |
+//! | `rootfix:stage:history:<action>:<scope>` | list | the last [`STAGE_HISTORY_KEPT`](crate::state::autonomy::STAGE_HISTORY_KEPT) stage changes (JSON), oldest first |
 //! | `rootfix:stages` | set | `<action>/<scope>` of every pair with a stage |
-//! | `rootfix:outcomes:<action>:<scope>` | sorted set | outcomes (JSON) by time in ms (for the 72 h window) |
+//! | `rootfix:outcomes:<action>:<scope>` | sorted set | outcomes (JSON) by time in ms (for the 72 h window), at most `autonomy.outcome_retention` old and the last [`OUTCOMES_KEPT`](crate::state::autonomy::OUTCOMES_KEPT) |
 //! | `rootfix:approval:<id>` | string | a pending or decided approval (JSON) |
 //! | `rootfix:approvals` | sorted set | approval ids by creation time (ms) |
 //! | `rootfix:approvals:pending` | sorted set | ids of pending approvals by creation time (ms) |
 //! | `rootfix:running:<scope>` | sorted set | fixes running in the scope, by slot expiry (ms) |
-//! | `rootfix:audit` | capped stream | every decision with identity and time |
+//! | `rootfix:audit` | capped stream | every decision with identity and time (the last 100,000, and trimmed by age to `retention.audit`) |
 //! | `rootfix:killswitch` | string | set while the kill switch is on |
 //! | `rootfix:rate:<scope>` | sorted set | fix start times (sliding-window rate limit) |
 //! | `rootfix:leader` | string, SET NX PX | the replica that runs periodic jobs |
 //! | `rootfix:once:<kind>:<id>` | string, SET NX PX | a one-time use seen (a chat callback's signature or event id), until its replay window ends |
+//!
+//! Retention (`retention:` in the config, run by the leader): the alert stream is trimmed behind
+//! its oldest pending entry; a closed incident older than `retention.incidents` is removed with
+//! its journal, its approvals and every index entry naming it.
 //!
 //! Node ids are unique across all playbooks (the catalog checks it), so the seed's
 //! `diag:prune:<service>` / `<node id>` format names one node without the playbook.
@@ -79,6 +84,10 @@ impl Keys {
 
     pub fn incidents(&self) -> String {
         self.key(format_args!("rootfix:incidents"))
+    }
+
+    pub fn incidents_closed(&self) -> String {
+        self.key(format_args!("rootfix:incidents:closed"))
     }
 
     pub fn incidents_in_state(&self, state: &str) -> String {

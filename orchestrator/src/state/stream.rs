@@ -1,5 +1,6 @@
 //! The alert stream `rootfix:alerts` and its consumer group: append (all or none), read new
-//! entries, a consumer's own pending ones, claim stale ones, acknowledge, and the stream's stats.
+//! entries, a consumer's own pending ones, claim stale ones, acknowledge, the stream's stats, and
+//! trimming what every consumer is done with.
 
 use std::time::Duration;
 
@@ -100,4 +101,11 @@ pub trait AlertStream: Send + Sync {
     async fn ack_alert(&self, entry_id: &str) -> Result<(), StateError>;
 
     async fn stream_stats(&self) -> Result<StreamStats, StateError>;
+
+    /// Removes the entries the consumer group is done with: every entry before the oldest one
+    /// still pending on a consumer or, when none is pending, every entry up to the group's last
+    /// delivered one (the entries after it are undelivered). Never a pending or undelivered entry;
+    /// nothing when the group does not exist. Returns how many entries were removed. Batched by
+    /// the caller (the leader's job), not run per acknowledgement.
+    async fn trim_alerts(&self) -> Result<u64, StateError>;
 }

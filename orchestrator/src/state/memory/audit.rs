@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{MemoryStateStore, poisoned};
 use crate::record::audit::{AUDIT_CAP, AuditEvent, KillSwitch};
@@ -49,6 +50,16 @@ impl AuditStore for MemoryStateStore {
             audit.events.pop_front();
         }
         Ok(())
+    }
+
+    async fn trim_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StateError> {
+        let mut audit = self.audit.lock().map_err(|_| poisoned())?;
+        let mut removed = 0;
+        while (removed as usize) < limit && audit.events.front().is_some_and(|e| e.at < before) {
+            audit.events.pop_front();
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError> {

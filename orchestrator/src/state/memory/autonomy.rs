@@ -12,7 +12,7 @@ use crate::record::approval::{Approval, ApprovalState, DecideOutcome};
 use crate::record::outcome::Outcome;
 use crate::record::stage::{Stage, StageChange, StageEntry, StageState};
 use crate::state::StateError;
-use crate::state::autonomy::AutonomyStore;
+use crate::state::autonomy::{AutonomyStore, OUTCOMES_KEPT, STAGE_HISTORY_KEPT};
 
 #[derive(Debug, Default)]
 pub(super) struct Autonomy {
@@ -22,6 +22,16 @@ pub(super) struct Autonomy {
     /// id → approval; `approval_order` keeps creation order.
     approvals: HashMap<String, Approval>,
     approval_order: Vec<String>,
+}
+
+impl Autonomy {
+    /// Forgets the approvals `ids` (their incident is removed).
+    pub(super) fn remove_approvals(&mut self, ids: &[String]) {
+        for id in ids {
+            self.approvals.remove(id);
+        }
+        self.approval_order.retain(|id| !ids.contains(id));
+    }
 }
 
 #[async_trait]
@@ -51,6 +61,8 @@ impl AutonomyStore for MemoryStateStore {
         entry.0 = state.clone();
         if let Some(c) = change {
             entry.1.push(c.clone());
+            let excess = entry.1.len().saturating_sub(STAGE_HISTORY_KEPT);
+            entry.1.drain(..excess);
         }
         Ok(true)
     }
@@ -93,6 +105,8 @@ impl AutonomyStore for MemoryStateStore {
         let cutoff = ms(outcome.at).saturating_sub(dur_ms(retain));
         list.retain(|o| ms(o.at) >= cutoff);
         list.sort_by_key(|o| o.at);
+        let excess = list.len().saturating_sub(OUTCOMES_KEPT);
+        list.drain(..excess);
         Ok(())
     }
 

@@ -20,6 +20,13 @@ pub(super) struct Fixes {
     active: BTreeSet<String>,
 }
 
+impl Fixes {
+    /// Forgets an incident's journal (the incident is removed).
+    pub(super) fn remove_journal(&mut self, incident: &str) {
+        self.journals.remove(incident);
+    }
+}
+
 #[async_trait]
 impl FixStore for MemoryStateStore {
     async fn acquire_lock(

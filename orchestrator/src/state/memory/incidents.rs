@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{MemoryStateStore, poisoned};
 use crate::record::incident::{Incident, IncidentFilter, IncidentState};
@@ -144,5 +145,53 @@ impl IncidentStore for MemoryStateStore {
             *counts.entry(decode(id, record)?.state).or_default() += 1;
         }
         Ok(counts)
+    }
+
+    async fn closed_incidents_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StateError> {
+        let incidents = self.incidents.lock().map_err(|_| poisoned())?;
+        let mut closed = Vec::new();
+        for (id, (version, record)) in &incidents.records {
+            let mut incident = decode(id, record)?;
+            incident.version = *version;
+            if !incident.state.is_open() && incident.closed_at() < before {
+                closed.push(incident);
+            }
+        }
+        closed.sort_by(|a, b| a.closed_at().cmp(&b.closed_at()).then_with(|| a.id.cmp(&b.id)));
+        closed.truncate(limit);
+        Ok(closed)
+    }
+
+    async fn remove_incident(&self, incident: &Incident, approvals: &[String]) -> Result<bool, StateError> {
+        {
+            let mut guard = self.incidents.lock().map_err(|_| poisoned())?;
+            let incidents = &mut *guard;
+            let Some((version, record)) = incidents.records.get(&incident.id) else {
+                return Ok(false);
+            };
+            if *version != incident.version || decode(&incident.id, record)?.state.is_open() {
+                return Ok(false);
+            }
+            incidents.records.remove(&incident.id);
+            incidents.order.retain(|(_, id)| *id != incident.id);
+            for slots in [&mut incidents.open, &mut incidents.last_closed] {
+                if slots.get(&incident.fingerprint) == Some(&incident.id) {
+                    slots.remove(&incident.fingerprint);
+                }
+            }
+        }
+        self.fixes
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove_journal(&incident.id);
+        self.autonomy
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove_approvals(approvals);
+        Ok(true)
     }
 }

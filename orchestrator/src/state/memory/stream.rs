@@ -1,5 +1,5 @@
 //! [`AlertStream`] in process: the entries, the group's last delivered id and its pending entries
-//! as Redis keeps them, and a `Notify` that wakes a blocked read when alerts are appended.
+//! as Redis keeps them (trimmed behind the oldest pending entry as the Redis script does), and a `Notify` that wakes a blocked read when alerts are appended.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -243,5 +243,21 @@ impl AlertStream for MemoryStateStore {
                 .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
                 .count() as u64,
         })
+    }
+
+    async fn trim_alerts(&self) -> Result<u64, StateError> {
+        let mut stream = self.stream.lock().map_err(|_| poisoned())?;
+        if !stream.group_created || stream.last_delivered == (0, 0) {
+            return Ok(0);
+        }
+        // The first entry to keep: the oldest pending one, else the one after the last delivered.
+        let keep_from = match stream.pending.keys().next() {
+            Some(oldest) => *oldest,
+            None => (stream.last_delivered.0, stream.last_delivered.1 + 1),
+        };
+        let kept = stream.entries.split_off(&keep_from);
+        let removed = stream.entries.len() as u64;
+        stream.entries = kept;
+        Ok(removed)
     }
 }

@@ -1,7 +1,8 @@
 //! [`AuditStore`] on Redis: the kill switch as one JSON string, the audit trail as a stream capped
-//! at [`AUDIT_CAP`] entries (XADD MAXLEN ~).
+//! at [`AUDIT_CAP`] entries (XADD MAXLEN ~) and trimmed by its events' age (XTRIM MINID).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 
 use super::{RedisStateStore, unavailable};
@@ -74,6 +75,52 @@ impl AuditStore for RedisStateStore {
             .map_err(unavailable)?;
         Ok(())
     }
+    async fn trim_audit(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.audit();
+        // The oldest entries, in pages, up to the first whose event is not older than `before`
+        // (or `limit` of them); those are trimmed with one exact XTRIM MINID past the last of
+        // them. Appends go to the other end, so nothing newer can be taken.
+        let mut last_old: Option<String> = None;
+        let mut scanned = 0usize;
+        let mut start = "-".to_string();
+        'pages: while scanned < limit {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg((limit - scanned).min(500))
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let Some(last) = reply.ids.last() else {
+                break;
+            };
+            start = format!("({}", last.id);
+            for id in &reply.ids {
+                let json: String = id.get("event").unwrap_or_default();
+                if serde_json::from_str::<AuditEvent>(&json).is_ok_and(|e| e.at >= before) {
+                    break 'pages;
+                }
+                last_old = Some(id.id.clone());
+                scanned += 1;
+            }
+        }
+        let Some(last_old) = last_old else {
+            return Ok(0);
+        };
+        let removed: u64 = redis::cmd("XTRIM")
+            .arg(&key)
+            .arg("MINID")
+            .arg("=")
+            .arg(next_id(&last_old))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed)
+    }
+
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StateError> {
         let mut conn = self.conn.clone();
         let key = self.keys.audit();
@@ -97,5 +144,16 @@ impl AuditStore for RedisStateStore {
                 })
             })
             .collect()
+    }
+}
+
+/// The stream id after `id` (`<ms>-<seq + 1>`).
+fn next_id(id: &str) -> String {
+    match id
+        .split_once('-')
+        .and_then(|(ms, seq)| Some((ms, seq.parse::<u64>().ok()?)))
+    {
+        Some((ms, seq)) => format!("{ms}-{}", seq.saturating_add(1)),
+        None => id.to_string(),
     }
 }

@@ -1,5 +1,6 @@
 //! [`AutonomyStore`] on Redis: stages changed by a compare-and-set script that appends the history
-//! in the same step, outcomes in a sorted set by time, approvals created and decided by scripts
+//! in the same step (the newest [`STAGE_HISTORY_KEPT`] kept), outcomes in a sorted set by time (the
+//! newest [`OUTCOMES_KEPT`] kept), approvals created and decided by scripts
 //! (decided only while pending).
 
 use std::time::Duration;
@@ -13,17 +14,20 @@ use crate::record::approval::{Approval, DecideOutcome};
 use crate::record::outcome::Outcome;
 use crate::record::stage::{Stage, StageChange, StageEntry, StageState};
 use crate::state::StateError;
-use crate::state::autonomy::AutonomyStore;
+use crate::state::autonomy::{AutonomyStore, OUTCOMES_KEPT, STAGE_HISTORY_KEPT};
 
 /// KEYS: stage, history, index. ARGV: expected stage ('' = none), state JSON, change JSON ('' =
-/// none), index member. Writes only while the stored stage is the expected one.
+/// none), index member, history kept. Writes only while the stored stage is the expected one.
 const CHANGE_STAGE: &str = r#"
 local raw = redis.call('GET', KEYS[1])
 local current = ''
 if raw then current = cjson.decode(raw)['stage'] end
 if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[3]) end
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+end
 redis.call('SADD', KEYS[3], ARGV[4])
 return 1
 "#;
@@ -80,6 +84,7 @@ impl AutonomyStore for RedisStateStore {
             .arg(to_json(&key, state)?)
             .arg(change)
             .arg(format!("{action}/{scope}"))
+            .arg(STAGE_HISTORY_KEPT)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -129,6 +134,11 @@ impl AutonomyStore for RedisStateStore {
             .arg(&key)
             .arg("-inf")
             .arg(format!("({cutoff}"))
+            .ignore()
+            .cmd("ZREMRANGEBYRANK")
+            .arg(&key)
+            .arg(0)
+            .arg(-(OUTCOMES_KEPT as i64) - 1)
             .ignore()
             .query_async(&mut conn)
             .await

@@ -1,10 +1,12 @@
 //! [`IncidentStore`] on Redis: each incident a hash (`version`, `state`, `record`), created and
 //! saved by Lua scripts that keep the fingerprint's open slot, the time index and the state sets
-//! in step with it.
+//! in step with it, and the closed index (by when each closed) that retention reads; a closed
+//! incident removed by a script that takes its journal, approvals and index entries with it.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use redis::{AsyncCommands, Script};
 
 use super::{RedisStateStore, unavailable};
@@ -12,14 +14,17 @@ use crate::record::incident::{Incident, IncidentFilter, IncidentState};
 use crate::state::StateError;
 use crate::state::incidents::{CreateOutcome, IncidentPage, IncidentPager, IncidentStore, SaveOutcome};
 
-/// KEYS: incident, open slot, incidents zset, state set. ARGV: id, record, created ms, open (1|0),
-/// state. Creates the incident and claims the fingerprint's open slot, or says why not.
+/// KEYS: incident, open slot, incidents zset, state set, closed zset. ARGV: id, record, created
+/// ms, open (1|0), state, closed ms. Creates the incident and claims the fingerprint's open slot,
+/// or says why not; an incident created closed goes into the closed index.
 const CREATE_INCIDENT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'id-exists'} end
 if ARGV[4] == '1' then
   local current = redis.call('GET', KEYS[2])
   if current then return {'open-exists', current} end
   redis.call('SET', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'version', 1, 'record', ARGV[2], 'state', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -27,8 +32,9 @@ redis.call('SADD', KEYS[4], ARGV[1])
 return {'created'}
 "#;
 
-/// KEYS: incident, open slot, last-closed slot. ARGV: expected version, record, state, id, open
-/// (1|0), state-set key prefix. Saves only if the version is still the expected one; keeps the
+/// KEYS: incident, open slot, last-closed slot, closed zset. ARGV: expected version, record,
+/// state, id, open (1|0), state-set key prefix, closed ms. A closed incident is (re)scored in the
+/// closed index by when it closed; an open one leaves it. Saves only if the version is still the expected one; keeps the
 /// state sets, the open slot and the fingerprint's last closed incident in step. Saving a closed
 /// incident open again (a flap rejoining it) takes the open slot, or is a conflict when another
 /// incident holds it.
@@ -50,10 +56,43 @@ end
 if ARGV[5] == '0' then
   if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
   redis.call('SET', KEYS[3], ARGV[4])
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[4])
+else
+  redis.call('ZREM', KEYS[4], ARGV[4])
 end
 return {'saved', tostring(tonumber(version) + 1)}
 "#;
 
+/// KEYS: incident, incidents zset, closed zset, journal, open slot, last-closed slot, approvals
+/// zset, pending approvals zset. ARGV: id, expected version, state-set key prefix, approval key
+/// prefix, then the approval ids. Removes a closed incident at the expected version with its
+/// journal, its approvals and every index entry naming it.
+const REMOVE_INCIDENT: &str = r#"
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 0
+end
+if tonumber(version) ~= tonumber(ARGV[2]) then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'resolved' and state ~= 'stale' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', ARGV[3] .. state, ARGV[1])
+if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+for i = 5, #ARGV do
+  redis.call('DEL', ARGV[4] .. ARGV[i])
+  redis.call('ZREM', KEYS[7], ARGV[i])
+  redis.call('ZREM', KEYS[8], ARGV[i])
+end
+return 1
+"#;
+
+static REMOVE_INCIDENT_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(REMOVE_INCIDENT));
 static CREATE_INCIDENT_SCRIPT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(CREATE_INCIDENT));
 static SAVE_INCIDENT_SCRIPT: std::sync::LazyLock<Script> =
@@ -110,11 +149,13 @@ impl IncidentStore for RedisStateStore {
             .key(self.keys.incident_open(&incident.fingerprint))
             .key(self.keys.incidents())
             .key(self.keys.incidents_in_state(incident.state.as_str()))
+            .key(self.keys.incidents_closed())
             .arg(&incident.id)
             .arg(record)
             .arg(incident.created_at.timestamp_millis())
             .arg(if incident.state.is_open() { "1" } else { "0" })
             .arg(incident.state.as_str())
+            .arg(incident.closed_at().timestamp_millis())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -138,12 +179,14 @@ impl IncidentStore for RedisStateStore {
             .key(&key)
             .key(self.keys.incident_open(&incident.fingerprint))
             .key(self.keys.incident_last(&incident.fingerprint))
+            .key(self.keys.incidents_closed())
             .arg(incident.version)
             .arg(record)
             .arg(incident.state.as_str())
             .arg(&incident.id)
             .arg(if incident.state.is_open() { "1" } else { "0" })
             .arg(self.keys.incidents_in_state(""))
+            .arg(incident.closed_at().timestamp_millis())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -206,6 +249,62 @@ impl IncidentStore for RedisStateStore {
         }
         let counts: Vec<u64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
         Ok(IncidentState::ALL.into_iter().zip(counts).collect())
+    }
+    async fn closed_incidents_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StateError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.incidents_closed())
+            .arg("-inf")
+            .arg(format!("({}", before.timestamp_millis()))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.incident(&id).await? {
+                Some(incident) => out.push(incident),
+                // Gone already: drop the dangling index entry.
+                None => {
+                    let _: i64 = conn
+                        .zrem(self.keys.incidents_closed(), &id)
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+    async fn remove_incident(&self, incident: &Incident, approvals: &[String]) -> Result<bool, StateError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = REMOVE_INCIDENT_SCRIPT.prepare_invoke();
+        invocation
+            .key(self.keys.incident(&incident.id))
+            .key(self.keys.incidents())
+            .key(self.keys.incidents_closed())
+            .key(self.keys.journal(&incident.id))
+            .key(self.keys.incident_open(&incident.fingerprint))
+            .key(self.keys.incident_last(&incident.fingerprint))
+            .key(self.keys.approvals())
+            .key(self.keys.approvals_pending())
+            .arg(&incident.id)
+            .arg(incident.version)
+            .arg(self.keys.incidents_in_state(""))
+            .arg(self.keys.approval(""));
+        for id in approvals {
+            invocation.arg(id);
+        }
+        let removed: i64 = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(removed == 1)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! This file holds the connection ([`RedisStateStore`]) and the helpers every area shares; each
 //! area's trait is implemented in a file of its own beside it, with the Lua scripts it runs:
-//! `prune`, `stream`, `incidents`, `fixes`, `audit`, `autonomy`, `slots`, `leader`.
+//! `prune`, `stream` (and `stream_trim`), `incidents`, `fixes`, `audit`, `autonomy`, `slots`, `leader`.
 
 mod audit;
 mod autonomy;
@@ -13,6 +13,7 @@ mod leader;
 mod prune;
 mod slots;
 mod stream;
+mod stream_trim;
 
 use std::time::Duration;
 

@@ -268,6 +268,9 @@ impl AlertStream for RedisStateStore {
             lag: if group.is_some() { field("lag") } else { length },
         })
     }
+    async fn trim_alerts(&self) -> Result<u64, StateError> {
+        self.trim_alert_stream().await
+    }
 }
 
 fn stream_entry(id: &StreamId) -> StreamEntry {
