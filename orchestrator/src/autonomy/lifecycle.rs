@@ -193,6 +193,9 @@ impl FixLifecycle {
             )
             .await;
         }
+        // Counted as running before the incident says `fixing`, so that whoever sees `fixing` and
+        // waits for idle (shutdown, tests) waits for this fix too.
+        let running = self.track();
         let started = self
             .ctx
             .update_incident(incident_id, |i| {
@@ -240,7 +243,6 @@ impl FixLifecycle {
         let this = self.clone();
         let incident_id = incident_id.to_string();
         let scope = scope.clone();
-        let running = self.track();
         let span = info_span!("fix", incident = %incident_id, action = %fix.action);
         tokio::spawn(
             async move {

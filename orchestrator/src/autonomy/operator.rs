@@ -84,6 +84,8 @@ impl OperatorFixes {
             };
             let now = self.ctx.clock.now();
             let mut busy = None;
+            // Counted as running before the incident says `fixing` (see `Lifecycle::start`).
+            let running = self.lifecycle.track();
             let started = self
                 .ctx.update_incident(incident_id, |i| {
                     match i.state {
@@ -132,7 +134,6 @@ impl OperatorFixes {
                 verify: self.lifecycle.verify_for(&started, &fix.node),
                 dry_run: false,
             };
-            let running = self.lifecycle.track();
             let this = self.clone();
             let (id, by_owned) = (incident_id.to_string(), by.to_string());
             // In its own task: a caller that goes away does not cut a fix in the middle.
