@@ -36,7 +36,7 @@ pub fn parse_source(source: &Source, problems: &mut Vec<Problem>) -> Option<Pars
     let value: serde_yaml::Value = match serde_yaml::from_str(&source.text) {
         Ok(v) => v,
         Err(e) => {
-            problems.push(yaml_problem(path, ".", &e));
+            problems.push(yaml_problem(path, &source.text, ".", &e));
             return None;
         }
     };
@@ -112,7 +112,7 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
         Err(error) => {
             let field = error.path().to_string();
             let field = if field.is_empty() { ".".to_string() } else { field };
-            problems.push(yaml_problem(path, &field, error.inner()));
+            problems.push(yaml_problem(path, &source.text, &field, error.inner()));
             None
         }
     }
@@ -120,10 +120,10 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
 
 /// A serde_yaml error as a problem at the error's own location, without the location repeated in
 /// the message.
-fn yaml_problem(path: &Path, field: &str, error: &serde_yaml::Error) -> Problem {
-    let position = error
-        .location()
-        .map_or(Position::new(1, 1), |l| Position::new(l.line(), l.column()));
+fn yaml_problem(path: &Path, text: &str, field: &str, error: &serde_yaml::Error) -> Problem {
+    let position = error.location().map_or(Position::new(1, 1), |l| {
+        within_text(text, Position::new(l.line(), l.column()))
+    });
     let mut message = strip_locations(&error.to_string());
     if field != "."
         && let Some(rest) = message.strip_prefix(&format!("{field}: "))
@@ -166,9 +166,35 @@ fn strip_locations(message: &str) -> String {
     out
 }
 
+/// `position` moved back into `text` when it lies past its end: the YAML scanner reports an error
+/// at the end of a file without a final line break on the line after the last (found by the
+/// `catalog` fuzz target). Lines are YAML's: LF, CRLF and a lone CR each end one.
+fn within_text(text: &str, position: Position) -> Position {
+    let mut line = 1;
+    let mut last_line_start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let end = match c {
+            '\n' => i + 1,
+            '\r' if chars.peek().is_some_and(|(_, next)| *next == '\n') => {
+                chars.next();
+                i + 2
+            }
+            '\r' => i + 1,
+            _ => continue,
+        };
+        line += 1;
+        last_line_start = end;
+    }
+    if position.line <= line {
+        return position;
+    }
+    Position::new(line, text[last_line_start..].chars().count() + 1)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::strip_locations;
+    use super::{Position, Source, parse_source, strip_locations, within_text};
 
     #[test]
     fn strips_every_location() {
@@ -179,5 +205,26 @@ mod tests {
             "did not find expected key, while parsing a block mapping"
         );
         assert_eq!(strip_locations("at line endings"), "at line endings");
+    }
+
+    #[test]
+    fn a_position_past_the_end_moves_to_the_end_of_the_last_line() {
+        assert_eq!(within_text("a: 1\nb", Position::new(3, 1)), Position::new(2, 2));
+        assert_eq!(within_text("a\r\nb\rc", Position::new(9, 1)), Position::new(3, 2));
+        assert_eq!(within_text("a\nb\n", Position::new(3, 1)), Position::new(3, 1));
+        assert_eq!(within_text("a\nbc", Position::new(2, 2)), Position::new(2, 2));
+    }
+
+    #[test]
+    fn a_scan_error_at_the_end_of_a_file_is_reported_inside_it() {
+        // The fuzz target's crash: three lines, the last one unfinished.
+        let source = Source {
+            path: "x.yaml".into(),
+            text: "apiVapiVersion: rootfix/v1\nkind: Action\nermeta".into(),
+        };
+        let mut problems = Vec::new();
+        assert!(parse_source(&source, &mut problems).is_none());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].position, Position::new(3, 7), "{:?}", problems[0]);
     }
 }

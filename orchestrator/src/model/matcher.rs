@@ -112,9 +112,21 @@ impl Matcher {
     }
 }
 
+/// In the syntax [`Matcher::parse`] reads, so a printed matcher parses back to itself: only `\\`,
+/// `"` and a newline are escaped (Rust's `{:?}` wrote `\0` and `\u{e}`, which read back as other
+/// characters: found by the `matcher` fuzz target).
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op.symbol(), self.value)
+        write!(f, "{}{}\"", self.name, self.op.symbol())?;
+        for c in self.value.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
     }
 }
 
@@ -181,5 +193,18 @@ mod tests {
         let err = Matcher::parse("env=~\"(unclosed\"").unwrap_err();
         assert_eq!(err.column, 6);
         assert_eq!(err.message, "invalid regex: unclosed group");
+    }
+
+    #[test]
+    fn a_printed_matcher_parses_back_to_itself() {
+        // The `matcher` fuzz target's crash: NUL and a control character inside a regex.
+        let text = "team !~ \"a\\\"b\\\\\0\0\u{e}c\\n\"";
+        let matcher = Matcher::parse(text).unwrap();
+        assert_eq!(matcher.value, "a\"b\\\0\0\u{e}c\n");
+        let printed = matcher.to_string();
+        assert_eq!(printed, "team!~\"a\\\"b\\\\\0\0\u{e}c\\n\"");
+        let again = Matcher::parse(&printed).unwrap();
+        assert_eq!(again.value, matcher.value);
+        assert_eq!(again.op, matcher.op);
     }
 }
