@@ -190,10 +190,8 @@ impl Parser<'_> {
             if self.at("on") || self.at("ignoring") {
                 self.pos += 1;
                 self.labels()?;
-                if self.eat("group_left") || self.eat("group_right") {
-                    if self.at("(") {
-                        self.labels()?;
-                    }
+                if (self.eat("group_left") || self.eat("group_right")) && self.at("(") {
+                    self.labels()?;
                 }
             }
             let rhs = self.binary(prec + 1)?;
@@ -461,16 +459,14 @@ impl Parser<'_> {
     fn label_filter_and(&mut self) -> Result<(), Syntax> {
         self.label_filter()?;
         loop {
-            if self.eat("and") || self.eat(",") {
-                self.label_filter()?;
-            } else if self.kind() == Some(Kind::Ident)
+            // `and`, `,` or nothing at all between two label filters.
+            let next_is_filter = self.kind() == Some(Kind::Ident)
                 && !self.at("or")
-                && self.peek_text(1).is_some_and(|op| COMPARE_OPS.contains(&op))
-            {
-                self.label_filter()?;
-            } else {
+                && self.peek_text(1).is_some_and(|op| COMPARE_OPS.contains(&op));
+            if !(self.eat("and") || self.eat(",") || next_is_filter) {
                 return Ok(());
             }
+            self.label_filter()?;
         }
     }
 
