@@ -114,7 +114,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect(&mut self, s: &str) -> Result<(), Syntax> {
+    fn need(&mut self, s: &str) -> Result<(), Syntax> {
         if self.eat(s) {
             Ok(())
         } else {
@@ -224,7 +224,7 @@ impl Parser<'_> {
         }
         if self.eat("(") {
             let ty = self.binary(1)?;
-            self.expect(")")?;
+            self.need(")")?;
             return Ok(ty);
         }
         if self.at("{") {
@@ -242,20 +242,20 @@ impl Parser<'_> {
         } else if VECTOR_OPS.contains(&name.as_str()) {
             self.vector_aggregation()
         } else if name == "vector" {
-            self.expect("(")?;
+            self.need("(")?;
             self.number("a number")?;
-            self.expect(")")?;
+            self.need(")")?;
             Ok(Ty::Metric)
         } else if name == "label_replace" {
-            self.expect("(")?;
+            self.need("(")?;
             if self.binary(1)? != Ty::Metric {
                 return self.error("a metric query in label_replace");
             }
             for _ in 0..4 {
-                self.expect(",")?;
+                self.need(",")?;
                 self.string(Some("a label_replace argument"))?;
             }
-            self.expect(")")?;
+            self.need(")")?;
             Ok(Ty::Metric)
         } else {
             self.pos -= 1;
@@ -272,58 +272,58 @@ impl Parser<'_> {
 
     /// `( l1, l2 )`, possibly empty.
     fn labels(&mut self) -> Result<(), Syntax> {
-        self.expect("(")?;
+        self.need("(")?;
         if !self.eat(")") {
             loop {
                 self.ident("a label name")?;
                 if self.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.need(",")?;
             }
         }
         Ok(())
     }
 
     fn range_aggregation(&mut self) -> Result<Ty, Syntax> {
-        self.expect("(")?;
+        self.need("(")?;
         if self.kind() == Some(Kind::Number) {
             self.pos += 1;
-            self.expect(",")?;
+            self.need(",")?;
         }
         if !self.at("{") {
             return self.error("a stream selector");
         }
         self.selector()?;
         self.pipeline()?;
-        self.expect("[")?;
+        self.need("[")?;
         self.number("a duration")?;
-        self.expect("]")?;
+        self.need("]")?;
         self.pipeline()?;
         if self.eat("offset") {
             self.number("a duration")?;
         }
-        self.expect(")")?;
+        self.need(")")?;
         self.grouping()?;
         Ok(Ty::Metric)
     }
 
     fn vector_aggregation(&mut self) -> Result<Ty, Syntax> {
         self.grouping()?;
-        self.expect("(")?;
+        self.need("(")?;
         if self.kind() == Some(Kind::Number) && self.peek_text(1) == Some(",") {
             self.pos += 2;
         }
         if self.binary(1)? != Ty::Metric {
             return self.error("a metric query to aggregate");
         }
-        self.expect(")")?;
+        self.need(")")?;
         self.grouping()?;
         Ok(Ty::Metric)
     }
 
     fn selector(&mut self) -> Result<(), Syntax> {
-        self.expect("{")?;
+        self.need("{")?;
         loop {
             self.ident("a label name")?;
             let Some(op) = self.eat_any(&MATCH_OPS) else {
@@ -333,7 +333,7 @@ impl Parser<'_> {
             if self.eat("}") {
                 return Ok(());
             }
-            self.expect(",")?;
+            self.need(",")?;
         }
     }
 
@@ -357,9 +357,9 @@ impl Parser<'_> {
     /// A string, or `ip("…")` (a value).
     fn filter_value(&mut self, read_as: Option<&'static str>) -> Result<(), Syntax> {
         if self.eat("ip") {
-            self.expect("(")?;
+            self.need("(")?;
             self.string(None)?;
-            return self.expect(")");
+            return self.need(")");
         }
         self.string(read_as)
     }
@@ -391,7 +391,7 @@ impl Parser<'_> {
                 self.pos += 1;
                 loop {
                     self.ident("a label name")?;
-                    self.expect("=")?;
+                    self.need("=")?;
                     if self.kind() == Some(Kind::Ident) {
                         self.pos += 1;
                     } else {
@@ -410,7 +410,7 @@ impl Parser<'_> {
                         return self.error("bytes, duration or duration_seconds");
                     }
                     self.ident("a label name")?;
-                    self.expect(")")?;
+                    self.need(")")?;
                 }
                 Ok(())
             }
@@ -473,7 +473,7 @@ impl Parser<'_> {
     fn label_filter(&mut self) -> Result<(), Syntax> {
         if self.eat("(") {
             self.label_filter_or()?;
-            return self.expect(")");
+            return self.need(")");
         }
         self.ident("a label filter, a parser or a format stage")?;
         let Some(op) = self.eat_any(&COMPARE_OPS) else {
