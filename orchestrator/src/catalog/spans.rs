@@ -36,6 +36,9 @@ pub struct FieldSpan {
 #[derive(Debug, Default, Clone)]
 pub struct SpanIndex {
     spans: HashMap<String, FieldSpan>,
+    /// For each block scalar (`|`, `>`): its content lines as (line, column of the first
+    /// character, characters).
+    blocks: HashMap<String, Vec<(usize, usize, usize)>>,
 }
 
 impl SpanIndex {
@@ -46,7 +49,17 @@ impl SpanIndex {
         if parser.load(&mut builder, false).is_err() {
             return Self::default();
         }
-        Self { spans: builder.spans }
+        let lines: Vec<&str> = text.lines().collect();
+        let blocks = builder
+            .spans
+            .iter()
+            .filter(|(_, span)| span.style == Some(ScalarStyle::Block))
+            .map(|(path, span)| (path.clone(), block_lines(&lines, span.value.line)))
+            .collect();
+        Self {
+            spans: builder.spans,
+            blocks,
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&FieldSpan> {
@@ -78,9 +91,26 @@ impl SpanIndex {
             Some(ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) if line_in_value <= 1 => {
                 Position::new(span.value.line, span.value.column + col_in_value)
             }
-            Some(ScalarStyle::Block) => Position::new(span.value.line + line_in_value, col_in_value),
+            Some(ScalarStyle::Block) => self.position_in_block(path, span, line_in_value, col_in_value),
             _ => span.value,
         }
+    }
+
+    /// In a block scalar, each content line gave its text and one separator (a newline for `|`,
+    /// a space for `>`): a column of the first line may run on into the next ones.
+    fn position_in_block(&self, path: &str, span: &FieldSpan, line: usize, column: usize) -> Position {
+        let lines = self.blocks.get(path).map(Vec::as_slice).unwrap_or_default();
+        let Some(rest) = lines.get(line.saturating_sub(1)..) else {
+            return span.value;
+        };
+        let mut column = column.max(1);
+        for &(file_line, first, chars) in rest {
+            if column <= chars + 1 {
+                return Position::new(file_line, first + column - 1);
+            }
+            column -= chars + 1;
+        }
+        span.value
     }
 
     fn nearest(&self, path: &str, pick: impl Fn(&FieldSpan) -> Position) -> Position {
@@ -95,6 +125,24 @@ impl SpanIndex {
             }
         }
     }
+}
+
+/// The content lines of a block scalar whose text starts on 1-based line `start` (where
+/// yaml-rust2 marks it): that line and the next ones indented at least as much (or blank).
+fn block_lines(lines: &[&str], start: usize) -> Vec<(usize, usize, usize)> {
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let after = lines.iter().enumerate().skip(start.saturating_sub(1));
+    let Some(first) = after.clone().map(|(_, l)| *l).find(|l| !l.trim().is_empty()) else {
+        return Vec::new();
+    };
+    let width = indent(first);
+    after
+        .take_while(|(_, l)| l.trim().is_empty() || indent(l) >= width)
+        .map(|(i, l)| {
+            let content = l.get(width..).unwrap_or_default();
+            (i + 1, width + 1, content.chars().count())
+        })
+        .collect()
 }
 
 /// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → `.`.
@@ -295,6 +343,18 @@ mod tests {
             index.position_in_value("spec.tree.children[0].when", 1, 3),
             Position::new(7, 18)
         );
+    }
+
+    #[test]
+    fn positions_inside_block_scalars_follow_their_lines() {
+        let doc = "a:\n  q: >-\n    sum(x{s=\"1\"})\n    / y\n  w: |\n    one\n    two\n";
+        let index = SpanIndex::build(doc);
+        // `>-`: the lines are joined by spaces; the 15th character is the `/` on line 4.
+        assert_eq!(index.position_in_value("a.q", 1, 1), Position::new(3, 5));
+        assert_eq!(index.position_in_value("a.q", 1, 7), Position::new(3, 11));
+        assert_eq!(index.position_in_value("a.q", 1, 15), Position::new(4, 5));
+        // `|`: a CEL error's own line and column.
+        assert_eq!(index.position_in_value("a.w", 2, 2), Position::new(7, 6));
     }
 
     #[test]

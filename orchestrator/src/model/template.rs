@@ -29,8 +29,62 @@ impl Variable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    /// A reference, with the text that stands in when the value is not set.
-    Value(Variable, String, Option<String>),
+    /// A reference, with the text that stands in when the value is not set, and where the
+    /// placeholder (`{{`) starts in the source and how many characters it spans.
+    Value(Variable, String, Option<String>, Place),
+}
+
+/// Where a placeholder was written in a template's source: 1-based character column and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    column: usize,
+    chars: usize,
+}
+
+/// One placeholder of a [`Marked`] rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    /// The reference as written, e.g. `$labels.service`.
+    pub reference: String,
+    /// 1-based character column of its `{{` in the template's source.
+    pub column: usize,
+    /// Its length in the source, in characters (`{{` to `}}`).
+    pub source_chars: usize,
+    /// Byte range of its stand-in in [`Marked::text`].
+    pub rendered: std::ops::Range<usize>,
+}
+
+/// A template rendered with a stand-in per placeholder, knowing where each one landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    pub text: String,
+    pub placeholders: Vec<Placeholder>,
+}
+
+impl Marked {
+    /// The 1-based character column in the template's source of byte `offset` of [`Self::text`]:
+    /// inside a stand-in, its placeholder's column; elsewhere, the literal character's own.
+    pub fn source_column(&self, offset: usize) -> usize {
+        let mut column = 1;
+        let mut at = 0;
+        for p in &self.placeholders {
+            if offset < p.rendered.start {
+                break;
+            }
+            column += char_count(&self.text, at, p.rendered.start);
+            if offset < p.rendered.end {
+                return column;
+            }
+            column += p.source_chars;
+            at = p.rendered.end;
+        }
+        column + char_count(&self.text, at, offset)
+    }
+}
+
+fn char_count(text: &str, from: usize, to: usize) -> usize {
+    let to = to.min(text.len());
+    text.get(from.min(to)..to).map_or(0, |s| s.chars().count())
 }
 
 /// A parsed template.
@@ -84,8 +138,12 @@ impl Template {
                 column: open_column,
                 message,
             })?;
-            segments.push(Segment::Value(variable, name, default));
             let used = open + 2 + close + 2;
+            let place = Place {
+                column: open_column,
+                chars: rest[open..used].chars().count(),
+            };
+            segments.push(Segment::Value(variable, name, default, place));
             consumed_chars += rest[..used].chars().count();
             rest = &rest[used..];
         }
@@ -115,7 +173,7 @@ impl Template {
         self.segments
             .iter()
             .filter_map(|s| match s {
-                Segment::Value(v, name, _) if *v == variable => Some(name.as_str()),
+                Segment::Value(v, name, _, _) if *v == variable => Some(name.as_str()),
                 _ => None,
             })
             .collect()
@@ -132,7 +190,7 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
-                Segment::Value(variable, name, default) => {
+                Segment::Value(variable, name, default, _) => {
                     let source = match variable {
                         Variable::Label => labels,
                         Variable::Param => params,
@@ -161,6 +219,29 @@ impl Template {
                 Segment::Value(..) => stand_in,
             })
             .collect()
+    }
+
+    /// Renders with `stand_in(i)` for the `i`-th placeholder and records where each landed: used
+    /// to check where a query's placeholders sit.
+    pub fn render_marked(&self, stand_in: impl Fn(usize) -> String) -> Marked {
+        let mut text = String::with_capacity(self.source.len());
+        let mut placeholders = Vec::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(literal) => text.push_str(literal),
+                Segment::Value(variable, name, _, place) => {
+                    let start = text.len();
+                    text.push_str(&stand_in(placeholders.len()));
+                    placeholders.push(Placeholder {
+                        reference: format!("{}.{name}", variable.prefix()),
+                        column: place.column,
+                        source_chars: place.chars,
+                        rendered: start..text.len(),
+                    });
+                }
+            }
+        }
+        Marked { text, placeholders }
     }
 }
 
@@ -332,6 +413,37 @@ mod tests {
         assert_eq!(err.message, "unknown variable `labels`; write $labels.<name>");
         let err = Template::parse("x {{ $labels.a", &[Variable::Label]).unwrap_err();
         assert_eq!(err.column, 3);
+    }
+
+    #[test]
+    fn a_marked_rendering_knows_each_placeholder_and_maps_columns_back() {
+        let t = Template::parse(
+            "a{x=\"{{ $labels.service }}\"} b {{$labels.é}}",
+            &[Variable::Label],
+        );
+        assert!(t.is_err(), "é is not a label name");
+        let t = Template::parse(
+            "é{x=\"{{ $labels.service }}\"} b {{$labels.y}}!",
+            &[Variable::Label],
+        )
+        .unwrap();
+        let m = t.render_marked(|i| format!("<{i}>"));
+        assert_eq!(m.text, "é{x=\"<0>\"} b <1>!");
+        assert_eq!(m.placeholders[0].reference, "$labels.service");
+        assert_eq!(
+            (m.placeholders[0].column, m.placeholders[0].source_chars),
+            (6, 21)
+        );
+        assert_eq!(
+            (m.placeholders[1].column, m.placeholders[1].source_chars),
+            (32, 13)
+        );
+        let at = |needle: &str| m.text.find(needle).unwrap();
+        assert_eq!(m.source_column(0), 1);
+        assert_eq!(m.source_column(at("<0>") + 1), 6);
+        assert_eq!(m.source_column(at("\"}")), 27);
+        assert_eq!(m.source_column(at("<1>")), 32);
+        assert_eq!(m.source_column(at("!")), 45);
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! [`Playbook`].
 //!
 //! This module checks the playbook's own fields (name, matchers, window, target, prune policy)
-//! and holds the helpers both parts use; `signal` checks each `spec.evidence` signal, `tree` the
-//! diagnosis tree (conditions, diagnose and remedy actions and their params, confidence, verify).
+//! and holds the helpers both parts use; `signal` checks each `spec.evidence` signal (its query
+//! through `promql` or `logql`: where placeholders may sit), `tree` the diagnosis tree
+//! (conditions, diagnose and remedy actions and their params, confidence, verify).
 
+mod logql;
+mod promql;
+#[cfg(test)]
+mod query_props;
 mod signal;
 mod tree;
 

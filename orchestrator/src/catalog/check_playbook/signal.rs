@@ -1,15 +1,17 @@
 //! One `spec.evidence` signal: exactly one kind (Prometheus, Loki, HTTP probe, DNS, TCP, JSON
-//! HTTP), its query or URL template checked as far as can be before labels are known (PromQL
-//! parsed, LogQL's shape, URLs, `host:port`, JSON paths), and its backend's name.
+//! HTTP), its query or URL template checked as far as can be before labels are known (PromQL and
+//! LogQL parsed, each placeholder only inside a double-quoted string the query reads as a value —
+//! `promql`, `logql` —; URLs, `host:port`, JSON paths), and its backend's name.
 
 use std::time::Duration;
 
 use super::label_template;
+use super::logql::check_logql;
+use super::promql::{QueryProblem, check_promql};
 use crate::catalog::report::Reporter;
 use crate::catalog::values::{is_identifier, is_object_name};
 use crate::document::playbook::SignalSpec;
 use crate::model::jsonpath::JsonPath;
-use crate::model::matcher::first_line;
 use crate::model::playbook::{HttpMethod, Signal, SignalKind};
 use crate::model::template::Template;
 
@@ -51,10 +53,7 @@ pub(super) fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec
     let kind = if let Some(q) = &signal.prometheus {
         let qfield = format!("{field}.prometheus.query");
         let query = label_template(r, &qfield, &q.query)?;
-        // Placeholders sit inside string literals; a stand-in lets the query be parsed now.
-        if let Err(e) = promql_parser::parser::parse(&query.render_with_stand_in("x")) {
-            r.at_value(&qfield, format!("PromQL does not parse: {}", first_line(&e)));
-        }
+        report_query(r, &qfield, check_promql(&query));
         SignalKind::Prometheus {
             query,
             source: source_name(r, &format!("{field}.prometheus.source"), &q.source),
@@ -62,9 +61,7 @@ pub(super) fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec
     } else if let Some(q) = &signal.loki {
         let qfield = format!("{field}.loki.query");
         let query = label_template(r, &qfield, &q.query)?;
-        if let Err(message) = check_logql_shape(&query.render_with_stand_in("x")) {
-            r.at_value(&qfield, message);
-        }
+        report_query(r, &qfield, check_logql(&query));
         SignalKind::Loki {
             query,
             source: source_name(r, &format!("{field}.loki.source"), &q.source),
@@ -147,6 +144,16 @@ pub(super) fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec
     })
 }
 
+/// A query's problems: at the placeholder or place they name, else at the value.
+fn report_query(r: &mut Reporter<'_>, field: &str, problems: Vec<QueryProblem>) {
+    for p in problems {
+        match p.column {
+            Some(column) => r.inside_value(field, 1, column, p.message),
+            None => r.at_value(field, p.message),
+        }
+    }
+}
+
 fn source_name(r: &mut Reporter<'_>, field: &str, source: &Option<String>) -> String {
     let name = source.clone().unwrap_or_else(|| "default".to_string());
     if !is_object_name(&name) {
@@ -172,65 +179,5 @@ fn json_path(r: &mut Reporter<'_>, field: &str, text: &str) -> Option<JsonPath> 
             r.inside_value(field, 1, e.column, e.message);
             None
         }
-    }
-}
-
-/// No LogQL parser exists for Rust; this catches the common mistakes: no stream selector, or
-/// unbalanced brackets.
-fn check_logql_shape(query: &str) -> Result<(), String> {
-    if !query.contains('{') {
-        return Err("a LogQL query needs a stream selector, e.g. {service=\"x\"}".into());
-    }
-    let mut depth: Vec<char> = Vec::new();
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    for c in query.chars() {
-        if let Some(quote) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' && quote == '"' {
-                escaped = true;
-            } else if c == quote {
-                in_string = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '`' => in_string = Some(c),
-            '(' | '{' | '[' => depth.push(c),
-            ')' | '}' | ']' => {
-                let open = match c {
-                    ')' => '(',
-                    '}' => '{',
-                    _ => '[',
-                };
-                if depth.pop() != Some(open) {
-                    return Err(format!("LogQL has an unbalanced `{c}`"));
-                }
-            }
-            _ => {}
-        }
-    }
-    if in_string.is_some() {
-        return Err("LogQL has an unterminated string".into());
-    }
-    if let Some(open) = depth.pop() {
-        return Err(format!("LogQL has an unclosed `{open}`"));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_logql_shape;
-
-    #[test]
-    fn logql_shape() {
-        assert!(
-            check_logql_shape("sum(count_over_time({service=\"x\"} |~ \"timeout.*payment\" [5m]))").is_ok()
-        );
-        assert!(check_logql_shape("count_over_time(service=\"x\" [5m])").is_err());
-        assert!(check_logql_shape("sum(count_over_time({service=\"x\"}[5m])").is_err());
-        assert!(check_logql_shape("{service=\"x\"} |~ \"unterminated").is_err());
     }
 }
