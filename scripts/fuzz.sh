@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target (default: all) for SECONDS (default 60)
 #   scripts/fuzz.sh --runs N [TARGET...]    each target for N executions
-#   scripts/fuzz.sh --smoke                 CI: builds every target and runs each for 20,000 inputs
+#   scripts/fuzz.sh --smoke                 CI: every target for 20,000 inputs, built unoptimized
+#                                           (--dev: a shorter build, slower executions)
 #
 # Targets: webhook, catalog, template, matcher, config (fuzz/fuzz_targets/). Each starts from the
 # committed seeds (fuzz/seeds/TARGET: captured Alertmanager payloads, the shipped playbooks and
@@ -17,9 +18,13 @@ cd "$(dirname "$0")/.."
 ALL_TARGETS=(webhook catalog template matcher config)
 seconds=60
 runs=''
+build=(-s none -a)
+profile=release
 if [ "${1:-}" = "--smoke" ]; then
   shift
   runs=20000
+  build=(--dev -s none)
+  profile=debug
 elif [ "${1:-}" = "--runs" ]; then
   runs=${2:?--runs needs a number}
   shift 2
@@ -46,9 +51,9 @@ started=$(date +%s)
 (
   cd fuzz
   if [ "${#targets[@]}" -eq "${#ALL_TARGETS[@]}" ]; then
-    cargo fuzz build -s none -a
+    cargo fuzz build "${build[@]}"
   else
-    for t in "${targets[@]}"; do cargo fuzz build -s none -a "$t"; done
+    for t in "${targets[@]}"; do cargo fuzz build "${build[@]}" "$t"; done
   fi
 )
 echo "==> built ${#targets[@]} fuzz target(s) in $(($(date +%s) - started)) s" >&2
@@ -60,7 +65,7 @@ for t in "${targets[@]}"; do
   [ -z "$runs" ] || limit=(-runs="$runs")
   log=fuzz/artifacts/$t/last-run.log
   echo "==> fuzzing $t (${runs:+$runs runs}${runs:-$seconds s})" >&2
-  if ! fuzz/target/x86_64-unknown-linux-gnu/release/"$t" \
+  if ! fuzz/target/x86_64-unknown-linux-gnu/$profile/"$t" \
     "fuzz/corpus/$t" "fuzz/seeds/$t" \
     -artifact_prefix="fuzz/artifacts/$t/" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 "${limit[@]}" >"$log" 2>&1; then

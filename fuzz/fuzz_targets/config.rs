@@ -36,5 +36,9 @@ fuzz_target!(|data: &[u8]| {
 /// Lines as YAML counts them (and so every position rootfix reports): LF, CRLF and a lone CR each
 /// end one.
 fn yaml_lines(text: &str) -> usize {
-    1 + text.replace("\r\n", "\n").chars().filter(|c| matches!(c, '\n' | '\r')).count()
+    1 + text
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|c| matches!(c, '\n' | '\r'))
+        .count()
 }

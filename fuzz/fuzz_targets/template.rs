@@ -20,16 +20,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = template.render(&labels, &BTreeMap::new(), escape_query_string);
         let _ = template.render_with_stand_in("x");
     }
-    let query = Template::parse(
-        "up{service=\"{{ $labels.service }}\"}",
-        &[Variable::Label],
-    )
-    .expect("the fixed template parses");
+    let query = Template::parse("up{service=\"{{ $labels.service }}\"}", &[Variable::Label])
+        .expect("the fixed template parses");
     let rendered = query
         .render(&labels, &BTreeMap::new(), escape_query_string)
         .expect("the label is given");
-    let parsed = parser::parse(&rendered)
-        .unwrap_or_else(|e| panic!("{rendered:?} does not parse: {e}"));
+    let parsed = parser::parse(&rendered).unwrap_or_else(|e| panic!("{rendered:?} does not parse: {e}"));
     let Expr::VectorSelector(selector) = parsed else {
         panic!("{rendered:?} is not one selector: {parsed:?}");
     };
