@@ -80,12 +80,27 @@ fn start(dir: &Path, test: &str) -> Serve {
 
 /// `(status, content type, body)` of a GET.
 fn get(url: &str, authorization: Option<&str>) -> (u16, String, String) {
+    send(reqwest::Method::GET, url, authorization, None)
+}
+
+/// `(status, content type, body)` of a request.
+fn send(
+    method: reqwest::Method,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<String>,
+) -> (u16, String, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut request = reqwest::Client::new().get(url).timeout(Duration::from_secs(10));
+        let mut request = reqwest::Client::new()
+            .request(method, url)
+            .timeout(Duration::from_secs(10));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
         if let Some(a) = authorization {
             request = request.header("authorization", a);
         }
@@ -99,6 +114,23 @@ fn get(url: &str, authorization: Option<&str>) -> (u16, String, String) {
             .to_string();
         (status, content_type, response.text().await.unwrap_or_default())
     })
+}
+
+/// The id of the first incident listed, once there is one.
+fn wait_for_incident(serve: &Serve) -> String {
+    let started = Instant::now();
+    loop {
+        let (_, _, body) = get(
+            &format!("{}/api/v1/incidents", serve.url),
+            Some(&format!("Bearer {VIEWER_TOKEN}")),
+        );
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if let Some(id) = page["items"][0]["id"].as_str() {
+            return id.to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no incident: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The test cases schemathesis generated, from its summary (`Test cases:` / `N generated, ...`).
@@ -160,6 +192,25 @@ fn schemathesis_finds_nothing_with_any_role() {
     let schemathesis = schemathesis();
     let dir = tempfile::tempdir().unwrap();
     let serve = start(dir.path(), "openapi_schemathesis");
+    // A real incident (the order service's timeout, matched and diagnosed) whose id schemathesis
+    // uses for every `{id}`, so the incident routes answer from a real record, not only 404.
+    let alert = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .unwrap();
+    let (status, _, body) = send(
+        reqwest::Method::POST,
+        &format!("{}/api/v1/alerts/alertmanager", serve.url),
+        Some(&format!("Bearer {INGEST_TOKEN}")),
+        Some(alert),
+    );
+    assert_eq!(status, 200, "{body}");
+    let incident = wait_for_incident(&serve);
+    std::fs::write(
+        dir.path().join("schemathesis.toml"),
+        format!("[parameters]\nid = \"{incident}\"\n"),
+    )
+    .unwrap();
     let started = Instant::now();
     let roles = [
         ("none", None),
