@@ -88,6 +88,28 @@ install_demo_packages() {
   fi
 }
 
+# schemathesis (PyPI, exactly the versions of scripts/schemathesis-requirements.txt) in a venv at
+# target/schemathesis-venv, for tests/openapi.rs. Debian's own /usr/bin/python3 (the `python3` on
+# PATH may be a pyenv shim); python3-venv brings its ensurepip. Reinstalled when the pins change.
+install_schemathesis() {
+  local venv=target/schemathesis-venv requirements=scripts/schemathesis-requirements.txt
+  if [ -x "$venv/bin/schemathesis" ] && cmp -s "$requirements" "$venv/requirements.txt"; then
+    return
+  fi
+  if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    log "installing python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  log "installing schemathesis into $venv"
+  rm -rf "$venv"
+  mkdir -p target
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
+  cp "$requirements" "$venv/requirements.txt"
+}
+
 # Builds every action image offline (actions/build.sh; a no-op for images whose inputs did not
 # change) and tells the tests they are built.
 build_action_images() {

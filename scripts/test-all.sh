@@ -7,6 +7,7 @@ source scripts/lib.sh
 
 install_packages
 install_demo_packages
+install_schemathesis
 start_redis
 build_action_images
 cargo nextest run --workspace --no-fail-fast

@@ -86,6 +86,7 @@ const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
     ("GET", "/healthz", "anyone", None),
     ("GET", "/readyz", "anyone", None),
     ("GET", "/metrics", "anyone", None),
+    ("GET", "/api/v1/openapi.json", "anyone", None),
 ];
 
 fn token_of(role: &str) -> &'static str {

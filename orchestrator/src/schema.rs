@@ -1,7 +1,9 @@
-//! JSON Schemas of `kind: Playbook` and `kind: Action`, generated from [`crate::document`].
+//! JSON Schemas of `kind: Playbook` and `kind: Action`, generated from [`crate::document`], and
+//! the HTTP API's OpenAPI document (`openapi.json`, from [`crate::server::openapi`]).
 //!
 //! Every object is closed (`additionalProperties: false`), as the loader rejects unknown fields.
-//! The generated files are committed under `schemas/` for editors; a test fails when they are stale.
+//! The generated files are committed under `schemas/` for editors and clients; a test fails when
+//! they are stale.
 
 use schemars::generate::SchemaSettings;
 use serde_json::Value;
@@ -9,11 +11,12 @@ use serde_json::Value;
 use crate::document::action::ActionDocument;
 use crate::document::playbook::PlaybookDocument;
 
-/// File name → pretty JSON, for every kind.
+/// File name → pretty JSON, for every kind and the OpenAPI document.
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("playbook.schema.json", render::<PlaybookDocument>("Playbook")),
         ("action.schema.json", render::<ActionDocument>("Action")),
+        ("openapi.json", crate::server::openapi::render()),
     ]
 }
 
@@ -43,11 +46,15 @@ fn render<T: schemars::JsonSchema>(kind: &str) -> String {
     text
 }
 
-fn close_objects(value: &mut Value) {
+pub(crate) fn close_objects(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            let is_object_with_properties =
-                map.get("type").is_some_and(|t| t == "object") && map.contains_key("properties");
+            let is_object = map.get("type").is_some_and(|t| {
+                t == "object"
+                    || t.as_array()
+                        .is_some_and(|types| types.iter().any(|t| t == "object"))
+            });
+            let is_object_with_properties = is_object && map.contains_key("properties");
             if is_object_with_properties && !map.contains_key("additionalProperties") {
                 map.insert("additionalProperties".into(), Value::Bool(false));
             }

@@ -31,7 +31,7 @@ struct ProbeState {
 }
 
 /// What `/readyz` shows of the event loop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReadReport {
     pub reading: bool,
     /// Why it is not reading, when it is not.

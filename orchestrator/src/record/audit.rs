@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Entries the audit stream keeps (older ones are trimmed).
 pub const AUDIT_CAP: usize = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub at: DateTime<Utc>,
     /// The token name (API) or `cli:<user>` that made the decision.
@@ -19,7 +19,7 @@ pub struct AuditEvent {
 }
 
 /// The kill switch while it is on: no new fix starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KillSwitch {
     pub by: String,
     pub reason: String,

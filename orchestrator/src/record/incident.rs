@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Alert;
 use crate::engine::Diagnosis;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum IncidentState {
     /// Matched a playbook; the diagnosis is running (or was interrupted and will be resumed).

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How much a fix type may do on its own in a scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// Each fix waits for an SRE's approval. Every new fix type starts here.
@@ -57,14 +59,14 @@ impl std::fmt::Display for Stage {
 }
 
 /// A promotion the leader's job found the gate to allow, waiting for an admin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Proposal {
     pub to: Stage,
     pub at: DateTime<Utc>,
 }
 
 /// The stored stage of one (action, scope).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageState {
     pub stage: Stage,
     /// When the current stage was entered (the gate's "days in stage" counts from here).
@@ -74,7 +76,7 @@ pub struct StageState {
 }
 
 /// One line of the stage history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageChange {
     pub at: DateTime<Utc>,
     pub action: String,

@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::authorize;
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery, body_error};
+use super::guard::HttpLimits;
 use crate::autonomy::controller::{Autonomy, Decided};
 use crate::autonomy::outcome::Severity;
 use crate::autonomy::stage::Stage;
@@ -38,11 +40,14 @@ pub(crate) fn autonomy(app: &AppState) -> Result<&Arc<Autonomy>, ApiError> {
 }
 
 /// A JSON body that may be absent (an empty body is `{}`).
-fn optional_body<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+fn optional_body<T: Default>(
+    limits: &HttpLimits,
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<T, ApiError> {
     match body {
         Ok(Json(b)) => Ok(b),
         Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
-        Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        Err(e) => Err(body_error(limits, e)),
     }
 }
 
@@ -55,16 +60,24 @@ pub fn decided_json(d: &Decided) -> Value {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `pending` (the default) or `all`.
     state: Option<String>,
+    /// Approvals to answer (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// Approvals, newest first.
+#[utoipa::path(get, operation_id = "list_approvals", path = "/api/v1/approvals", tag = "approvals", params(ListQuery),
+    security(("bearer" = ["viewer"])),
+    responses((status = 200, description = "Approvals", body = super::bodies::ApprovalList)))]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let pending_only = match q.state.as_deref() {
@@ -88,10 +101,16 @@ pub async fn list(
     Ok(Json(json!({"items": items})))
 }
 
+/// One approval.
+#[utoipa::path(get, operation_id = "show_approval", path = "/api/v1/approvals/{id}", tag = "approvals", params(("id" = String, Path, description = "The approval's id")),
+    security(("bearer" = ["viewer"])),
+    responses(
+        (status = 200, description = "The approval", body = crate::record::approval::Approval),
+        (status = 404, description = "No such approval", body = super::bodies::ErrorBody)))]
 pub async fn show(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let approval = app
@@ -103,10 +122,17 @@ pub async fn show(
     Ok(Json(json!(approval)))
 }
 
+/// Approves (twice is a no-op) and starts the fix through the remaining gates.
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path, description = "The approval's id")),
+    security(("bearer" = ["approver"])),
+    responses(
+        (status = 200, description = "Approved; what became of the fix", body = super::bodies::ApprovedBody),
+        (status = 404, description = "No such approval", body = super::bodies::ErrorBody),
+        (status = 409, description = "Expired, rejected or cancelled already", body = super::bodies::ErrorBody)))]
 pub async fn approve(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&app.tokens, &headers, Role::Approver)?;
     let done = autonomy(&app)?.approve(&id, &who.name).await?;
@@ -123,14 +149,22 @@ pub struct RejectBody {
     reason: String,
 }
 
+/// Rejects; a reason is required.
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/reject", tag = "approvals", params(("id" = String, Path, description = "The approval's id")),
+    request_body(content = Option<super::bodies::RejectRequest>),
+    security(("bearer" = ["approver"])),
+    responses(
+        (status = 200, description = "Rejected", body = super::bodies::ApprovalBody),
+        (status = 404, description = "No such approval", body = super::bodies::ErrorBody),
+        (status = 409, description = "Decided already", body = super::bodies::ErrorBody)))]
 pub async fn reject(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Json<RejectBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&app.tokens, &headers, Role::Approver)?;
-    let body = optional_body(body)?;
+    let body = optional_body(&app.http, body)?;
     let approval = autonomy(&app)?.reject(&id, &who.name, &body.reason).await?;
     Ok(Json(json!({"approval": approval})))
 }
@@ -145,14 +179,23 @@ pub struct ConfirmBody {
     comment: String,
 }
 
+/// The SRE's verdict on a fix that ran.
+#[utoipa::path(post, operation_id = "confirm_fix", path = "/api/v1/incidents/{id}/confirm", tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = Option<super::bodies::ConfirmRequest>),
+    security(("bearer" = ["approver"])),
+    responses(
+        (status = 200, description = "Confirmed", body = super::bodies::ConfirmedBody),
+        (status = 404, description = "No such incident", body = super::bodies::ErrorBody),
+        (status = 409, description = "The incident has no fix awaiting a verdict", body = super::bodies::ErrorBody)))]
 pub async fn confirm(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Json<ConfirmBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&app.tokens, &headers, Role::Approver)?;
-    let body = optional_body(body)?;
+    let body = optional_body(&app.http, body)?;
     let (correct, severity) = parse_verdict(&body.verdict, body.severity.as_deref())?;
     let incident = autonomy(&app)?
         .confirm(&id, &who.name, correct, severity, &body.comment)
@@ -187,16 +230,26 @@ pub(crate) fn parse_verdict(
     Ok((correct, severity))
 }
 
+/// Every (action, scope) with its stage and promotion gate.
+#[utoipa::path(get, operation_id = "list_stages", path = "/api/v1/stages", tag = "stages",
+    security(("bearer" = ["viewer"])),
+    responses((status = 200, description = "The stages", body = super::bodies::StageList)))]
 pub async fn stages(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let items = autonomy(&app)?.stage_reports().await?;
     Ok(Json(json!({"items": items})))
 }
 
+/// One (action, scope) with its gate and history.
+#[utoipa::path(get, operation_id = "show_stage", path = "/api/v1/stages/{action}/{scope}", tag = "stages", params(("action" = String, Path, description = "The action"), ("scope" = String, Path, description = "The scope")),
+    security(("bearer" = ["viewer"])),
+    responses(
+        (status = 200, description = "The stage", body = super::bodies::StageDetail),
+        (status = 404, description = "No such pair", body = super::bodies::ErrorBody)))]
 pub async fn stage(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((action, scope)): Path<(String, String)>,
+    ApiPath((action, scope)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let autonomy = autonomy(&app)?;
@@ -224,28 +277,44 @@ pub struct StageBody {
     to: Option<String>,
 }
 
+/// One stage up: the gate met, or `force`; never above the scope's cap.
+#[utoipa::path(post, path = "/api/v1/stages/{action}/{scope}/promote", tag = "stages", params(("action" = String, Path, description = "The action"), ("scope" = String, Path, description = "The scope")),
+    request_body(content = Option<super::bodies::StageRequest>),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Promoted", body = super::bodies::StageChanged),
+        (status = 404, description = "No such action or scope", body = super::bodies::ErrorBody),
+        (status = 409, description = "The gate is not met, or at the cap already", body = super::bodies::ErrorBody)))]
 pub async fn promote(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((action, scope)): Path<(String, String)>,
+    ApiPath((action, scope)): ApiPath<(String, String)>,
     body: Result<Json<StageBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&app.tokens, &headers, Role::Admin)?;
-    let body = optional_body(body)?;
+    let body = optional_body(&app.http, body)?;
     let state = autonomy(&app)?
         .promote(&action, &scope, &who.name, &body.reason, body.force)
         .await?;
     Ok(Json(json!({"action": action, "scope": scope, "stage": state})))
 }
 
+/// Down, to `manual` unless `to` says.
+#[utoipa::path(post, path = "/api/v1/stages/{action}/{scope}/demote", tag = "stages", params(("action" = String, Path, description = "The action"), ("scope" = String, Path, description = "The scope")),
+    request_body(content = Option<super::bodies::StageRequest>),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Demoted", body = super::bodies::StageChanged),
+        (status = 404, description = "No such action or scope", body = super::bodies::ErrorBody),
+        (status = 409, description = "Not above that stage", body = super::bodies::ErrorBody)))]
 pub async fn demote(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((action, scope)): Path<(String, String)>,
+    ApiPath((action, scope)): ApiPath<(String, String)>,
     body: Result<Json<StageBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&app.tokens, &headers, Role::Admin)?;
-    let body = optional_body(body)?;
+    let body = optional_body(&app.http, body)?;
     let to = match body.to.as_deref() {
         None | Some("") => None,
         Some(s) => Some(

@@ -106,6 +106,31 @@ mod tests {
         }]
     }
 
+    fn authorization(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(axum::http::header::AUTHORIZATION, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "bEaReR  s3cret ",
+            " Bearer s3cret",
+        ] {
+            assert_eq!(bearer(&authorization(value)), Some("s3cret"), "{value:?}");
+        }
+        for value in ["Basic s3cret", "Bearer", "Bearer ", "Bearers3cret", "s3cret"] {
+            assert_eq!(bearer(&authorization(value)), None, "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
+        let who = authorize(&tokens(), &authorization("bearer s3cret"), Role::Viewer);
+        assert_eq!(who.map(|i| i.name).ok().as_deref(), Some("sre"));
+    }
+
     #[test]
     fn the_session_cookie_carries_the_token() {
         let mut headers = HeaderMap::new();

@@ -19,6 +19,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{SecondsFormat, Utc};
@@ -27,6 +28,7 @@ use tracing::{info, warn};
 
 use super::AppState;
 use super::approvals::autonomy;
+use super::extract::bytes_error;
 use crate::chat::{ChatConfig, ChatError, Choice, Click, feishu, slack};
 use crate::config::Role;
 use crate::notify::{feishu_card_of, slack_decided, slack_ephemeral};
@@ -177,9 +179,27 @@ async fn decide(
 }
 
 /// `POST /api/v1/chat/slack`.
-pub async fn slack(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/api/v1/chat/slack", tag = "chat",
+    request_body(content = super::bodies::SlackForm, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("x-slack-signature" = Option<String>, Header, description = "Slack's `v0=` signature of the body"),
+        ("x-slack-request-timestamp" = Option<String>, Header, description = "When Slack signed it (Unix seconds)")),
+    responses(
+        (status = 200, description = "Authentic: decided, or why not (also shown to the user in Slack)", body = super::bodies::SlackAnswer),
+        (status = 400, description = "Malformed", body = super::bodies::ErrorBody),
+        (status = 401, description = "Not signed by Slack, too old, or a replay", body = super::bodies::ErrorBody),
+        (status = 404, description = "Slack callbacks are not configured", body = super::bodies::ErrorBody)))]
+pub async fn slack(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(cfg) = app.chat.config.slack.clone() else {
         return not_configured("slack");
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return bytes_error(&app.http, e).into_response(),
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signature = header("x-slack-signature");
@@ -230,9 +250,28 @@ pub async fn slack(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
 }
 
 /// `POST /api/v1/chat/feishu`.
-pub async fn feishu(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/api/v1/chat/feishu", tag = "chat",
+    request_body(content = Object, description = "A Feishu app's callback: `url_verification` or `card.action.trigger`, plain or encrypted (`{\"encrypt\"}`)"),
+    params(
+        ("x-lark-request-timestamp" = Option<String>, Header, description = "When Feishu signed it"),
+        ("x-lark-request-nonce" = Option<String>, Header, description = "The signature's nonce"),
+        ("x-lark-signature" = Option<String>, Header, description = "Feishu's SHA-256 signature")),
+    responses(
+        (status = 200, description = "The address check's `challenge`, or the click's toast and replacement card", body = Object),
+        (status = 400, description = "Malformed", body = super::bodies::ErrorBody),
+        (status = 401, description = "Not signed by Feishu, a wrong verification token, too old, or a replay", body = super::bodies::ErrorBody),
+        (status = 404, description = "Feishu callbacks are not configured", body = super::bodies::ErrorBody)))]
+pub async fn feishu(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(cfg) = app.chat.config.feishu.clone() else {
         return not_configured("feishu");
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return bytes_error(&app.http, e).into_response(),
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = feishu::Signed {

@@ -2,25 +2,35 @@
 //! `GET /api/v1/incidents/{id}`: the incident with its timeline and diagnosis. Role `viewer`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::authorize;
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
 use crate::config::Role;
 use crate::incident::{Incident, IncidentFilter, IncidentState};
 
 const MAX_LIMIT: usize = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only incidents in this state (`diagnosing`, `open`, `awaiting-approval`, `fixing`,
+    /// `awaiting-confirmation`, `fixed`, `unhandled`, `resolved`, `stale`).
     state: Option<String>,
+    /// Only incidents of this service.
     service: Option<String>,
+    /// Only incidents matched to this playbook.
     playbook: Option<String>,
+    /// Where the page starts (the previous page's `next_offset`).
     #[serde(default)]
+    #[param(required = false)]
     offset: usize,
+    /// Incidents per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
 }
 
@@ -68,10 +78,14 @@ fn summary(i: &Incident) -> Summary<'_> {
     }
 }
 
+/// The incidents, newest first, filtered and paged.
+#[utoipa::path(get, operation_id = "list_incidents", path = "/api/v1/incidents", tag = "incidents", params(ListQuery),
+    security(("bearer" = ["viewer"])),
+    responses((status = 200, description = "A page of incidents", body = super::bodies::IncidentPage)))]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let state = match q.state.as_deref() {
@@ -102,10 +116,17 @@ pub async fn list(
     ))
 }
 
+/// One incident with its alert, diagnosis, timeline and fix.
+#[utoipa::path(get, operation_id = "show_incident", path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    security(("bearer" = ["viewer"])),
+    responses(
+        (status = 200, description = "The incident", body = super::bodies::IncidentBody),
+        (status = 404, description = "No such incident", body = super::bodies::ErrorBody)))]
 pub async fn show(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Incident>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let incident = app

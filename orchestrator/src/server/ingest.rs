@@ -21,6 +21,11 @@ use super::guard::is_body_timeout;
 use crate::alert::WebhookPayload;
 use crate::config::Role;
 
+/// Alertmanager's webhook: every alert stored in one atomic script, then 200.
+#[utoipa::path(post, path = "/api/v1/alerts/alertmanager", tag = "alerts",
+    request_body = super::bodies::WebhookBody,
+    security(("bearer" = ["ingest"])),
+    responses((status = 200, description = "Stored (retries within the dedupe window counted as duplicates)", body = super::bodies::IngestBody)))]
 pub async fn alertmanager(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -3,7 +3,7 @@
 //! (role viewer). Every change is audited with the caller's identity.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::Utc;
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::authorize;
 use super::error::ApiError;
+use super::extract::{ApiQuery, body_error};
 use crate::audit::{AuditEvent, KillSwitch};
 use crate::config::Role;
 
@@ -25,6 +26,10 @@ fn unavailable(e: crate::state::StateError) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
+/// Whether the kill switch is on (no new fix starts), by whom and why.
+#[utoipa::path(get, operation_id = "get_killswitch", path = "/api/v1/killswitch", tag = "killswitch",
+    security(("bearer" = ["viewer"])),
+    responses((status = 200, description = "The kill switch", body = super::bodies::KillSwitchBody)))]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -34,13 +39,18 @@ pub async fn get(
     Ok(Json(serde_json::json!({"on": state.is_some(), "state": state})))
 }
 
+/// Turns the kill switch on (a reason required) or off; audited.
+#[utoipa::path(put, operation_id = "set_killswitch", path = "/api/v1/killswitch", tag = "killswitch",
+    request_body = super::bodies::KillSwitchRequest,
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The kill switch as set", body = super::bodies::KillSwitchBody)))]
 pub async fn set(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<SetKillSwitch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let identity = authorize(&app.tokens, &headers, Role::Admin)?;
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(body) = body.map_err(|e| body_error(&app.http, e))?;
     let reason = body.reason.trim().to_string();
     if body.on && reason.is_empty() {
         return Err(ApiError::BadRequest(
@@ -73,15 +83,22 @@ pub async fn set(
     Ok(Json(serde_json::json!({"on": body.on, "state": state})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Events to answer, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// The audit trail, newest first: who decided what, when.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "killswitch", params(AuditQuery),
+    security(("bearer" = ["viewer"])),
+    responses((status = 200, description = "Audit events", body = super::bodies::AuditList)))]
 pub async fn audit(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&app.tokens, &headers, Role::Viewer)?;
     let limit = q.limit.unwrap_or(100);

@@ -12,10 +12,19 @@ use axum::response::IntoResponse;
 use super::AppState;
 use super::readiness::Phase;
 
+/// The process answers (from the first moment, before Redis is reached).
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready: serving, Redis answers, a catalog is loaded, the event loop reads. 503 with the reasons
+/// otherwise (also while starting: then only `ready`, `reasons`, `phase`).
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = super::bodies::ReadyBody),
+        (status = 503, description = "Not ready, and why", body = super::bodies::ReadyBody)))]
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let mut reasons = Vec::new();
     let phase = app.readiness.phase();
@@ -66,6 +75,9 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// rootfix's counters, histogram and gauges.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "The Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let incidents = app.state.incident_counts().await.ok();
     let stream = app.state.stream_stats().await.ok();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::events::probe::{ReadProbe, ReadReport};
 
 /// The start-up phase, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "phase")]
 pub enum Phase {
     /// Connecting to Redis (rootfix takes no action without its state).

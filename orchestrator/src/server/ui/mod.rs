@@ -38,7 +38,7 @@ pub mod session;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -137,6 +137,21 @@ impl IntoResponse for UiError {
                     who.as_ref().map(|(i, c)| (i, c.as_str())),
                 ),
             ),
+        }
+    }
+}
+
+/// An id in the page's path; a malformed one (not UTF-8) is the error page with 400, as the API's
+/// `ApiPath` answers it in JSON.
+pub struct UiPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for UiPath {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, UiError> {
+        match super::extract::ApiPath::<String>::from_request_parts(parts, state).await {
+            Ok(super::extract::ApiPath(id)) => Ok(Self(id)),
+            Err(e) => Err(UiError::from_api(e, None)),
         }
     }
 }
@@ -331,7 +346,7 @@ pub async fn dashboard(State(app): State<AppState>, headers: HeaderMap) -> Resul
 pub async fn incident(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    UiPath(id): UiPath,
 ) -> Result<Response, UiError> {
     let s = session(&app, &headers)?;
     let flash = session::read_flash(&headers);
@@ -392,7 +407,7 @@ pub struct ApproveForm {
 pub async fn approve(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    UiPath(id): UiPath,
     body: Result<Form<ApproveForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
@@ -430,7 +445,7 @@ pub struct RejectForm {
 pub async fn reject(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    UiPath(id): UiPath,
     body: Result<Form<RejectForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
@@ -461,7 +476,7 @@ pub struct ConfirmForm {
 pub async fn confirm(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    UiPath(id): UiPath,
     body: Result<Form<ConfirmForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let f = form(body, None)?;
