@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use super::problem::Position;
+use super::problem::{Position, TextEnd};
 
 /// How a scalar was written; needed to map an offset inside its text back to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,11 @@ impl SpanIndex {
         let mut parser = Parser::new_from_str(text);
         if parser.load(&mut builder, false).is_err() {
             return Self::default();
+        }
+        let end = TextEnd::of(text);
+        for span in builder.spans.values_mut() {
+            span.value = end.clamp(span.value);
+            span.key = span.key.map(|k| end.clamp(k));
         }
         let lines: Vec<&str> = text.lines().collect();
         let blocks = builder
@@ -363,5 +368,13 @@ mod tests {
         assert_eq!(parent_path("a.b[2]"), Some("a.b"));
         assert_eq!(parent_path("a"), Some("."));
         assert_eq!(parent_path("."), None);
+    }
+
+    #[test]
+    fn no_position_lies_past_the_end_of_the_text() {
+        // The `config` fuzz target's crash: a one-line file whose root is an empty tagged value,
+        // which yaml-rust2 marks on line 2.
+        let index = SpanIndex::build("!$$$$$$$$$       # relative t$$$]Z");
+        assert_eq!(index.key_position("tokens"), Position::new(1, 35));
     }
 }
