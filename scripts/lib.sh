@@ -91,9 +91,19 @@ install_demo_packages() {
 # schemathesis (PyPI, exactly the versions of scripts/schemathesis-requirements.txt) in a venv at
 # target/schemathesis-venv, for tests/openapi.rs. Debian's own /usr/bin/python3 (the `python3` on
 # PATH may be a pyenv shim); python3-venv brings its ensurepip. Reinstalled when the pins change.
+#
+# anyio (4.16, pinned) builds its lazy-import map with compile(..., PyCF_ONLY_AST) when a package is
+# first imported; schemathesis first imports it deep inside a run, where Debian 12's Python 3.11.2
+# sometimes fails with "SystemError: AST constructor recursion depth mismatch" (a bug of CPython
+# 3.11's AST recursion accounting) and reports the operation it was testing as a runtime error.
+# A .pth file imports anyio when the interpreter starts, so that compile never runs during a run.
 install_schemathesis() {
   local venv=target/schemathesis-venv requirements=scripts/schemathesis-requirements.txt
+  local preimport='import anyio, anyio.abc, anyio.from_thread'
+  local site
   if [ -x "$venv/bin/schemathesis" ] && cmp -s "$requirements" "$venv/requirements.txt"; then
+    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+    echo "$preimport" >"$site/rootfix-preimport.pth"
     return
   fi
   if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -107,6 +117,9 @@ install_schemathesis() {
   mkdir -p target
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  echo "$preimport" >"$site/rootfix-preimport.pth"
+  "$venv/bin/python" -c 'import sys; assert "anyio.abc" in sys.modules, "the .pth did not run"'
   cp "$requirements" "$venv/requirements.txt"
 }
 
