@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use process::{OwnRedis, Serve, write_config};
+use process::{OwnRedis, Serve, get_json, write_config};
 use serde_json::Value;
 use support::*;
 
@@ -31,20 +31,6 @@ fn firing() -> String {
 /// The fixture under a fingerprint of its own (a distinct alert).
 fn firing_as(fingerprint: u64) -> String {
     firing().replace("cf12c1db58df9346", &format!("{fingerprint:016x}"))
-}
-
-async fn get_json(url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(url).timeout(Duration::from_secs(5));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            (status, resp.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
 }
 
 async fn post_alert(url: &str, body: String) -> (u16, Value) {

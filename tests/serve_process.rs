@@ -8,23 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use process::{OwnRedis, Serve, copy_tree, write_config};
+use process::{OwnRedis, Serve, copy_tree, get_json, write_config};
 use serde_json::Value;
 use support::*;
-
-async fn get_json(url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            (status, resp.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
 
 async fn post_alert(url: &str, body: String) -> u16 {
     reqwest::Client::new()

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use rootfix::config::{ConfigError, ServeConfig};
+use rootfix_fuzz::yaml_lines;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -32,13 +33,3 @@ fuzz_target!(|data: &[u8]| {
         Err(other) => panic!("parse reads no file: {other}"),
     }
 });
-
-/// Lines as YAML counts them (and so every position rootfix reports): LF, CRLF and a lone CR each
-/// end one.
-fn yaml_lines(text: &str) -> usize {
-    1 + text
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|c| matches!(c, '\n' | '\r'))
-        .count()
-}

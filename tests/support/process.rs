@@ -117,13 +117,30 @@ impl Drop for Serve {
 }
 
 /// A minimal blocking GET for readiness loops (status code only), without an async runtime.
+/// A GET's status and JSON body: (0, null) when nothing answered within 10 s, null when the body
+/// is not JSON.
+pub async fn get_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = ::reqwest::Client::new().get(url).timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
 pub mod reqwest {
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::time::Duration;
 
-    /// The whole response (head and body) of a GET.
-    pub fn blocking_get_body(url: &str) -> std::io::Result<String> {
+    /// A GET of an `http://` URL sent on a new connection (closed after the answer), whose reads
+    /// wait at most `read_timeout`.
+    fn send_get(url: &str, read_timeout: Duration) -> std::io::Result<TcpStream> {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| std::io::Error::other("http only"))?;
@@ -131,29 +148,24 @@ pub mod reqwest {
             .split_once('/')
             .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
         let mut stream = TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_read_timeout(Some(read_timeout))?;
         write!(
             stream,
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         )?;
+        Ok(stream)
+    }
+
+    /// The whole response (head and body) of a GET.
+    pub fn blocking_get_body(url: &str) -> std::io::Result<String> {
+        let mut stream = send_get(url, Duration::from_secs(5))?;
         let mut text = String::new();
         stream.read_to_string(&mut text)?;
         Ok(text)
     }
 
     pub fn blocking_get(url: &str) -> std::io::Result<u16> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| std::io::Error::other("http only"))?;
-        let (host, path) = rest
-            .split_once('/')
-            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-        let mut stream = TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )?;
+        let mut stream = send_get(url, Duration::from_secs(2))?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head)?;
         let text = String::from_utf8_lossy(&head);

@@ -61,6 +61,19 @@ fn entry(id: EntryId, (alert, received): &(String, String)) -> StreamEntry {
     }
 }
 
+/// Each alert as the JSON the stream keeps (what the Redis store's XADD writes).
+fn encode_alerts(alerts: &[Alert]) -> Result<Vec<String>, StateError> {
+    alerts
+        .iter()
+        .map(|a| {
+            serde_json::to_string(a).map_err(|e| StateError::Corrupt {
+                key: "alert".into(),
+                value: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl AlertStream for MemoryStateStore {
     async fn append_alerts(
@@ -68,15 +81,7 @@ impl AlertStream for MemoryStateStore {
         alerts: &[Alert],
         received_at: DateTime<Utc>,
     ) -> Result<Vec<String>, StateError> {
-        let encoded: Vec<String> = alerts
-            .iter()
-            .map(|a| {
-                serde_json::to_string(a).map_err(|e| StateError::Corrupt {
-                    key: "alert".into(),
-                    value: e.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let encoded = encode_alerts(alerts)?;
         let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let ids = {
             let mut stream = self.stream.lock().map_err(|_| poisoned())?;
@@ -96,15 +101,7 @@ impl AlertStream for MemoryStateStore {
         window: Duration,
     ) -> Result<Appended, StateError> {
         let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let encoded: Vec<String> = alerts
-            .iter()
-            .map(|a| {
-                serde_json::to_string(a).map_err(|e| StateError::Corrupt {
-                    key: "alert".into(),
-                    value: e.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let encoded = encode_alerts(alerts)?;
         let mut appended = Appended::default();
         {
             let mut stream = self.stream.lock().map_err(|_| poisoned())?;
