@@ -449,7 +449,16 @@ async fn a_fixed_incident_waits_for_resolved_and_a_repeat_meanwhile_is_a_recurre
         joined.timeline
     );
     assert_eq!(h.runs("execute"), 1, "no fix runs twice on the same firing");
-    let outcomes = h.outcomes("staging").await;
+    // The handler records the outcome after it saved the joined incident: wait for it (a
+    // missing record still fails, after 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let outcomes = loop {
+        let outcomes = h.outcomes("staging").await;
+        if outcomes.len() >= 2 || std::time::Instant::now() > deadline {
+            break outcomes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut kinds: Vec<&str> = outcomes.iter().map(|o| o.kind.as_str()).collect();
     kinds.sort_unstable();
     assert_eq!(kinds, ["recurred", "succeeded"]);
