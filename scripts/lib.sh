@@ -101,11 +101,17 @@ install_schemathesis() {
   local venv=target/schemathesis-venv requirements=scripts/schemathesis-requirements.txt
   local preimport='import anyio, anyio.abc, anyio.from_thread'
   local site
-  if [ -x "$venv/bin/schemathesis" ] && cmp -s "$requirements" "$venv/requirements.txt"; then
-    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-    echo "$preimport" >"$site/rootfix-preimport.pth"
-    return
+  if ! [ -x "$venv/bin/schemathesis" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    install_schemathesis_venv "$venv" "$requirements"
   fi
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  echo "$preimport" >"$site/rootfix-preimport.pth"
+  "$venv/bin/python" -c 'import sys; assert "anyio.abc" in sys.modules, "the .pth did not run"'
+}
+
+# The venv itself, from the pins (a fresh one: whatever was at $1 is removed).
+install_schemathesis_venv() {
+  local venv=$1 requirements=$2
   if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
     log "installing python3-venv"
     export DEBIAN_FRONTEND=noninteractive
@@ -117,9 +123,6 @@ install_schemathesis() {
   mkdir -p target
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
-  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-  echo "$preimport" >"$site/rootfix-preimport.pth"
-  "$venv/bin/python" -c 'import sys; assert "anyio.abc" in sys.modules, "the .pth did not run"'
   cp "$requirements" "$venv/requirements.txt"
 }
 
