@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         Some(VIEWER_TOKEN),
     ),
     ("GET", "/api/v1/incidents", "viewer", Some(INGEST_TOKEN)),
+    ("GET", "/api/v1/incidents/export", "viewer", Some(INGEST_TOKEN)),
     ("GET", "/api/v1/incidents/{id}", "viewer", Some(INGEST_TOKEN)),
     (
         "POST",

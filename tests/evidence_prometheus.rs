@@ -181,6 +181,7 @@ async fn a_hostile_label_value_cannot_change_the_query() {
     let naive_signal = Signal {
         name: "naive".into(),
         description: None,
+        definition_hash: String::new(),
         kind: SignalKind::Prometheus {
             query: Template::literal(&naive),
             source: "default".into(),

@@ -25,6 +25,7 @@
 pub mod alert;
 pub mod alert_rules;
 pub mod autonomy;
+pub mod backtest;
 pub mod catalog;
 pub mod chat;
 pub mod cli;

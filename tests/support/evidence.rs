@@ -34,6 +34,7 @@ pub fn signal(kind: SignalKind) -> Signal {
     Signal {
         name: "under_test".into(),
         description: None,
+        definition_hash: String::new(),
         kind,
     }
 }

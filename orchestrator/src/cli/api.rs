@@ -104,6 +104,34 @@ pub async fn call(
     Ok(value)
 }
 
+/// A GET whose 200 answer is text (the incident export's JSON lines); any other answer is the
+/// API's JSON error. A body cut short (the server lost its state store mid-way) is an error, so
+/// what is returned is whole.
+pub async fn get_text(api: &ApiArgs, path: &str) -> Result<String, String> {
+    let token = api
+        .token
+        .as_deref()
+        .ok_or("no token: pass --token or set ROOTFIX_TOKEN")?;
+    let url = format!("{}{path}", api.server.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        return Err(format!(
+            "{status}: {}",
+            value["error"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    resp.text()
+        .await
+        .map_err(|e| format!("{url}: the answer was cut short: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::terminal_safe;

@@ -1,4 +1,4 @@
-//! `rootfix incidents list|show`: reads incidents through the server's API.
+//! `rootfix incidents list|show|export`: reads incidents through the server's API.
 //!
 //! The server and the token come from `--server` / `--token` or `ROOTFIX_URL` / `ROOTFIX_TOKEN`.
 
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::api::{ApiArgs, block_on, call};
+use super::api::{ApiArgs, block_on, call, get_text};
 use crate::incident::{Incident, seconds};
 
 #[derive(Debug, clap::Args)]
@@ -38,43 +38,58 @@ pub enum IncidentsCommand {
     },
     /// One incident: its diagnosis path, evidence and timeline.
     Show { id: String },
+    /// Every incident as JSON lines (the corpus `rootfix backtest --corpus` replays), newest
+    /// first.
+    Export {
+        /// Only incidents created within this past window (7d, 36h) or since an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only incidents of this playbook.
+        #[arg(long)]
+        playbook: Option<String>,
+    },
 }
 
 pub fn run(args: &IncidentsArgs) -> ExitCode {
-    block_on("incidents", async {
-        let path = match &args.command {
-            IncidentsCommand::List {
-                state,
-                service,
-                playbook,
-                limit,
-                offset,
-            } => {
-                let mut query = url::form_urlencoded::Serializer::new(String::new());
-                query
-                    .append_pair("limit", &limit.to_string())
-                    .append_pair("offset", &offset.to_string());
-                for (k, v) in [("state", state), ("service", service), ("playbook", playbook)] {
-                    if let Some(v) = v {
-                        query.append_pair(k, v);
-                    }
+    let path = match &args.command {
+        IncidentsCommand::List {
+            state,
+            service,
+            playbook,
+            limit,
+            offset,
+        } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query
+                .append_pair("limit", &limit.to_string())
+                .append_pair("offset", &offset.to_string());
+            for (k, v) in [("state", state), ("service", service), ("playbook", playbook)] {
+                if let Some(v) = v {
+                    query.append_pair(k, v);
                 }
-                format!("/api/v1/incidents?{}", query.finish())
             }
-            IncidentsCommand::Show { id } => {
-                format!(
-                    "/api/v1/incidents/{}",
-                    url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-                )
+            format!("/api/v1/incidents?{}", query.finish())
+        }
+        IncidentsCommand::Show { id } => format!("/api/v1/incidents/{}", super::api::segment(id)),
+        IncidentsCommand::Export { since, playbook } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [("since", since), ("playbook", playbook)] {
+                if let Some(v) = v {
+                    query.append_pair(k, v);
+                }
             }
-        };
+            let path = format!("/api/v1/incidents/export?{}", query.finish());
+            return block_on("incidents export", get_text(&args.api, &path));
+        }
+    };
+    block_on("incidents", async {
         let body = call(&args.api, reqwest::Method::GET, &path, None).await?;
         if args.json {
             return Ok(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n");
         }
         Ok(match &args.command {
-            IncidentsCommand::List { .. } => render_list(&body),
             IncidentsCommand::Show { .. } => render_incident(&body),
+            _ => render_list(&body),
         })
     })
 }

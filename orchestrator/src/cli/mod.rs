@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod approvals;
+pub mod backtest;
 pub mod confirm;
 pub mod fix;
 pub mod incidents;
@@ -57,6 +58,9 @@ pub enum Command {
     Stages(stages::StagesArgs),
     /// Walk a playbook against an alert and fixture evidence; print the path and the decision.
     Simulate(simulate::SimulateArgs),
+    /// Replay recorded incidents under changed playbooks; print what they would have decided
+    /// differently (exit 1 when a decision changes, unless --allow-changes).
+    Backtest(backtest::BacktestArgs),
     /// Print the JSON Schemas of Playbook and Action, or write them into a folder.
     Schema {
         /// Write `playbook.schema.json` and `action.schema.json` here instead of printing.
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate { paths, config } => validate::run(&paths, config.as_deref()),
         Command::Schema { out } => schema::run(out.as_deref()),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Incidents(args) => incidents::run(&args),
         Command::Fix(args) => fix::run(&args),

@@ -47,9 +47,20 @@ pub struct NodeReport {
     /// This miss pruned the node.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub pruned_now: bool,
-    /// The evidence its condition read (`null` = no data).
+    /// The evidence its condition read (`null` = no data); a value over
+    /// [`RECORDED_VALUE_BYTES`] is left out (the evidence entry says its size).
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub reads: BTreeMap<String, serde_json::Value>,
+}
+
+/// The largest evidence value a diagnosis records (as JSON): a diagnostic's output is capped at
+/// 64 KiB already; this bounds a query answering thousands of series too.
+pub const RECORDED_VALUE_BYTES: usize = 64 * 1024;
+
+/// The size of `value` as JSON when it is over [`RECORDED_VALUE_BYTES`].
+pub fn too_large_to_record(value: &serde_json::Value) -> Option<usize> {
+    let bytes = serde_json::to_vec(value).map_or(0, |v| v.len());
+    (bytes > RECORDED_VALUE_BYTES).then_some(bytes)
 }
 
 /// One signal's value (or error) as fetched in this walk.
@@ -60,6 +71,14 @@ pub struct EvidenceReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub elapsed_ms: f64,
+    /// The value was larger than [`RECORDED_VALUE_BYTES`] as JSON: the walk read it, the record
+    /// keeps only its size (a replay treats it as missing).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub omitted_bytes: Option<usize>,
+    /// The signal's `definition_hash` (absent for a diagnostic's output and in older records):
+    /// a replay uses the value only under the same definition.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub definition: Option<String>,
 }
 
 /// One weighted signal of a confidence rule.
@@ -100,12 +119,20 @@ pub struct RemedyDecision {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
     pub playbook: String,
+    /// The playbook's `content_hash` when it was walked (absent in records older than
+    /// backtesting): a replay tells from it whether the playbook changed since.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub playbook_hash: Option<String>,
     /// The target service (pruning state is kept per service); absent when the alert lacks it.
     pub service: Option<String>,
     pub alertname: String,
     pub fingerprint: String,
     /// Evidence was read at this instant (the alert's `startsAt`).
     pub evidence_at: DateTime<Utc>,
+    /// The alert's annotations as walked (conditions may read them; the labels are the
+    /// incident's, fixed by the fingerprint).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub annotations: BTreeMap<String, String>,
     pub walked_at: DateTime<Utc>,
     pub duration_ms: f64,
     /// Visited nodes in tree order (parents before children, siblings in file order).
@@ -136,5 +163,22 @@ impl Diagnosis {
     /// The remedies that reached their threshold.
     pub fn actionable(&self) -> impl Iterator<Item = &RemedyDecision> {
         self.remedies.iter().filter(|r| r.decision == Decision::Act)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_value_over_the_cap_is_too_large_to_record() {
+        assert_eq!(too_large_to_record(&serde_json::json!(0.97)), None);
+        let series: Vec<serde_json::Value> = (0..3000)
+            .map(|n| serde_json::json!({"metric": {"pod": format!("order-api-{n}")}, "value": n}))
+            .collect();
+        let big = serde_json::Value::Array(series);
+        let bytes = serde_json::to_vec(&big).unwrap().len();
+        assert!(bytes > RECORDED_VALUE_BYTES);
+        assert_eq!(too_large_to_record(&big), Some(bytes));
     }
 }

@@ -1,9 +1,9 @@
 //! The diagnosis walk: from the root, children concurrently, every child whose condition holds
 //! descended; evidence through the per-walk [`EvidenceCache`]; pruning through the
-//! [`StateStore`]; a deadline for the whole walk.
+//! [`PruneStore`]; a deadline for the whole walk.
 //!
 //! Invariant: the walker does no I/O of its own; evidence comes through [`EvidenceProvider`],
-//! state through [`StateStore`].
+//! state through [`PruneStore`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -17,13 +17,14 @@ use tracing::{Instrument, debug, info_span, warn};
 use super::confidence;
 use super::diagnosis::{
     Decision, Diagnosis, EvidenceReport, NodeOutcome, NodeReport, RemedyDecision, SignalScore,
+    too_large_to_record,
 };
 use super::evidence::{EvidenceCache, EvidenceContext, EvidenceError, EvidenceProvider, Fetched};
 use crate::alert::Alert;
 use crate::model::condition::{AlertValue, Condition, ConditionInputs};
 use crate::model::playbook::{NodeIndex, Playbook, Remedy, WeightedSignal};
 use crate::model::template::no_escape;
-use crate::state::{PruneGate, PruneUpdate, StateStore, Verdict};
+use crate::state::{PruneGate, PruneStore, PruneUpdate, Verdict};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WalkOptions {
@@ -44,12 +45,14 @@ impl Default for WalkOptions {
 }
 
 pub struct Walker {
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn PruneStore>,
     options: WalkOptions,
 }
 
 impl Walker {
-    pub fn new(state: Arc<dyn StateStore>, options: WalkOptions) -> Self {
+    /// A walker over `state`'s prune gates (any `StateStore` is one; a backtest passes the
+    /// prune state a record saw).
+    pub fn new(state: Arc<dyn PruneStore>, options: WalkOptions) -> Self {
         Self { state, options }
     }
 
@@ -132,17 +135,22 @@ impl Walker {
             .cache
             .snapshot()
             .into_iter()
-            .map(|(name, f)| (name, evidence_report(&f)))
+            .map(|(name, f)| {
+                let definition = playbook.evidence.get(&name).map(|s| s.definition_hash.clone());
+                (name, evidence_report(&f, definition))
+            })
             .collect();
         let nodes = take(run.reports).into_iter().flatten().collect();
         let mut remedies = take(run.remedies);
         remedies.sort_by_key(|(index, _)| *index);
         Diagnosis {
             playbook: playbook.name.clone(),
+            playbook_hash: Some(playbook.content_hash.clone()),
             service,
             alertname: alert.name().to_string(),
             fingerprint: alert.fingerprint.clone(),
             evidence_at: alert.starts_at,
+            annotations: alert.annotations.clone(),
             walked_at: now,
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
             nodes,
@@ -158,9 +166,17 @@ fn take<T: Default>(m: Mutex<T>) -> T {
     m.into_inner().unwrap_or_default()
 }
 
-fn evidence_report(f: &Fetched) -> EvidenceReport {
+fn evidence_report(f: &Fetched, definition: Option<String>) -> EvidenceReport {
+    let omitted_bytes = f.result.as_ref().ok().and_then(too_large_to_record);
     EvidenceReport {
-        value: f.result.as_ref().ok().cloned(),
+        definition,
+        omitted_bytes,
+        value: f
+            .result
+            .as_ref()
+            .ok()
+            .filter(|_| omitted_bytes.is_none())
+            .cloned(),
         error: f.result.as_ref().err().map(ToString::to_string),
         elapsed_ms: f.elapsed.as_secs_f64() * 1e3,
     }
@@ -169,7 +185,7 @@ fn evidence_report(f: &Fetched) -> EvidenceReport {
 struct WalkRun<'a> {
     playbook: &'a Playbook,
     cache: EvidenceCache,
-    state: &'a dyn StateStore,
+    state: &'a dyn PruneStore,
     service: Option<String>,
     now: DateTime<Utc>,
     deadline: tokio::time::Instant,
@@ -225,6 +241,7 @@ impl<'a> WalkRun<'a> {
             report.reads = reads
                 .iter()
                 .filter_map(|(k, v)| v.as_ref().ok().map(|v| (k.clone(), v.clone())))
+                .filter(|(_, v)| too_large_to_record(v).is_none())
                 .collect();
             let (outcome, detail) = self.evaluate(&node.when, &reads);
             report.outcome = outcome;

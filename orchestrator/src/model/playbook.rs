@@ -17,6 +17,9 @@ pub struct Playbook {
     pub name: String,
     pub description: Option<String>,
     pub source: PathBuf,
+    /// The document's `model::content_hash`. A diagnosis records it, so a replay can tell
+    /// whether the playbook changed since.
+    pub content_hash: String,
     pub matchers: Vec<Matcher>,
     pub window: Duration,
     pub target_service: Template,
@@ -63,6 +66,9 @@ impl Default for PrunePolicy {
 pub struct Signal {
     pub name: String,
     pub description: Option<String>,
+    /// The hash of the signal as written (`content_hash`): a recorded value is replayed only
+    /// for the same definition.
+    pub definition_hash: String,
     pub kind: SignalKind,
 }
 
@@ -110,6 +116,12 @@ impl SignalKind {
             SignalKind::Tcp { .. } => "tcp",
             SignalKind::JsonHttp { .. } => "jsonhttp",
         }
+    }
+
+    /// A query a backend answers for a past instant (Prometheus, Loki); a probe only tells what
+    /// the network does now.
+    pub fn reads_the_past(&self) -> bool {
+        matches!(self, SignalKind::Prometheus { .. } | SignalKind::Loki { .. })
     }
 }
 

@@ -388,10 +388,12 @@ pub(crate) mod tests {
         let mut i = incident();
         i.diagnosis = Some(Diagnosis {
             playbook: "p".into(),
+            playbook_hash: None,
             service: None,
             alertname: "A".into(),
             fingerprint: "f".into(),
             evidence_at: at(0, 0),
+            annotations: Default::default(),
             walked_at: at(0, 0),
             duration_ms: 1.0,
             nodes: vec![],

@@ -74,6 +74,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/api/v1/alerts/alertmanager", post(ingest::alertmanager))
         .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/export", get(incidents::export))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/confirm", post(approvals::confirm))
         .route("/api/v1/incidents/{id}/journal", get(fixes::journal))

@@ -27,6 +27,7 @@ use super::{approvals, chat, fixes, incidents, ingest, killswitch, ops};
     paths(
         ingest::alertmanager,
         incidents::list,
+        incidents::export,
         incidents::show,
         approvals::confirm,
         fixes::journal,
@@ -233,7 +234,7 @@ mod tests {
         let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
         assert_eq!(
             paths,
-            22,
+            23,
             "{:?}",
             doc["paths"].as_object().map(|p| p.keys().collect::<Vec<_>>())
         );

@@ -23,6 +23,7 @@ use super::spans::join_index;
 use super::values::is_object_name;
 use crate::document::playbook::PlaybookDocument;
 use crate::model::action::Action;
+use crate::model::content_hash;
 use crate::model::matcher::Matcher;
 use crate::model::playbook::{Playbook, PrunePolicy};
 use crate::model::template::{Template, Variable};
@@ -101,6 +102,7 @@ pub fn check_playbook(
         name: doc.metadata.name.clone(),
         description: doc.metadata.description.clone(),
         source: file.path.clone(),
+        content_hash: content_hash(doc),
         matchers,
         window,
         target_service: target_service?,

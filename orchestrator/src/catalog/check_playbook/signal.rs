@@ -140,6 +140,7 @@ pub(super) fn check_signal(r: &mut Reporter<'_>, name: &str, signal: &SignalSpec
     Some(Signal {
         name: name.to_string(),
         description: signal.description.clone(),
+        definition_hash: crate::model::content_hash(signal),
         kind,
     })
 }

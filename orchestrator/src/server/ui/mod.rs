@@ -361,6 +361,7 @@ pub async fn incident(
         None => None,
         Some(a) => app.state.approval(a).await.map_err(|e| unavailable(e, &s))?,
     };
+    let replay = replay_now(&app, &incident).await;
     Ok(page(
         &s,
         flash.as_ref(),
@@ -371,8 +372,33 @@ pub async fn incident(
             s.can_decide(),
             s.who(),
             flash.as_ref(),
+            replay.as_ref(),
         ),
     ))
+}
+
+/// The incident replayed over its recorded evidence under the catalog in force, when the
+/// playbook that matches its alert now is not the version (or not the playbook) it was
+/// diagnosed with. Records older than the playbook hash are not replayed: nothing tells
+/// whether their playbook changed.
+async fn replay_now(
+    app: &AppState,
+    incident: &crate::incident::Incident,
+) -> Option<crate::backtest::Replayed> {
+    use crate::backtest::{ReplayOptions, Replayed, Replayer};
+    let d = incident.diagnosis.as_ref()?;
+    let recorded = d.playbook_hash.as_deref()?;
+    let catalog = app.catalog.current();
+    let alert = Replayer::recorded_alert(incident);
+    if catalog
+        .match_alert(&alert.labels)
+        .is_some_and(|p| p.name == d.playbook && p.content_hash == recorded)
+    {
+        return None;
+    }
+    let replayer = Replayer::new(catalog, ReplayOptions::default());
+    let rewalk = replayer.rewalk(incident).await;
+    Some(Replayed::compare(incident, &rewalk))
 }
 
 /// 303 to `to` with a flash saying what happened.

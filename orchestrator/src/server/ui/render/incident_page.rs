@@ -10,6 +10,8 @@ use super::journal::journal_table;
 use super::layout::layout;
 use super::values::{params, time};
 use crate::autonomy::approval::{Approval, ApprovalState};
+use crate::backtest::Replayed;
+use crate::backtest::report::{crossing, decision, path};
 use crate::engine::NodeOutcome;
 use crate::fix::journal::JournalEntry;
 use crate::incident::Incident;
@@ -25,6 +27,7 @@ pub fn incident(
     can_decide: bool,
     who: (&Identity, &str),
     flash: Option<&Flash>,
+    replay: Option<&Replayed>,
 ) -> String {
     let mut b = String::new();
     let _ = write!(
@@ -196,6 +199,10 @@ pub fn incident(
         }
     }
 
+    if let Some(r) = replay {
+        replay_section(&mut b, r);
+    }
+
     b.push_str("<h2>Fix</h2>");
     match &i.fix {
         None => b.push_str("<p class=\"empty\">No fix.</p>"),
@@ -248,4 +255,49 @@ pub fn incident(
         }
     }
     layout(&format!("Incident {}", i.id), Some(who), flash, &b)
+}
+
+/// The diagnosis replayed with its recorded evidence under the playbooks in force now (shown
+/// only when they differ from the version it was diagnosed with).
+fn replay_section(b: &mut String, r: &Replayed) {
+    let _ = write!(
+        b,
+        "<h2 id=\"replay\">Replayed under the playbooks in force now</h2>\
+         <p class=\"why\">The playbook changed since this diagnosis (recorded {old}, in force {new}). \
+         Walked again over the recorded evidence: <strong id=\"replay-change\">{change}</strong>.</p>\
+         <table id=\"replay-diff\"><tbody>\
+         <tr><th>Path</th><td>{old_path}</td><td>→ {new_path}</td></tr>\
+         <tr><th>Decision</th><td>{old_fix}</td><td>→ {new_fix}</td></tr>",
+        old = escape(r.recorded_hash.as_deref().unwrap_or("—")),
+        new = escape(r.candidate_hash.as_deref().unwrap_or("no playbook matches")),
+        change = escape(r.change.as_str()),
+        old_path = escape(&path(&r.old)),
+        new_path = escape(&path(&r.new)),
+        old_fix = escape(&decision(&r.old)),
+        new_fix = escape(&decision(&r.new)),
+    );
+    for c in &r.crossed {
+        let _ = write!(
+            b,
+            "<tr class=\"crossed\"><th>Crossed</th><td colspan=\"2\">{}</td></tr>",
+            escape(&crossing(c))
+        );
+    }
+    if let (Some(known), Some(effect)) = (r.known, r.effect) {
+        let _ = write!(
+            b,
+            "<tr><th>Against the verdict</th><td colspan=\"2\">{}: {}</td></tr>",
+            escape(known.as_str()),
+            escape(effect.as_str())
+        );
+    }
+    for (name, why) in &r.missing {
+        let _ = write!(
+            b,
+            "<tr class=\"missing\"><th>Missing</th><td colspan=\"2\">{}: {}</td></tr>",
+            escape(name),
+            escape(why)
+        );
+    }
+    b.push_str("</tbody></table>");
 }

@@ -74,7 +74,7 @@ mod tests {
             name: "<img src=x>".into(),
             role: crate::config::Role::Viewer,
         };
-        let page = super::incident(&incident, &[], None, false, (&who, "csrf"), None);
+        let page = super::incident(&incident, &[], None, false, (&who, "csrf"), None, None);
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("<img"), "{page}");
         assert!(!page.contains("<b>X"), "{page}");
@@ -105,7 +105,7 @@ mod tests {
         };
         let waiting = ran(None);
         assert!(can_confirm(&waiting));
-        let page = super::incident(&waiting, &[], None, true, (&who, "c"), None);
+        let page = super::incident(&waiting, &[], None, true, (&who, "c"), None, None);
         assert!(page.contains("class=\"confirm\""), "{page}");
         assert!(!page.contains("verdict-given"), "{page}");
         let confirmed = ran(Some(Verdict {
@@ -116,7 +116,7 @@ mod tests {
             comment: "wrong pod".into(),
         }));
         assert!(!can_confirm(&confirmed), "a second verdict is a 409 in the API");
-        let page = super::incident(&confirmed, &[], None, true, (&who, "c"), None);
+        let page = super::incident(&confirmed, &[], None, true, (&who, "c"), None, None);
         assert!(!page.contains("class=\"confirm\""), "{page}");
         assert!(
             page.contains(
@@ -151,7 +151,7 @@ mod tests {
                 f.outcome = Some(outcome.clone());
             }
             assert_eq!(can_confirm(&i), offered, "{outcome:?}");
-            let page = super::incident(&i, &[], None, true, (&who, "c"), None);
+            let page = super::incident(&i, &[], None, true, (&who, "c"), None, None);
             assert_eq!(page.contains("Was the fix right?"), offered, "{outcome:?}");
         }
     }
