@@ -64,44 +64,6 @@ fn rules(firing: bool, cpu_of_d: f64) -> String {
     out
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.out, self.err
-        )
-    }
-}
-
-/// The real binary, off the runtime's threads.
-async fn rootfix(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
-            .args(&args)
-            .env_remove("ROOTFIX_TOKEN")
-            .env_remove("ROOTFIX_URL")
-            .envs(env)
-            .output()
-            .expect("rootfix runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&out.stdout).into(),
-            err: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    })
-    .await
-    .expect("joined")
-}
-
 async fn api(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = reqwest::Client::new().request(method, url).bearer_auth(token);
     if let Some(b) = body {
@@ -181,7 +143,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     )
     .unwrap();
 
-    let (rootfix_port, prom_port, am_port) = (free_port(), free_port(), free_port());
+    let (rootfix_port, prom_port) = (free_port(), free_port());
     let prom_url = format!("http://127.0.0.1:{prom_port}");
     let config = write_config(
         dir.path(),
@@ -203,46 +165,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     };
     let url = serve.url.clone();
 
-    std::fs::write(
-        dir.path().join("am.yml"),
-        format!(
-            "route:\n  receiver: rootfix\n  group_by: [alertname, service]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: rootfix\n  webhook_configs:\n  - url: {url}/api/v1/alerts/alertmanager\n    send_resolved: true\n    http_config:\n      authorization: {{credentials: {INGEST_TOKEN}}}\n"
-        ),
-    )
-    .unwrap();
-    let _am = start_logged(
-        dir.path(),
-        "prometheus-alertmanager",
-        &[
-            format!("--config.file={}", dir.path().join("am.yml").display()),
-            format!("--storage.path={}", dir.path().join("am").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".into(),
-        ],
-        &Default::default(),
-    );
-    wait_http(&format!("http://127.0.0.1:{am_port}/-/ready")).await;
-    std::fs::write(dir.path().join("rules.yml"), rules(true, 0.9)).unwrap();
-    std::fs::write(
-        dir.path().join("prom.yml"),
-        format!(
-            "global: {{scrape_interval: 5s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers: [{{static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]}}]\n"
-        ),
-    )
-    .unwrap();
-    let _prom = start_logged(
-        dir.path(),
-        "prometheus",
-        &[
-            format!("--config.file={}", dir.path().join("prom.yml").display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            "--web.enable-lifecycle".into(),
-            "--rules.alert.resend-delay=1s".into(),
-        ],
-        &Default::default(),
-    );
-    wait_http(&format!("{prom_url}/-/ready")).await;
+    let alerting = AlertingPipeline::start(dir.path(), &url, &rules(true, 0.9), prom_port).await;
 
     // ── Recording: five diagnoses; a, b and c reach the heap remedy and wait for approval ──
     let all = wait_states(
@@ -310,13 +233,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
 
     // The alerts stop firing, and d's cpu drops: what Prometheus answers now is not what it
     // answered when the incidents were diagnosed.
-    std::fs::write(dir.path().join("rules.yml"), rules(false, 0.1)).unwrap();
-    let reload = reqwest::Client::new()
-        .post(format!("{prom_url}/-/reload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reload.status(), 200);
+    alerting.set_rules(&rules(false, 0.1)).await;
     wait_states(
         &url,
         "every incident resolved",
@@ -342,7 +259,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
 
     // ── The corpus, through the documented command ──
     let viewer = [("ROOTFIX_URL", url.as_str()), ("ROOTFIX_TOKEN", VIEWER_TOKEN)];
-    let export = rootfix(&["incidents", "export", "--since", "1h"], &viewer).await;
+    let export = run_rootfix(&["incidents", "export", "--since", "1h"], &viewer).await;
     assert_eq!(export.code, 0, "{export}");
     assert_eq!(export.out.lines().count(), 5, "{export}");
     let corpus = dir.path().join("corpus.jsonl");
@@ -352,7 +269,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
 
     // ── The change: threshold raised, a signal re-weighted, a new branch ──
     let candidate = fixture("candidate.yaml");
-    let run = rootfix(
+    let run = run_rootfix(
         &[
             "backtest",
             "--playbooks",
@@ -424,7 +341,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     assert_eq!(d["crossed"][0]["new"]["decision"], "act");
 
     // The text report names the same, and --allow-changes exits 0.
-    let text = rootfix(
+    let text = run_rootfix(
         &[
             "backtest",
             "--playbooks",
@@ -459,7 +376,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     );
 
     // The same corpus straight from the server.
-    let run = rootfix(
+    let run = run_rootfix(
         &[
             "backtest",
             "--playbooks",
@@ -480,7 +397,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     assert_eq!(from_server["summary"], report["summary"]);
 
     // The recorded playbook itself: nothing changes, and it is the version the records name.
-    let same = rootfix(
+    let same = run_rootfix(
         &[
             "backtest",
             "--playbooks",
@@ -501,7 +418,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
 
     // ── A new signal: missing from every record; fetched from Prometheus at the past instant ──
     let new_signal = fixture("new-signal.yaml");
-    let run = rootfix(
+    let run = run_rootfix(
         &[
             "backtest",
             "--playbooks",
@@ -527,7 +444,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
         field(&missing, "d")["missing"],
         json!({"cpu": "not in the record"})
     );
-    let run = rootfix(
+    let run = run_rootfix(
         &[
             "backtest",
             "--playbooks",

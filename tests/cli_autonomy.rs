@@ -14,41 +14,9 @@ mod harness;
 use harness::{ACTION, ADMIN_TOKEN, APPROVER_TOKEN, Harness, Options, VIEWER_TOKEN};
 use rootfix::incident::{Incident, IncidentState};
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.out, self.err
-        )
-    }
-}
-
 /// Runs the real binary with `ROOTFIX_URL` and `ROOTFIX_TOKEN` set (off the runtime's threads).
-async fn cli(h: &Harness, token: &str, args: &[&str]) -> Run {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let (url, token) = (h.url.clone(), token.to_string());
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
-            .args(&args)
-            .env("ROOTFIX_URL", url)
-            .env("ROOTFIX_TOKEN", token)
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&out.stdout).into(),
-            err: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    })
-    .await
-    .unwrap()
+async fn cli(h: &Harness, token: &str, args: &[&str]) -> support::CliRun {
+    support::run_rootfix(args, &[("ROOTFIX_URL", h.url.as_str()), ("ROOTFIX_TOKEN", token)]).await
 }
 
 fn approval_of(incident: &Incident) -> String {

@@ -63,7 +63,7 @@ async fn incident(rootfix: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
     let dir = tempfile::tempdir().unwrap();
-    let (rootfix_port, prom_port, am_port) = (free_port(), free_port(), free_port());
+    let (rootfix_port, prom_port) = (free_port(), free_port());
     let prom_url = format!("http://127.0.0.1:{prom_port}");
 
     let config = write_config(
@@ -82,47 +82,7 @@ async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
             .unwrap()
     };
 
-    std::fs::write(
-        dir.path().join("am.yml"),
-        format!(
-            "route:\n  receiver: rootfix\n  group_by: [alertname, service]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: rootfix\n  webhook_configs:\n  - url: http://127.0.0.1:{rootfix_port}/api/v1/alerts/alertmanager\n    send_resolved: true\n    http_config:\n      authorization: {{credentials: {INGEST_TOKEN}}}\n"
-        ),
-    )
-    .unwrap();
-    let _am = start_logged(
-        dir.path(),
-        "prometheus-alertmanager",
-        &[
-            format!("--config.file={}", dir.path().join("am.yml").display()),
-            format!("--storage.path={}", dir.path().join("am").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".into(),
-        ],
-        &Default::default(),
-    );
-    wait_http(&format!("http://127.0.0.1:{am_port}/-/ready")).await;
-
-    std::fs::write(dir.path().join("rules.yml"), rules(true)).unwrap();
-    std::fs::write(
-        dir.path().join("prom.yml"),
-        format!(
-            "global: {{scrape_interval: 5s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers: [{{static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]}}]\n"
-        ),
-    )
-    .unwrap();
-    let _prom = start_logged(
-        dir.path(),
-        "prometheus",
-        &[
-            format!("--config.file={}", dir.path().join("prom.yml").display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            "--web.enable-lifecycle".into(),
-            "--rules.alert.resend-delay=1s".into(),
-        ],
-        &Default::default(),
-    );
-    wait_http(&format!("{prom_url}/-/ready")).await;
+    let alerting = AlertingPipeline::start(dir.path(), &serve.url, &rules(true), prom_port).await;
 
     // The alert fires, Alertmanager posts it, rootfix walks the playbook against Prometheus.
     let rootfix = serve.url.clone();
@@ -170,13 +130,7 @@ async fn a_real_alert_becomes_a_diagnosed_incident_and_resolves() {
     assert!((remedy["score"].as_f64().unwrap() - 0.9).abs() < 1e-9);
 
     // The rule stops firing; Alertmanager sends `resolved`; the incident closes.
-    std::fs::write(dir.path().join("rules.yml"), rules(false)).unwrap();
-    let reload = reqwest::Client::new()
-        .post(format!("{prom_url}/-/reload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reload.status(), 200);
+    alerting.set_rules(&rules(false)).await;
     let closed = eventually(Duration::from_secs(90), "the resolution", || async {
         incident(&rootfix).await.filter(|i| i["state"] == "resolved")
     })

@@ -194,3 +194,121 @@ pub async fn wait_http(url: &str) {
     })
     .await;
 }
+
+/// A real Prometheus and a real Alertmanager started for one test, in `dir`.
+pub struct AlertingPipeline {
+    /// `http://127.0.0.1:<port>` of Prometheus.
+    pub prometheus: String,
+    pub alertmanager: String,
+    dir: std::path::PathBuf,
+    _processes: [Killed; 2],
+}
+
+impl AlertingPipeline {
+    /// Alertmanager posting each group (by alertname and service, 1 s group wait, resolved
+    /// notifications on) to `rootfix`'s webhook with the ingest token; Prometheus evaluating
+    /// `rules` every second (`dir/rules.yml`) on `prom_port` and alerting to it. Both answer
+    /// ready on return.
+    pub async fn start(dir: &std::path::Path, rootfix: &str, rules: &str, prom_port: u16) -> Self {
+        let am_port = free_port();
+        std::fs::write(
+            dir.join("am.yml"),
+            format!(
+                "route:\n  receiver: rootfix\n  group_by: [alertname, service]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: rootfix\n  webhook_configs:\n  - url: {rootfix}/api/v1/alerts/alertmanager\n    send_resolved: true\n    http_config:\n      authorization: {{credentials: {INGEST_TOKEN}}}\n"
+            ),
+        )
+        .expect("am.yml");
+        let am = start_logged(
+            dir,
+            "prometheus-alertmanager",
+            &[
+                format!("--config.file={}", dir.join("am.yml").display()),
+                format!("--storage.path={}", dir.join("am").display()),
+                format!("--web.listen-address=127.0.0.1:{am_port}"),
+                "--cluster.listen-address=".into(),
+            ],
+            &Default::default(),
+        );
+        let alertmanager = format!("http://127.0.0.1:{am_port}");
+        wait_http(&format!("{alertmanager}/-/ready")).await;
+        std::fs::write(dir.join("rules.yml"), rules).expect("rules.yml");
+        std::fs::write(
+            dir.join("prom.yml"),
+            format!(
+                "global: {{scrape_interval: 5s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers: [{{static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]}}]\n"
+            ),
+        )
+        .expect("prom.yml");
+        let prom = start_logged(
+            dir,
+            "prometheus",
+            &[
+                format!("--config.file={}", dir.join("prom.yml").display()),
+                format!("--storage.tsdb.path={}", dir.join("prom").display()),
+                format!("--web.listen-address=127.0.0.1:{prom_port}"),
+                "--web.enable-lifecycle".into(),
+                "--rules.alert.resend-delay=1s".into(),
+            ],
+            &Default::default(),
+        );
+        let prometheus = format!("http://127.0.0.1:{prom_port}");
+        wait_http(&format!("{prometheus}/-/ready")).await;
+        Self {
+            prometheus,
+            alertmanager,
+            dir: dir.to_path_buf(),
+            _processes: [am, prom],
+        }
+    }
+
+    /// Replaces the rules and has Prometheus reload them.
+    pub async fn set_rules(&self, rules: &str) {
+        std::fs::write(self.dir.join("rules.yml"), rules).expect("rules.yml");
+        let reload = reqwest::Client::new()
+            .post(format!("{}/-/reload", self.prometheus))
+            .send()
+            .await
+            .expect("Prometheus answers");
+        assert_eq!(reload.status(), 200, "Prometheus reloaded its rules");
+    }
+}
+
+/// What one run of the real `rootfix` binary printed.
+pub struct CliRun {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+impl std::fmt::Display for CliRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.out, self.err
+        )
+    }
+}
+
+/// Runs the real binary with `args` and only the `ROOTFIX_URL` / `ROOTFIX_TOKEN` of `env` (never
+/// the caller's), off the runtime's threads.
+pub async fn run_rootfix(args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
+            .args(&args)
+            .env_remove("ROOTFIX_TOKEN")
+            .env_remove("ROOTFIX_URL")
+            .envs(env)
+            .output()
+            .expect("rootfix runs");
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            out: String::from_utf8_lossy(&out.stdout).into(),
+            err: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    })
+    .await
+    .expect("joined")
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use parse::Source;
-pub use problem::{Position, Problem};
+pub use problem::{Position, Problem, problem_lines};
 
 use crate::model::{Action, Playbook};
 use parse::{Document, ParsedFile, parse_source};

@@ -112,6 +112,15 @@ pub fn sort_problems(problems: &mut [Problem]) {
     });
 }
 
+/// Every problem, one `file:line:col: field: message` per line (what `validate` prints).
+pub fn problem_lines(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Position, TextEnd};

@@ -102,15 +102,8 @@ pub fn run(args: &BacktestArgs) -> ExitCode {
 pub async fn backtest(args: &BacktestArgs) -> Result<(String, Summary), BacktestError> {
     let mut paths = args.playbooks.clone();
     paths.push(args.actions.clone());
-    let catalog = Catalog::load(&paths).map_err(|problems| {
-        BacktestError::Playbooks(
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let catalog = Catalog::load(&paths)
+        .map_err(|problems| BacktestError::Playbooks(crate::catalog::problem_lines(&problems)))?;
     let incidents = read_corpus(args).await?;
     let fetch_missing = if args.fetch_missing {
         Some(backends(args)?)

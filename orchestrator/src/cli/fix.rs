@@ -166,7 +166,7 @@ async fn execute(args: &FixArgs) -> Result<(String, bool), FixCliError> {
 
 fn load_actions(config: &ServeConfig) -> Result<Catalog, FixCliError> {
     Catalog::load(std::slice::from_ref(&config.actions))
-        .map_err(|p| FixCliError::Catalog(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+        .map_err(|p| FixCliError::Catalog(crate::catalog::problem_lines(&p)))
 }
 
 fn render(report: &FixReport) -> String {

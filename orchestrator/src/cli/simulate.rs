@@ -93,15 +93,8 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
 
 /// Runs the simulation and returns what it prints.
 pub async fn simulate(args: &SimulateArgs) -> Result<String, SimulateError> {
-    let catalog = Catalog::load(&[args.playbook.clone(), args.actions.clone()]).map_err(|problems| {
-        SimulateError::Invalid(
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let catalog = Catalog::load(&[args.playbook.clone(), args.actions.clone()])
+        .map_err(|problems| SimulateError::Invalid(crate::catalog::problem_lines(&problems)))?;
     let playbook =
         catalog.playbooks.first().cloned().ok_or_else(|| {
             SimulateError::Invalid(format!("{} holds no Playbook", args.playbook.display()))

@@ -36,7 +36,7 @@ const RUNNER_RECHECK: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("playbooks or actions are invalid:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    #[error("playbooks or actions are invalid:\n{}", crate::catalog::problem_lines(.0))]
     Catalog(Vec<crate::catalog::Problem>),
     #[error("the evidence configuration is invalid: {0}")]
     Evidence(String),
