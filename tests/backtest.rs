@@ -118,6 +118,13 @@ fn field<'a>(v: &'a Value, service: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no replay of service {service} in {v:#}"))
 }
 
+/// `rootfix backtest --playbooks PLAYBOOK --actions ACTIONS ARGS...`.
+async fn backtest(actions: &str, playbook: &str, args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    let mut all = vec!["backtest", "--playbooks", playbook, "--actions", actions];
+    all.extend_from_slice(args);
+    run_rootfix(&all, env).await
+}
+
 fn fixture(name: &str) -> String {
     repo_path(&format!("tests/fixtures/backtest/{name}"))
         .display()
@@ -269,20 +276,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
 
     // ── The change: threshold raised, a signal re-weighted, a new branch ──
     let candidate = fixture("candidate.yaml");
-    let run = run_rootfix(
-        &[
-            "backtest",
-            "--playbooks",
-            &candidate,
-            "--actions",
-            &actions,
-            "--corpus",
-            &corpus,
-            "--json",
-        ],
-        &[],
-    )
-    .await;
+    let run = backtest(&actions, &candidate, &["--corpus", &corpus, "--json"], &[]).await;
     assert_eq!(run.code, 1, "decisions changed: exit 1\n{run}");
     let report: Value = serde_json::from_str(&run.out).expect("--json prints JSON");
     assert_eq!(
@@ -341,17 +335,10 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     assert_eq!(d["crossed"][0]["new"]["decision"], "act");
 
     // The text report names the same, and --allow-changes exits 0.
-    let text = run_rootfix(
-        &[
-            "backtest",
-            "--playbooks",
-            &candidate,
-            "--actions",
-            &actions,
-            "--corpus",
-            &corpus,
-            "--allow-changes",
-        ],
+    let text = backtest(
+        &actions,
+        &candidate,
+        &["--corpus", &corpus, "--allow-changes"],
         &[],
     )
     .await;
@@ -376,19 +363,10 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     );
 
     // The same corpus straight from the server.
-    let run = run_rootfix(
-        &[
-            "backtest",
-            "--playbooks",
-            &candidate,
-            "--actions",
-            &actions,
-            "--server",
-            &url,
-            "--since",
-            "1h",
-            "--json",
-        ],
+    let run = backtest(
+        &actions,
+        &candidate,
+        &["--server", &url, "--since", "1h", "--json"],
         &[("ROOTFIX_TOKEN", VIEWER_TOKEN)],
     )
     .await;
@@ -397,17 +375,10 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     assert_eq!(from_server["summary"], report["summary"]);
 
     // The recorded playbook itself: nothing changes, and it is the version the records name.
-    let same = run_rootfix(
-        &[
-            "backtest",
-            "--playbooks",
-            &fixture("recorded.yaml"),
-            "--actions",
-            &actions,
-            "--corpus",
-            &corpus,
-            "--json",
-        ],
+    let same = backtest(
+        &actions,
+        &fixture("recorded.yaml"),
+        &["--corpus", &corpus, "--json"],
         &[],
     )
     .await;
@@ -418,20 +389,7 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
 
     // ── A new signal: missing from every record; fetched from Prometheus at the past instant ──
     let new_signal = fixture("new-signal.yaml");
-    let run = run_rootfix(
-        &[
-            "backtest",
-            "--playbooks",
-            &new_signal,
-            "--actions",
-            &actions,
-            "--corpus",
-            &corpus,
-            "--json",
-        ],
-        &[],
-    )
-    .await;
+    let run = backtest(&actions, &new_signal, &["--corpus", &corpus, "--json"], &[]).await;
     assert_eq!(run.code, 0, "nothing can change without the signal\n{run}");
     let missing: Value = serde_json::from_str(&run.out).unwrap();
     assert_eq!(
@@ -444,13 +402,10 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
         field(&missing, "d")["missing"],
         json!({"cpu": "not in the record"})
     );
-    let run = run_rootfix(
+    let run = backtest(
+        &actions,
+        &new_signal,
         &[
-            "backtest",
-            "--playbooks",
-            &new_signal,
-            "--actions",
-            &actions,
             "--corpus",
             &corpus,
             "--fetch-missing",
