@@ -489,3 +489,48 @@ async fn a_fix_type_whose_alerts_recur_never_reaches_auto_over_four_weeks() {
         Stage::Manual
     );
 }
+
+/// rootfix stopped after saving a `fixed` incident reopened by a repeat firing (the timeline
+/// says `recurred`) and before recording the outcome: the redelivered alert counts as applied,
+/// so nothing records it then. The leader's next sweep does, once, with its notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recurred_outcome_lost_to_a_stop_after_the_save_is_recorded_by_the_next_sweep() {
+    let receiver = Receiver::start().await;
+    let h = Harness::start(
+        "outcome_lost_recurrence",
+        Options {
+            notifications: receiver.config(),
+            ..Options::default()
+        },
+    )
+    .await;
+    h.force_stage("staging", Stage::Auto).await;
+    h.break_target();
+    h.fire("lost-1", "staging", "api-3").await;
+    h.settle().await;
+    let fixed = h
+        .wait_incident("lost-1", |i| i.state == IncidentState::Fixed)
+        .await;
+    // What the handler saves for a repeat firing of a fixed incident, without what follows it.
+    let mut saved = fixed.clone();
+    saved.state = IncidentState::Open;
+    saved.note(
+        h.clock.now(),
+        "recurred",
+        "the alert fired again before it resolved: the fix did not hold (outcome recurred)",
+    );
+    assert_eq!(
+        h.state.save_incident(&mut saved).await.unwrap(),
+        rootfix::state::SaveOutcome::Saved
+    );
+    assert_eq!(kinds_of(&h, &fixed.id).await, ["succeeded"]);
+
+    let tick = h.autonomy.tick().await.unwrap();
+    assert_eq!(tick.recurrences_repaired, std::slice::from_ref(&fixed.id), "{tick:?}");
+    assert_eq!(kinds_of(&h, &fixed.id).await, ["recurred", "succeeded"]);
+    let n = receiver.wait_for("fix_recurred").await;
+    assert!(n.to_string().contains(&fixed.id), "{n}");
+    let again = h.autonomy.tick().await.unwrap();
+    assert!(again.recurrences_repaired.is_empty(), "{again:?}");
+    assert_eq!(kinds_of(&h, &fixed.id).await, ["recurred", "succeeded"]);
+}

@@ -27,6 +27,8 @@ pub struct TickReport {
     pub stale: Vec<String>,
     /// Fixed incidents whose alert did not resolve within `resolve_wait`.
     pub recurred: Vec<String>,
+    /// Open incidents whose lost `recurred` outcome was recorded.
+    pub recurrences_repaired: Vec<String>,
     /// Incidents whose refused fix was decided again.
     pub redecided: Vec<String>,
     /// What retention trimmed and removed.
@@ -73,6 +75,7 @@ impl Leader {
             promoted: promotions.promoted,
             stale: swept.stale,
             recurred: swept.recurred,
+            recurrences_repaired: swept.recurrences_repaired,
             redecided: swept.redecided,
         })
     }

@@ -73,6 +73,38 @@ impl Recurrences {
             .await?)
     }
 
+    /// An open incident whose timeline notes its verified fix `recurred` but whose outcome was
+    /// never recorded (a stop between the incident's save and the outcome's record) gets the
+    /// outcome now, with the audit and the notification. True when it was missing.
+    pub async fn repair_lost_outcome(&self, incident: &Incident) -> Result<bool, AutonomyError> {
+        let Some(note) = incident.timeline.iter().rev().find(|t| t.kind == "recurred") else {
+            return Ok(false);
+        };
+        let Some(fix) = incident.fix.as_ref().filter(|_| fix_verified(incident)) else {
+            return Ok(false);
+        };
+        if fix.stage.is_none() {
+            return Ok(false);
+        }
+        if self.recurred_recorded(fix, &incident.id).await? {
+            return Ok(false);
+        }
+        warn!(incident = %incident.id, action = %fix.action, "the fix's recurred outcome was lost (rootfix stopped after saving the incident); recording it now");
+        self.fix_recurred(incident, &note.message).await?;
+        Ok(true)
+    }
+
+    async fn recurred_recorded(&self, fix: &IncidentFix, incident: &str) -> Result<bool, AutonomyError> {
+        let scope = fix.scope.as_deref().unwrap_or("-");
+        Ok(self
+            .ctx
+            .state
+            .outcomes(&fix.action, scope, DateTime::<Utc>::MIN_UTC)
+            .await?
+            .iter()
+            .any(|o| o.incident == incident && o.kind == OutcomeKind::Recurred))
+    }
+
     /// The verified fix of `incident` did not hold, for the reason `why`. Only a fix that
     /// executed, and that a stage decided, records the outcome (once per incident); every
     /// recurrence is audited and notified.
@@ -84,14 +116,7 @@ impl Recurrences {
         let now = self.ctx.clock.now();
         let executed = matches!(fix.outcome, Some(FixOutcome::Succeeded));
         if fix.stage.is_some() && executed {
-            let said = self
-                .ctx
-                .state
-                .outcomes(&fix.action, scope, DateTime::<Utc>::MIN_UTC)
-                .await?
-                .iter()
-                .any(|o| o.incident == incident.id && o.kind == OutcomeKind::Recurred);
-            if said {
+            if self.recurred_recorded(fix, &incident.id).await? {
                 return Ok(());
             }
             self.ctx

@@ -3,6 +3,9 @@
 //!
 //! - a `fixed` incident whose alert has not resolved within `autonomy.resolve_wait` did not hold:
 //!   it reopens and its outcome becomes `recurred`;
+//! - an open incident whose timeline says its verified fix recurred, but whose `recurred`
+//!   outcome was never recorded (rootfix stopped between saving the incident and recording the
+//!   outcome: the redelivered alert counts as applied), gets it recorded now;
 //! - an incident whose alert was not seen for `limits.stale_after` closes as `stale`, unless
 //!   Alertmanager (API v2, when `silences:` names one) still holds the alert active;
 //! - fixes refused for now (kill switch, runner, rate limit, budget, concurrency) are decided again once
@@ -30,6 +33,8 @@ const SWEEP_LIMIT: usize = 10_000;
 pub struct SweepReport {
     pub stale: Vec<String>,
     pub recurred: Vec<String>,
+    /// Open incidents whose lost `recurred` outcome this sweep recorded.
+    pub recurrences_repaired: Vec<String>,
     pub redecided: Vec<String>,
 }
 
@@ -88,6 +93,9 @@ impl Sweep {
             IncidentState::Unhandled,
         ] {
             for incident in self.in_state(state).await? {
+                if state == IncidentState::Open && self.recurrences.repair_lost_outcome(&incident).await? {
+                    report.recurrences_repaired.push(incident.id.clone());
+                }
                 if self.ctx.alert_rules.is_stale(&incident, now) && self.close_stale(&incident, now).await? {
                     report.stale.push(incident.id.clone());
                 }
