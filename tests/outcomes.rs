@@ -526,7 +526,11 @@ async fn a_recurred_outcome_lost_to_a_stop_after_the_save_is_recorded_by_the_nex
     assert_eq!(kinds_of(&h, &fixed.id).await, ["succeeded"]);
 
     let tick = h.autonomy.tick().await.unwrap();
-    assert_eq!(tick.recurrences_repaired, std::slice::from_ref(&fixed.id), "{tick:?}");
+    assert_eq!(
+        tick.recurrences_repaired,
+        std::slice::from_ref(&fixed.id),
+        "{tick:?}"
+    );
     assert_eq!(kinds_of(&h, &fixed.id).await, ["recurred", "succeeded"]);
     let n = receiver.wait_for("fix_recurred").await;
     assert!(n.to_string().contains(&fixed.id), "{n}");

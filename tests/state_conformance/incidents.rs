@@ -231,7 +231,141 @@ async fn closed_incidents_are_found_by_age_and_removed_with_what_they_keep((a, b
     );
 }
 
+/// A filtered listing follows every state change, and a removed incident leaves it.
+async fn filtered_listings_follow_saves_and_removals((a, b): Pair) {
+    for minute in 0..6 {
+        a.create_incident(&incident(
+            &format!("inc-{minute}"),
+            &format!("fp{minute}"),
+            IncidentState::Open,
+            minute,
+        ))
+        .await
+        .unwrap();
+    }
+    let ids = |page: rootfix::state::IncidentPage| page.items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let in_state = |state| IncidentFilter {
+        state: Some(state),
+        ..Default::default()
+    };
+    for id in ["inc-1", "inc-4"] {
+        let mut i = b.incident(id).await.unwrap().unwrap();
+        i.state = IncidentState::Resolved;
+        i.resolved_at = Some(i.created_at);
+        assert_eq!(b.save_incident(&mut i).await.unwrap(), SaveOutcome::Saved);
+    }
+    assert_eq!(
+        ids(a
+            .list_incidents(&in_state(IncidentState::Open), 0, 10)
+            .await
+            .unwrap()),
+        ["inc-5", "inc-3", "inc-2", "inc-0"]
+    );
+    assert_eq!(
+        ids(a
+            .list_incidents(&in_state(IncidentState::Resolved), 0, 10)
+            .await
+            .unwrap()),
+        ["inc-4", "inc-1"]
+    );
+    let order_resolved = IncidentFilter {
+        state: Some(IncidentState::Resolved),
+        service: Some("order".into()),
+        playbook: Some("order-service-timeout".into()),
+    };
+    assert_eq!(
+        ids(a.list_incidents(&order_resolved, 0, 10).await.unwrap()),
+        ["inc-4"]
+    );
+    let gone = a.incident("inc-4").await.unwrap().unwrap();
+    assert!(a.remove_incident(&gone, &[]).await.unwrap());
+    assert_eq!(
+        ids(b
+            .list_incidents(&in_state(IncidentState::Resolved), 0, 10)
+            .await
+            .unwrap()),
+        ["inc-1"]
+    );
+    assert!(
+        b.list_incidents(&order_resolved, 0, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let order = IncidentFilter {
+        service: Some("order".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(b.list_incidents(&order, 0, 10).await.unwrap()),
+        ["inc-2", "inc-0"]
+    );
+}
+
+/// Incidents an older rootfix stored have no listing index: until they are indexed a filtered
+/// listing reads every incident, and connecting indexes them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_stored_without_the_listing_indexes_are_indexed_when_rootfix_connects() {
+    use ::redis::AsyncCommands;
+    let prefix = support::unique_prefix("listing_backfill");
+    let url = support::redis_url();
+    let store = rootfix::state::redis::RedisStateStore::connect(&url, &prefix)
+        .await
+        .unwrap();
+    for minute in 0..5 {
+        store
+            .create_incident(&incident(
+                &format!("inc-{minute}"),
+                &format!("fp{minute}"),
+                IncidentState::Open,
+                minute,
+            ))
+            .await
+            .unwrap();
+    }
+    // What an older rootfix left: no `by:` keys, no marker.
+    let mut conn = ::redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = conn
+        .keys(format!("{}*rootfix:incidents:by:*", prefix))
+        .await
+        .unwrap();
+    assert!(keys.len() >= 3, "{keys:?}");
+    let marker = store.keys().incidents_indexed();
+    let _: () = conn.del(&keys).await.unwrap();
+    let _: () = conn.del(&marker).await.unwrap();
+    let open = IncidentFilter {
+        state: Some(IncidentState::Open),
+        ..Default::default()
+    };
+    let page = store.list_incidents(&open, 0, 10).await.unwrap();
+    assert_eq!(page.items.len(), 5, "read from every incident until indexed");
+    let again = rootfix::state::redis::RedisStateStore::connect(&url, &prefix)
+        .await
+        .unwrap();
+    assert!(conn.exists::<_, bool>(&marker).await.unwrap());
+    let indexed: u64 = conn
+        .zcard(store.keys().incidents_by("state", "open"))
+        .await
+        .unwrap();
+    assert_eq!(indexed, 5);
+    let ids: Vec<String> = again
+        .list_incidents(&open, 0, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, ["inc-4", "inc-3", "inc-2", "inc-1", "inc-0"]);
+}
+
 conformance!(
+    filtered_listings_follow_saves_and_removals,
     one_open_incident_per_fingerprint,
     closed_incidents_are_found_by_age_and_removed_with_what_they_keep,
     concurrent_saves_of_one_version_let_exactly_one_win,

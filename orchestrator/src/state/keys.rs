@@ -94,6 +94,18 @@ impl Keys {
         self.key(format_args!("rootfix:incidents:state:{state}"))
     }
 
+    /// The ids of the incidents whose `field` (`state`, `service`, `playbook`) is `value`,
+    /// scored by creation (ms): what a filtered listing reads instead of every incident.
+    pub fn incidents_by(&self, field: &str, value: &str) -> String {
+        self.key(format_args!("rootfix:incidents:by:{field}:{value}"))
+    }
+
+    /// Set once every stored incident is in the `incidents_by` indexes (new installs at once,
+    /// older ones after their backfill); until then listings read every incident.
+    pub fn incidents_indexed(&self) -> String {
+        self.key(format_args!("rootfix:incidents:indexed"))
+    }
+
     pub fn prune(&self, service: &str) -> String {
         self.key(format_args!("diag:prune:{service}"))
     }

@@ -1,6 +1,7 @@
 //! [`IncidentStore`] on Redis: each incident a hash (`version`, `state`, `record`), created and
-//! saved by Lua scripts that keep the fingerprint's open slot, the time index and the state sets
-//! in step with it, and the closed index (by when each closed) that retention reads; a closed
+//! saved by Lua scripts that keep the fingerprint's open slot, the time index, the state sets and
+//! the listing indexes (by state, service and playbook, scored by creation: a filtered listing
+//! reads the smallest instead of every incident) in step with it, and the closed index (by when each closed) that retention reads; a closed
 //! incident removed by a script that takes its journal, approvals and index entries with it.
 
 use std::collections::BTreeMap;
@@ -14,9 +15,10 @@ use crate::record::incident::{Incident, IncidentFilter, IncidentState};
 use crate::state::StateError;
 use crate::state::incidents::{CreateOutcome, IncidentPage, IncidentPager, IncidentStore, SaveOutcome};
 
-/// KEYS: incident, open slot, incidents zset, state set, closed zset. ARGV: id, record, created
-/// ms, open (1|0), state, closed ms. Creates the incident and claims the fingerprint's open slot,
-/// or says why not; an incident created closed goes into the closed index.
+/// KEYS: incident, open slot, incidents zset, state set, closed zset, by-state, by-service and
+/// by-playbook indexes. ARGV: id, record, created ms, open (1|0), state, closed ms, has service
+/// (1|0), has playbook (1|0). Creates the incident and claims the fingerprint's open slot, or
+/// says why not; an incident created closed goes into the closed index.
 const CREATE_INCIDENT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'id-exists'} end
 if ARGV[4] == '1' then
@@ -29,11 +31,16 @@ end
 redis.call('HSET', KEYS[1], 'version', 1, 'record', ARGV[2], 'state', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
+if ARGV[7] == '1' then redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1]) end
+if ARGV[8] == '1' then redis.call('ZADD', KEYS[8], ARGV[3], ARGV[1]) end
 return {'created'}
 "#;
 
-/// KEYS: incident, open slot, last-closed slot, closed zset. ARGV: expected version, record,
-/// state, id, open (1|0), state-set key prefix, closed ms. A closed incident is (re)scored in the
+/// KEYS: incident, open slot, last-closed slot, closed zset, by-service and by-playbook
+/// indexes. ARGV: expected version, record, state, id, open (1|0), state-set key prefix, closed
+/// ms, created ms, by-state key prefix, has service (1|0), has playbook (1|0). The by-state
+/// index follows the state; the others are (re)added. A closed incident is (re)scored in the
 /// closed index by when it closed; an open one leaves it. Saves only if the version is still the expected one; keeps the
 /// state sets, the open slot and the fingerprint's last closed incident in step. Saving a closed
 /// incident open again (a flap rejoining it) takes the open slot, or is a conflict when another
@@ -50,9 +57,15 @@ end
 local previous = redis.call('HGET', KEYS[1], 'state')
 redis.call('HSET', KEYS[1], 'version', tonumber(version) + 1, 'record', ARGV[2], 'state', ARGV[3])
 if previous ~= ARGV[3] then
-  if previous then redis.call('SREM', ARGV[6] .. previous, ARGV[4]) end
+  if previous then
+    redis.call('SREM', ARGV[6] .. previous, ARGV[4])
+    redis.call('ZREM', ARGV[9] .. previous, ARGV[4])
+  end
   redis.call('SADD', ARGV[6] .. ARGV[3], ARGV[4])
 end
+redis.call('ZADD', ARGV[9] .. ARGV[3], ARGV[8], ARGV[4])
+if ARGV[10] == '1' then redis.call('ZADD', KEYS[5], ARGV[8], ARGV[4]) end
+if ARGV[11] == '1' then redis.call('ZADD', KEYS[6], ARGV[8], ARGV[4]) end
 if ARGV[5] == '0' then
   if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
   redis.call('SET', KEYS[3], ARGV[4])
@@ -64,8 +77,8 @@ return {'saved', tostring(tonumber(version) + 1)}
 "#;
 
 /// KEYS: incident, incidents zset, closed zset, journal, open slot, last-closed slot, approvals
-/// zset, pending approvals zset. ARGV: id, expected version, state-set key prefix, approval key
-/// prefix, then the approval ids. Removes a closed incident at the expected version with its
+/// zset, pending approvals zset, by-service and by-playbook indexes. ARGV: id, expected version,
+/// state-set key prefix, approval key prefix, by-state key prefix, then the approval ids. Removes a closed incident at the expected version with its
 /// journal, its approvals and every index entry naming it.
 const REMOVE_INCIDENT: &str = r#"
 local version = redis.call('HGET', KEYS[1], 'version')
@@ -81,9 +94,12 @@ redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', ARGV[3] .. state, ARGV[1])
+redis.call('ZREM', ARGV[5] .. state, ARGV[1])
+redis.call('ZREM', KEYS[9], ARGV[1])
+redis.call('ZREM', KEYS[10], ARGV[1])
 if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
 if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   redis.call('DEL', ARGV[4] .. ARGV[i])
   redis.call('ZREM', KEYS[7], ARGV[i])
   redis.call('ZREM', KEYS[8], ARGV[i])
@@ -150,12 +166,17 @@ impl IncidentStore for RedisStateStore {
             .key(self.keys.incidents())
             .key(self.keys.incidents_in_state(incident.state.as_str()))
             .key(self.keys.incidents_closed())
+            .key(self.keys.incidents_by("state", incident.state.as_str()))
+            .key(self.by_service(incident))
+            .key(self.by_playbook(incident))
             .arg(&incident.id)
             .arg(record)
             .arg(incident.created_at.timestamp_millis())
             .arg(if incident.state.is_open() { "1" } else { "0" })
             .arg(incident.state.as_str())
             .arg(incident.closed_at().timestamp_millis())
+            .arg(flag(incident.service.is_some()))
+            .arg(flag(incident.playbook.is_some()))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -180,6 +201,8 @@ impl IncidentStore for RedisStateStore {
             .key(self.keys.incident_open(&incident.fingerprint))
             .key(self.keys.incident_last(&incident.fingerprint))
             .key(self.keys.incidents_closed())
+            .key(self.by_service(incident))
+            .key(self.by_playbook(incident))
             .arg(incident.version)
             .arg(record)
             .arg(incident.state.as_str())
@@ -187,6 +210,10 @@ impl IncidentStore for RedisStateStore {
             .arg(if incident.state.is_open() { "1" } else { "0" })
             .arg(self.keys.incidents_in_state(""))
             .arg(incident.closed_at().timestamp_millis())
+            .arg(incident.created_at.timestamp_millis())
+            .arg(self.keys.incidents_by("state", ""))
+            .arg(flag(incident.service.is_some()))
+            .arg(flag(incident.playbook.is_some()))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -209,13 +236,17 @@ impl IncidentStore for RedisStateStore {
         offset: usize,
         limit: usize,
     ) -> Result<IncidentPage, StateError> {
+        let source = self
+            .listing_index(filter)
+            .await?
+            .unwrap_or_else(|| self.keys.incidents());
         let mut conn = self.conn.clone();
         let mut pager = IncidentPager::new(filter, offset, limit);
         let mut start = 0isize;
         const CHUNK: isize = 256;
         loop {
             let ids: Vec<String> = conn
-                .zrevrange(self.keys.incidents(), start, start + CHUNK - 1)
+                .zrevrange(&source, start, start + CHUNK - 1)
                 .await
                 .map_err(unavailable)?;
             if ids.is_empty() {
@@ -296,15 +327,135 @@ impl IncidentStore for RedisStateStore {
             .key(self.keys.incident_last(&incident.fingerprint))
             .key(self.keys.approvals())
             .key(self.keys.approvals_pending())
+            .key(self.by_service(incident))
+            .key(self.by_playbook(incident))
             .arg(&incident.id)
             .arg(incident.version)
             .arg(self.keys.incidents_in_state(""))
-            .arg(self.keys.approval(""));
+            .arg(self.keys.approval(""))
+            .arg(self.keys.incidents_by("state", ""));
         for id in approvals {
             invocation.arg(id);
         }
         let removed: i64 = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
         Ok(removed == 1)
+    }
+}
+
+fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
+}
+
+impl RedisStateStore {
+    /// The incident's by-service index (a key no incident is in when it has no service).
+    fn by_service(&self, incident: &Incident) -> String {
+        self.keys
+            .incidents_by("service", incident.service.as_deref().unwrap_or(""))
+    }
+
+    fn by_playbook(&self, incident: &Incident) -> String {
+        self.keys
+            .incidents_by("playbook", incident.playbook.as_deref().unwrap_or(""))
+    }
+
+    /// The smallest index that holds every incident `filter` can accept, once the indexes are
+    /// complete; `None`: read every incident.
+    async fn listing_index(&self, filter: &IncidentFilter) -> Result<Option<String>, StateError> {
+        let mut candidates = Vec::new();
+        if let Some(state) = filter.state {
+            candidates.push(self.keys.incidents_by("state", state.as_str()));
+        }
+        if let Some(service) = &filter.service {
+            candidates.push(self.keys.incidents_by("service", service));
+        }
+        if let Some(playbook) = &filter.playbook {
+            candidates.push(self.keys.incidents_by("playbook", playbook));
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        pipe.exists(self.keys.incidents_indexed())
+            .zcard(self.keys.incidents());
+        for key in &candidates {
+            pipe.zcard(key);
+        }
+        let mut conn = self.conn.clone();
+        let answers: Vec<u64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        if answers.first() != Some(&1) {
+            // Redis came back empty (or from an older copy) after rootfix started: an empty
+            // store is complete at once, since every incident stored from now on is indexed.
+            if answers.get(1) == Some(&0) {
+                let () = conn
+                    .set(self.keys.incidents_indexed(), 1)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            return Ok(None);
+        }
+        Ok(candidates
+            .into_iter()
+            .zip(answers.into_iter().skip(2))
+            .min_by_key(|(_, n)| *n)
+            .map(|(key, _)| key))
+    }
+
+    /// Puts every stored incident into the `incidents_by` indexes, 1,000 at a time, then marks
+    /// them complete. A no-op once marked (and at once on an empty store). Scripts index every
+    /// incident they create or save, so only incidents stored by an older rootfix need it.
+    pub(super) async fn index_incidents(&self) -> Result<u64, StateError> {
+        let mut conn = self.conn.clone();
+        let marked: bool = conn
+            .exists(self.keys.incidents_indexed())
+            .await
+            .map_err(unavailable)?;
+        if marked {
+            return Ok(0);
+        }
+        const BATCH: isize = 1000;
+        let mut start = 0isize;
+        let mut indexed = 0u64;
+        loop {
+            let page: Vec<(String, f64)> = conn
+                .zrange_withscores(self.keys.incidents(), start, start + BATCH - 1)
+                .await
+                .map_err(unavailable)?;
+            if page.is_empty() {
+                break;
+            }
+            let mut read = redis::pipe();
+            for (id, _) in &page {
+                read.hget(self.keys.incident(id), "record");
+            }
+            let records: Vec<Option<String>> = read.query_async(&mut conn).await.map_err(unavailable)?;
+            let mut write = redis::pipe();
+            for ((id, created), record) in page.iter().zip(records) {
+                let Some(record) = record else { continue };
+                let key = self.keys.incident(id);
+                let incident = decode(&key, &record, 0)?;
+                write
+                    .zadd(
+                        self.keys.incidents_by("state", incident.state.as_str()),
+                        id,
+                        *created,
+                    )
+                    .ignore();
+                if incident.service.is_some() {
+                    write.zadd(self.by_service(&incident), id, *created).ignore();
+                }
+                if incident.playbook.is_some() {
+                    write.zadd(self.by_playbook(&incident), id, *created).ignore();
+                }
+                indexed += 1;
+            }
+            let () = write.query_async(&mut conn).await.map_err(unavailable)?;
+            start += BATCH;
+        }
+        let () = conn
+            .set(self.keys.incidents_indexed(), 1)
+            .await
+            .map_err(unavailable)?;
+        Ok(indexed)
     }
 }
 

@@ -87,11 +87,19 @@ impl RedisStateStore {
         )
         .await
         .map_err(unavailable)?;
-        Ok(Self {
+        let store = Self {
             conn,
             blocking,
             keys: Keys::new(prefix),
-        })
+        };
+        let indexed = store.index_incidents().await?;
+        if indexed > 0 {
+            tracing::info!(
+                indexed,
+                "indexed the stored incidents by state, service and playbook"
+            );
+        }
+        Ok(store)
     }
 
     pub fn keys(&self) -> &Keys {
