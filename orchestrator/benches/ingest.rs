@@ -5,7 +5,10 @@
 //!    validation, pipelined XADD), beside the raw limit measured in the same run: a bare axum
 //!    handler doing the same pipelined XADD and nothing else;
 //! 2. p50/p99 at an offered 1,000 alerts/s;
-//! 3. the RSS of a `rootfix serve` process idle and holding 10,000 open incidents.
+//! 3. the RSS of a `rootfix serve` process idle and holding 10,000 open incidents;
+//! 4. what durability costs: the same closed loop against a redis-server of the bench's own
+//!    without persistence, with AOF `appendfsync everysec` (the main job's setting: at most a
+//!    second of acknowledged alerts lost if the machine dies) and with `appendfsync always`.
 //!
 //! Payloads are the captured Alertmanager webhook (one alert each, ~1 KB). The load generator
 //! shares the machine (2 cores) with the servers and Redis.
@@ -124,6 +127,113 @@ async fn open_loop(url: &str, rate: f64, duration: Duration) -> (f64, Latencies,
         }
     }
     (sent as f64 / duration.as_secs_f64(), Latencies(lat), errors)
+}
+
+/// rootfix's router (ingest only) on `store`, served on a free port; its webhook's URL.
+async fn webhook(store: RedisStateStore) -> String {
+    let state: Arc<dyn StateStore> = Arc::new(store);
+    let app = AppState {
+        state,
+        catalog: CatalogHandle::new(Catalog::load(&[repo("playbooks"), repo("actions")]).expect("catalog")),
+        tokens: Arc::new(vec![Token {
+            name: "bench".into(),
+            role: Role::Ingest,
+            secret: TOKEN.into(),
+        }]),
+        metrics: Arc::new(Metrics::new()),
+        http: Default::default(),
+        readiness: Default::default(),
+        autonomy: None,
+        chat: rootfix::server::chat::ChatState::disabled(),
+    };
+    format!("{}/api/v1/alerts/alertmanager", serve(router(app)).await)
+}
+
+/// A redis-server of the bench's own on a free port, with `args`; killed and its folder removed
+/// when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start(name: &str, args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let dir = std::env::temp_dir().join(format!("rootfix-bench-redis-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let url = format!("redis://127.0.0.1:{port}/");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { child, dir, url }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Section 4: the closed loop on a Redis without persistence, with AOF everysec and with AOF
+/// always, two rounds interleaved.
+async fn durability(duration: Duration) {
+    let setups: [(&str, &[&str]); 3] = [
+        ("no persistence", &["--appendonly", "no"]),
+        (
+            "AOF everysec",
+            &["--appendonly", "yes", "--appendfsync", "everysec"],
+        ),
+        ("AOF always", &["--appendonly", "yes", "--appendfsync", "always"]),
+    ];
+    let mut results: Vec<(f64, Latencies)> = setups.iter().map(|_| (0.0, Latencies(Vec::new()))).collect();
+    for _round in 0..2 {
+        for (i, (name, args)) in setups.iter().enumerate() {
+            let redis = OwnRedis::start(&name.replace(' ', "-"), args).await;
+            let store = RedisStateStore::connect(&redis.url, "bench-durability:")
+                .await
+                .expect("own redis");
+            let url = webhook(store).await;
+            let _ = closed_loop(&url, 8, Duration::from_millis(500)).await;
+            let (rate, lat, _errors) = closed_loop(&url, 16, duration).await;
+            results[i].0 += rate / 2.0;
+            results[i].1.0.extend(lat.0);
+        }
+    }
+    println!(
+        "4. durability, 16 connections, closed loop, {} s each, two rounds interleaved",
+        duration.as_secs()
+    );
+    let base = results[0].0;
+    for ((name, _), (rate, lat)) in setups.iter().zip(results.iter_mut()) {
+        println!(
+            "   {name:<16} {rate:8.0} alerts/s ({:3.0} %)   p50 {:6.2} ms   p99 {:6.2} ms",
+            100.0 * *rate / base,
+            lat.pct(0.5).as_secs_f64() * 1e3,
+            lat.pct(0.99).as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "   (a replica acknowledging through WAIT is measured once rootfix can ask for it: the scale-out issue)"
+    );
 }
 
 async fn serve(router: axum::Router) -> String {
@@ -279,22 +389,7 @@ async fn main() {
         conn: store.connection(),
         stream: format!("{prefix}bare"),
     };
-    let state: Arc<dyn StateStore> = Arc::new(store);
-    let app = AppState {
-        state,
-        catalog: CatalogHandle::new(Catalog::load(&[repo("playbooks"), repo("actions")]).expect("catalog")),
-        tokens: Arc::new(vec![Token {
-            name: "bench".into(),
-            role: Role::Ingest,
-            secret: TOKEN.into(),
-        }]),
-        metrics: Arc::new(Metrics::new()),
-        http: Default::default(),
-        readiness: Default::default(),
-        autonomy: None,
-        chat: rootfix::server::chat::ChatState::disabled(),
-    };
-    let rootfix_url = format!("{}/api/v1/alerts/alertmanager", serve(router(app)).await);
+    let rootfix_url = webhook(store).await;
     let bare_url = format!(
         "{}/ingest",
         serve(
@@ -345,4 +440,5 @@ async fn main() {
     );
 
     measure_rss().await;
+    durability(duration).await;
 }
