@@ -9,7 +9,8 @@
 //! - that every alert is in exactly one incident (50,000 incidents, 50,000 fingerprints).
 //!
 //! The load generator, rootfix and Redis share the machine (2 cores). Set ROOTFIX_BENCH_STORM to
-//! post another number of alerts.
+//! post another number of alerts, ROOTFIX_BENCH_STORM_WORKERS for `limits.workers` (default 32, as
+//! serve's).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -79,6 +80,10 @@ async fn main() {
     ))
     .expect("fixture")
     .replace("OrderServiceTimeout", "StormTest");
+    let workers: usize = std::env::var("ROOTFIX_BENCH_STORM_WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(32);
     let prefix = format!("bench-storm:{}:", std::process::id());
     let dir = std::env::temp_dir().join(format!("rootfix-bench-storm-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("playbooks")).expect("temp dir");
@@ -91,7 +96,7 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\nredis: {{url: '{}', key_prefix: '{prefix}'}}\nplaybooks: {}\nactions: {}\ntokens:\n  - {{name: bench, role: admin, token: {TOKEN}}}\n",
+            "listen: 127.0.0.1:{port}\nredis: {{url: '{}', key_prefix: '{prefix}'}}\nplaybooks: {}\nactions: {}\ntokens:\n  - {{name: bench, role: admin, token: {TOKEN}}}\nlimits: {{workers: {workers}}}\n",
             redis_url(),
             dir.join("playbooks").display(),
             repo("actions").display()
@@ -195,7 +200,9 @@ async fn main() {
         }
     }
     let decided = decided.expect("every alert decided within 10 minutes");
-    println!("alert storm: {total} alerts, {CLIENTS} keep-alive clients, one alert per webhook");
+    println!(
+        "alert storm: {total} alerts, {CLIENTS} keep-alive clients, one alert per webhook, limits.workers {workers}"
+    );
     println!(
         "  acknowledged   all in {:6.2} s   {:7.0} alerts/s   p50 {:6.2} ms   p99 {:6.2} ms   retried {}",
         acked.as_secs_f64(),

@@ -72,7 +72,7 @@ pub struct Limits {
 
 /// `limits:` with its defaults; `claim_idle` must outlast `walk_deadline`.
 pub(super) fn check_limits(doc: &LimitsDocument, r: &mut Reporter<'_>) -> Limits {
-    let workers = doc.workers.unwrap_or(8);
+    let workers = doc.workers.unwrap_or(32);
     if workers == 0 || workers > 1024 {
         r.at_value("limits.workers", "must be in 1..=1024");
     }

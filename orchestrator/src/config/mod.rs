@@ -9,7 +9,7 @@
 //! tokens:
 //!   - {name: alertmanager, role: ingest, token_env: ROOTFIX_INGEST_TOKEN}
 //!   - {name: sre-oncall, role: approver, token_env: ROOTFIX_APPROVER_TOKEN}
-//! limits: {workers: 8, max_body_bytes: 1048576, walk_deadline: 60s, claim_idle: 2m}
+//! limits: {workers: 32, max_body_bytes: 1048576, walk_deadline: 60s, claim_idle: 2m}
 //! evidence:
 //!   prometheus: {default: {url: http://127.0.0.1:9090}}
 //!   loki: {default: {url: http://loki:3100}}
