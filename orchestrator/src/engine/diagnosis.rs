@@ -59,6 +59,14 @@ pub const RECORDED_VALUE_BYTES: usize = 64 * 1024;
 
 /// The size of `value` as JSON when it is over [`RECORDED_VALUE_BYTES`].
 pub fn too_large_to_record(value: &serde_json::Value) -> Option<usize> {
+    use serde_json::Value;
+    // The usual values (a number, a flag, no data, a short string) are measured without encoding.
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => return None,
+        // Encoded, a string is at most six times longer (a control character becomes `\uXXXX`).
+        Value::String(s) if s.len() * 6 + 2 <= RECORDED_VALUE_BYTES => return None,
+        _ => {}
+    }
     let bytes = serde_json::to_vec(value).map_or(0, |v| v.len());
     (bytes > RECORDED_VALUE_BYTES).then_some(bytes)
 }
@@ -173,6 +181,9 @@ mod tests {
     #[test]
     fn only_a_value_over_the_cap_is_too_large_to_record() {
         assert_eq!(too_large_to_record(&serde_json::json!(0.97)), None);
+        assert_eq!(too_large_to_record(&serde_json::json!("short")), None);
+        let long = serde_json::Value::String("x".repeat(RECORDED_VALUE_BYTES + 1));
+        assert_eq!(too_large_to_record(&long), Some(RECORDED_VALUE_BYTES + 3));
         let series: Vec<serde_json::Value> = (0..3000)
             .map(|n| serde_json::json!({"metric": {"pod": format!("order-api-{n}")}, "value": n}))
             .collect();
