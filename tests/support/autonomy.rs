@@ -280,8 +280,13 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(start_time()));
         let executor = Arc::new(Executor {
             state: state.clone(),
+            // Incident ids come from each test's own stream, so two tests running at once can
+            // share one; the instance keeps their containers apart (as serve's key prefix does).
             docker: Some(Arc::new(
-                DockerRunner::connect(state_root).await.expect("Docker engine"),
+                DockerRunner::connect(state_root)
+                    .await
+                    .expect("Docker engine")
+                    .with_instance(&prefix),
             )),
             kubernetes: None,
             kubernetes_job: None,
