@@ -10,6 +10,9 @@
 //! before the indexes; one round above 100,000 stored, the median of 15 otherwise). Goal: with the indexes, the same latency at 1,000,000 as at 10,000
 //! within 2×. Each size uses its own key prefix, removed afterwards.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,29 +148,7 @@ async fn run(total: usize) -> [Duration; 4] {
     let scan_open = time(scan_rounds, || open_listing(&store)).await;
     let scan_dashboard = time(scan_rounds, || dashboard(&store)).await;
     // Remove the prefix's keys.
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await
-            .expect("SCAN");
-        if !keys.is_empty() {
-            let () = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("UNLINK");
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    support::remove_prefix(&mut conn, &prefix).await;
     [indexed_open, indexed_dashboard, scan_open, scan_dashboard]
 }
 

@@ -12,6 +12,9 @@
 //! post another number of alerts, ROOTFIX_BENCH_STORM_WORKERS for `limits.workers` (default 32, as
 //! serve's).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,28 +232,6 @@ async fn main() {
     assert_eq!((incidents, fingerprints.len() as u64), (total, total));
 
     let mut conn = store.connection();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await
-            .expect("SCAN");
-        if !keys.is_empty() {
-            let () = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("UNLINK");
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    support::remove_prefix(&mut conn, &prefix).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
