@@ -13,6 +13,9 @@
 //! Payloads are the captured Alertmanager webhook (one alert each, ~1 KB). The load generator
 //! shares the machine (2 cores) with the servers and Redis.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -263,17 +266,6 @@ async fn bare_handler(State(b): State<Bare>, body: Bytes) -> &'static str {
     "{}"
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
-}
-
 async fn measure_rss() {
     let prefix = format!("bench-rss:{}:", std::process::id());
     let dir = std::env::temp_dir().join(format!("rootfix-bench-{}", std::process::id()));
@@ -293,23 +285,11 @@ async fn measure_rss() {
         ),
     )
     .expect("config");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("rootfix serve");
     let url = format!("http://127.0.0.1:{port}");
+    let mut child = support::spawn_serve(&config, &url).await;
     let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{url}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = rss_kib(child.id());
+    let idle = support::status_kib(child.id(), "VmRSS:");
 
     let n = 10_000u64;
     let posted = Arc::new(AtomicU64::new(0));
@@ -351,7 +331,7 @@ async fn measure_rss() {
     }
     let handled = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let loaded = rss_kib(child.id());
+    let loaded = support::status_kib(child.id(), "VmRSS:");
     let counts = store.incident_counts().await.unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();

@@ -54,17 +54,6 @@ fn redis_url() -> String {
     std::env::var("ROOTFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -106,22 +95,10 @@ async fn main() {
         ),
     )
     .expect("config");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("rootfix serve");
     let url = format!("http://127.0.0.1:{port}");
+    let mut child = support::spawn_serve(&config, &url).await;
     let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if matches!(client.get(format!("{url}/readyz")).send().await, Ok(r) if r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let idle = status_kib(child.id(), "VmRSS:");
+    let idle = support::status_kib(child.id(), "VmRSS:");
 
     // The bodies are made before the clock starts.
     let bodies: Arc<Vec<String>> = Arc::new(
@@ -180,7 +157,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let peak = status_kib(child.id(), "VmHWM:");
+    let peak = support::status_kib(child.id(), "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
 
