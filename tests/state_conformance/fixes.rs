@@ -38,12 +38,14 @@ async fn the_journal_keeps_its_order_and_active_fixes_are_listed((a, b): Pair) {
     let entry = |event: JournalEvent| JournalEntry {
         fix: "inc-1/restart".into(),
         at: t0(),
+        step: None,
         event,
     };
     let entries = [
         entry(JournalEvent::FixStarted {
             params: BTreeMap::from([("name".to_string(), "web-1".to_string())]),
             fencing_token: 7,
+            steps: Vec::new(),
         }),
         entry(JournalEvent::PhaseStarted {
             phase: PhaseName::Precheck,

@@ -138,6 +138,7 @@ async fn closed_incidents_are_found_by_age_and_removed_with_what_they_keep((a, b
         &JournalEntry {
             fix: "inc-old/restart".into(),
             at: at(5),
+            step: None,
             event: JournalEvent::Recovered { note: "test".into() },
         },
     )

@@ -19,7 +19,56 @@ pub const ACTION_USER: &str = "rootfix";
 pub const ACTION_PASSWORD: &str = "rootfix-test-pw";
 
 impl MariaDb {
+    /// A server without a binary log.
     pub fn start() -> Self {
+        Self::start_with(&["--skip-log-bin"])
+    }
+
+    /// A primary and a replica replicating from it (binary log positions, the `repl` account);
+    /// returns once the replica's threads run.
+    pub fn pair() -> (Self, Self) {
+        let primary = Self::start_with(&["--log-bin=primary-bin", "--server-id=1", "--binlog-format=ROW"]);
+        let replica = Self::start_with(&["--skip-log-bin", "--server-id=2", "--relay-log=replica-relay"]);
+        primary
+            .root_sql("CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-pw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';")
+            .expect("replication account");
+        let status = primary.root_sql("SHOW MASTER STATUS").expect("master status");
+        let mut fields = status.split('\t');
+        let (file, position) = (
+            fields.next().expect("binlog file").trim().to_string(),
+            fields.next().expect("binlog position").trim().to_string(),
+        );
+        replica
+            .root_sql(&format!(
+                "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', \
+                 MASTER_LOG_FILE='{file}', MASTER_LOG_POS={position}; START SLAVE;",
+                primary.port
+            ))
+            .expect("start replication");
+        // Replicating: a row written on the primary shows on the replica.
+        primary
+            .root_sql("INSERT INTO shop.orders (note) VALUES ('replicated')")
+            .expect("write on the primary");
+        let started = Instant::now();
+        loop {
+            let seen = replica
+                .root_sql("SELECT COUNT(*) FROM shop.orders WHERE note = 'replicated'")
+                .unwrap_or_default();
+            if seen.trim() == "1" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "replication did not start: {:?}",
+                replica.root_sql("SHOW SLAVE STATUS")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (primary, replica)
+    }
+
+    /// A server started with `extra` arguments (the binary log, a server id).
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("rootfix-mariadb-")
             .tempdir()
@@ -68,11 +117,11 @@ impl MariaDb {
                 "--user=root",
                 "--bind-address=127.0.0.1",
                 &format!("--port={port}"),
-                "--skip-log-bin",
                 "--innodb-use-native-aio=0",
                 "--innodb-buffer-pool-size=16M",
                 "--max-connections=100",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

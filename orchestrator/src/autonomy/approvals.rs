@@ -182,7 +182,7 @@ impl Approvals {
                         let reason = format!("scope {} is no longer configured", approval.scope);
                         refuse(&self.ctx, &incident, fix, Gate::Scope, reason).await?
                     }
-                    (None, Some(scope)) => match self.ctx.runner_refusal(&fix.action) {
+                    (None, Some(scope)) => match self.ctx.fix_runner_refusal(&fix) {
                         // Approved before its runner went away (or by an older run): say so.
                         Some(reason) => refuse(&self.ctx, &incident, fix, Gate::Runner, reason).await?,
                         None => {
@@ -301,6 +301,7 @@ impl Approvals {
             action: approval.action.clone(),
             node: String::new(),
             params: approval.params.clone(),
+            steps: Vec::new(),
             confidence: approval.confidence,
             scope: Some(approval.scope.clone()),
             stage: Some(Stage::Manual),

@@ -36,9 +36,24 @@ fn budget_key_of_service(service: &str) -> String {
 }
 
 /// What a fix acts on: its action and rendered params, `action:k=v,k=v` (params in name order).
+/// A remedy of steps: `name:action(k=v,…);action(k=v,…)`, every step's target.
 pub fn fix_target(fix: &IncidentFix) -> String {
-    let params: Vec<String> = fix.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{}:{}", fix.action, params.join(","))
+    let joined = |params: &BTreeMap<String, String>| {
+        params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if fix.steps.is_empty() {
+        return format!("{}:{}", fix.action, joined(&fix.params));
+    }
+    let steps: Vec<String> = fix
+        .steps
+        .iter()
+        .map(|s| format!("{}({})", s.action, joined(&s.params)))
+        .collect();
+    format!("{}:{}", fix.action, steps.join(";"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +109,29 @@ pub struct Context {
 impl Context {
     /// Why the fix's action cannot run on this install (the runner gate), when it cannot:
     /// `cannot act: <action> needs the <runner> runner, and <why>`.
+    /// Why a fix cannot run on this install: the runner of its action, or of any of its steps.
+    pub fn fix_runner_refusal(&self, fix: &IncidentFix) -> Option<String> {
+        if fix.steps.is_empty() {
+            return self.runner_refusal(&fix.action);
+        }
+        fix.steps.iter().enumerate().find_map(|(k, s)| {
+            self.runner_refusal(&s.action)
+                .map(|why| format!("step {}: {why}", k + 1))
+        })
+    }
+
+    /// The action of a fix (or of one of its steps) that is not loaded.
+    pub fn fix_action_missing(&self, fix: &IncidentFix) -> Option<String> {
+        let catalog = self.catalog.current();
+        if fix.steps.is_empty() {
+            return (!catalog.actions.contains_key(&fix.action)).then(|| fix.action.clone());
+        }
+        fix.steps
+            .iter()
+            .find(|s| !catalog.actions.contains_key(&s.action))
+            .map(|s| s.action.clone())
+    }
+
     pub fn runner_refusal(&self, action: &str) -> Option<String> {
         let catalog = self.catalog.current();
         let runner = catalog.actions.get(action)?.runner;

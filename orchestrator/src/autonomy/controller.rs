@@ -219,7 +219,7 @@ impl Autonomy {
 
     /// The playbook's verify condition for a fix, when it has one.
     pub fn verify_for(&self, incident: &Incident, node: &str) -> Option<Arc<dyn VerifyCheck>> {
-        self.lifecycle.verify_for(incident, node)
+        self.lifecycle.verify_for(incident, node, None)
     }
 
     /// Finishes the fixes a stopped rootfix left, then closes their incidents like any fix.

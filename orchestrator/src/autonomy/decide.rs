@@ -60,6 +60,7 @@ impl Decider {
                 action: remedy.action.clone(),
                 node: remedy.node.clone(),
                 params: remedy.params.clone(),
+                steps: remedy.steps.clone(),
                 confidence: remedy.score,
                 scope: None,
                 stage: None,
@@ -71,12 +72,12 @@ impl Decider {
                 verdict: None,
                 silence: None,
             };
-            if !self.ctx.catalog.current().actions.contains_key(&remedy.action) {
-                let reason = format!("action `{}` is not loaded", remedy.action);
+            if let Some(missing) = self.ctx.fix_action_missing(&fix) {
+                let reason = format!("action `{missing}` is not loaded");
                 return refuse(&self.ctx, incident, fix, Gate::Action, reason).await;
             }
-            // Never offer what cannot run: the action's runner must be usable on this install.
-            if let Some(reason) = self.ctx.runner_refusal(&remedy.action) {
+            // Never offer what cannot run: the action's runner (every step's) must be usable.
+            if let Some(reason) = self.ctx.fix_runner_refusal(&fix) {
                 return refuse(&self.ctx, incident, fix, Gate::Runner, reason).await;
             }
             // Gate 1: the kill switch.

@@ -19,7 +19,7 @@ use super::scope::Scope;
 use super::stage::Stage;
 use super::stages::Stages;
 use crate::engine::EvidenceProvider;
-use crate::fix::executor::{Executor, FixPlan, VerifyCheck};
+use crate::fix::executor::{Executor, FixPlan, StepPlan, StepsPlan, VerifyCheck};
 use crate::fix::journal::{FixOutcome, fix_id};
 use crate::fix::verify::ConditionVerify;
 use crate::incident::{Incident, IncidentFix, IncidentState};
@@ -260,28 +260,17 @@ impl FixLifecycle {
         Ok(Decided::Started { dry_run })
     }
 
-    /// The playbook's verify condition for a fix, when it has one.
-    pub fn verify_for(&self, incident: &Incident, node: &str) -> Option<Arc<dyn VerifyCheck>> {
+    /// The playbook's verify condition for a fix, when it has one; with a step number, that
+    /// step's of a remedy of steps.
+    pub fn verify_for(
+        &self,
+        incident: &Incident,
+        node: &str,
+        step: Option<u32>,
+    ) -> Option<Arc<dyn VerifyCheck>> {
         let catalog = self.ctx.catalog.current();
         let playbook = catalog.playbook(incident.playbook.as_deref()?)?.clone();
-        let condition = playbook.node(node)?.remedy.as_ref()?.verify.clone()?;
-        let baseline: BTreeMap<String, serde_json::Value> = incident
-            .diagnosis
-            .as_ref()
-            .map(|d| {
-                d.evidence
-                    .iter()
-                    .filter_map(|(k, r)| r.value.clone().map(|v| (k.clone(), v)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(Arc::new(ConditionVerify {
-            playbook,
-            condition,
-            alert: Arc::new(incident.alert.clone()),
-            baseline,
-            evidence: self.evidence.clone(),
-        }))
+        ConditionVerify::of_remedy(playbook, incident, node, step, self.evidence.clone())
     }
 
     async fn run_fix(
@@ -290,17 +279,42 @@ impl FixLifecycle {
         fix: IncidentFix,
         scope: &Scope,
     ) -> Result<(), AutonomyError> {
-        let Some(action) = self.ctx.catalog.current().actions.get(&fix.action).cloned() else {
-            return Err(AutonomyError::NotFound(format!("action {}", fix.action)));
+        let catalog = self.ctx.catalog.current();
+        let action_of = |name: &str| {
+            catalog
+                .actions
+                .get(name)
+                .cloned()
+                .ok_or_else(|| AutonomyError::NotFound(format!("action {name}")))
         };
-        let plan = FixPlan {
-            incident: incident.id.clone(),
-            action,
-            params: fix.params.clone(),
-            verify: self.verify_for(incident, &fix.node),
-            dry_run: fix.dry_run,
+        let run = if fix.steps.is_empty() {
+            let plan = FixPlan {
+                incident: incident.id.clone(),
+                action: action_of(&fix.action)?,
+                params: fix.params.clone(),
+                verify: self.verify_for(incident, &fix.node, None),
+                dry_run: fix.dry_run,
+            };
+            self.executor.run(plan).await
+        } else {
+            let mut steps = Vec::new();
+            for (k, step) in fix.steps.iter().enumerate() {
+                steps.push(StepPlan {
+                    action: action_of(&step.action)?,
+                    params: step.params.clone(),
+                    verify: self.verify_for(incident, &fix.node, Some(k as u32 + 1)),
+                });
+            }
+            let plan = StepsPlan {
+                incident: incident.id.clone(),
+                name: fix.action.clone(),
+                steps,
+                verify: self.verify_for(incident, &fix.node, None),
+                dry_run: fix.dry_run,
+            };
+            self.executor.run_steps(plan).await
         };
-        let outcome = match self.executor.run(plan).await {
+        let outcome = match run {
             Ok(report) => report.outcome,
             Err(e) => FixOutcome::Refused(format!("the fix could not start: {e}")),
         };
@@ -481,9 +495,9 @@ impl FixLifecycle {
             }
         }
         let actions = self.ctx.catalog.current().actions.clone();
-        let verify = |incident: &str, _action: &str| {
+        let verify = |incident: &str, _action: &str, step: Option<u32>| {
             let i = incidents.get(incident)?;
-            self.verify_for(i, &i.fix.as_ref()?.node)
+            self.verify_for(i, &i.fix.as_ref()?.node, step)
         };
         let reports = self
             .executor

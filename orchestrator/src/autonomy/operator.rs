@@ -67,6 +67,7 @@ impl OperatorFixes {
                 action: action_name.to_string(),
                 node: remedy.as_ref().map(|r| r.node.clone()).unwrap_or_default(),
                 params: params.clone(),
+                steps: Vec::new(),
                 confidence: remedy.as_ref().map_or(0.0, |r| r.score),
                 scope: self
                     .ctx.config
@@ -131,7 +132,7 @@ impl OperatorFixes {
                 incident: incident_id.to_string(),
                 action,
                 params,
-                verify: self.lifecycle.verify_for(&started, &fix.node),
+                verify: self.lifecycle.verify_for(&started, &fix.node, None),
                 dry_run: false,
             };
             let this = self.clone();

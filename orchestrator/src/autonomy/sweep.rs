@@ -218,7 +218,7 @@ impl Sweep {
         let scope = fix.scope.as_deref().and_then(|s| self.ctx.config.scopes.get(s));
         Ok(match fix.gate {
             Some(Gate::Killswitch) => self.ctx.state.killswitch().await?.is_none(),
-            Some(Gate::Runner) => self.ctx.runner_refusal(&fix.action).is_none(),
+            Some(Gate::Runner) => self.ctx.fix_runner_refusal(fix).is_none(),
             Some(Gate::Concurrency) => match scope {
                 Some(s) => self.ctx.state.running_count(&s.name, now).await? < s.max_concurrent,
                 None => true,

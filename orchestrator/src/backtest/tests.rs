@@ -123,6 +123,7 @@ async fn recorded(playbook_text: &str, gc: f64) -> Incident {
         action: r.action.clone(),
         node: r.node.clone(),
         params: r.params.clone(),
+        steps: Vec::new(),
         confidence: r.score,
         scope: Some("s".into()),
         stage: None,

@@ -149,7 +149,7 @@ async fn execute(args: &FixArgs) -> Result<(String, bool), FixCliError> {
                 Arc::new(RedisStateStore::connect(&config.redis_url, &config.key_prefix).await?);
             let catalog = load_actions(&config)?;
             let executor = Executor::from_config(&config, state).await;
-            let reports = executor.recover(&catalog.actions, &|_, _| None).await?;
+            let reports = executor.recover(&catalog.actions, &|_, _, _| None).await?;
             let mut out = String::new();
             if reports.is_empty() {
                 out.push_str("no unfinished fixes\n");
@@ -263,11 +263,41 @@ pub fn render_journal(incident: &str, entries: &[JournalEntry]) -> String {
         );
         let mut rows: Vec<[String; 6]> = Vec::new();
         let mut open: BTreeMap<(String, u32), chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+        if let Some(steps) = of_fix.iter().find_map(|e| match &e.event {
+            JournalEvent::FixStarted { steps, .. } if !steps.is_empty() => Some(steps),
+            _ => None,
+        }) {
+            for (k, s) in steps.iter().enumerate() {
+                let params: Vec<String> = s.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(out, "  step {}: {} {}", k + 1, s.action, params.join(" "));
+            }
+        }
         for e in &of_fix {
+            // A step's phase: `2:execute`.
+            let label = |phase: &str| match e.step {
+                Some(n) => format!("{n}:{phase}"),
+                None => phase.to_string(),
+            };
             match &e.event {
                 JournalEvent::PhaseStarted { phase, attempt } => {
-                    open.insert((phase.as_str().to_string(), *attempt), e.at);
+                    open.insert((label(phase.as_str()), *attempt), e.at);
                 }
+                JournalEvent::StepFinished { outcome } => rows.push([
+                    label("step"),
+                    "-".into(),
+                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "-".into(),
+                    outcome.label().into(),
+                    outcome.to_string(),
+                ]),
+                JournalEvent::RollingBack { reason } => rows.push([
+                    "rolling-back".into(),
+                    "-".into(),
+                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "-".into(),
+                    "-".into(),
+                    reason.clone(),
+                ]),
                 JournalEvent::PhaseFinished {
                     phase,
                     attempt,
@@ -276,9 +306,9 @@ pub fn render_journal(incident: &str, entries: &[JournalEntry]) -> String {
                     stderr,
                     ..
                 } => {
-                    let started = open.remove(&(phase.as_str().to_string(), *attempt));
+                    let started = open.remove(&(label(phase.as_str()), *attempt));
                     rows.push([
-                        phase.as_str().to_string(),
+                        label(phase.as_str()),
                         attempt.to_string(),
                         started.map_or("-".into(), |s| {
                             s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -348,6 +378,7 @@ mod tests {
     fn the_journal_is_one_row_per_phase_attempt() {
         let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap_or_default();
         let e = |s: i64, event: JournalEvent| JournalEntry {
+            step: None,
             fix: "inc-1/a".into(),
             at: at(s),
             event,
@@ -358,6 +389,7 @@ mod tests {
                 JournalEvent::FixStarted {
                     params: BTreeMap::new(),
                     fencing_token: 1,
+                    steps: Vec::new(),
                 },
             ),
             e(

@@ -171,13 +171,35 @@ pub struct DiagnoseSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RemedySpec {
-    /// An action with `purpose: fix`.
+    /// An action with `purpose: fix` (or `name` and `steps` for a remedy of several steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Values for the action's params; templates over `$labels`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// With `steps`: the fix type staged autonomy, approvals and outcomes know the remedy by
+    /// (lowercase letters, digits and `-`; not the name of an action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Actions run in order as one fix, under the locks of all their targets; when a step
+    /// fails, the completed steps are rolled back in reverse order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RemedyStepSpec>,
+    pub confidence: ConfidenceSpec,
+    /// A check over fresh evidence after execute (`evidence` now, `baseline` at diagnosis); with
+    /// steps, after the last step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyConditionSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RemedyStepSpec {
+    /// An action with `purpose: fix`. Every step but the last must have a rollback phase.
     pub action: String,
     /// Values for the action's params; templates over `$labels`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
-    pub confidence: ConfidenceSpec,
-    /// A check over fresh evidence after execute (`evidence` now, `baseline` at diagnosis).
+    /// A check over fresh evidence after this step's own verify phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyConditionSpec>,
 }

@@ -112,12 +112,23 @@ pub enum Decision {
     Invalid(String),
 }
 
+/// One step of a remedy of several steps: an action and its params, rendered over the alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCall {
+    pub action: String,
+    pub params: BTreeMap<String, String>,
+}
+
 /// What a remedy leaf scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemedyDecision {
     pub node: String,
+    /// The fix type: the action's name, or a remedy of steps' `name`.
     pub action: String,
     pub params: BTreeMap<String, String>,
+    /// A remedy of steps: each step's action and params, in order (empty for one action).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepCall>,
     pub score: f64,
     pub threshold: f64,
     pub signals: Vec<SignalScore>,

@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::confidence;
 use super::diagnosis::{
-    Decision, Diagnosis, EvidenceReport, NodeOutcome, NodeReport, RemedyDecision, SignalScore,
+    Decision, Diagnosis, EvidenceReport, NodeOutcome, NodeReport, RemedyDecision, SignalScore, StepCall,
     too_large_to_record,
 };
 use super::evidence::{EvidenceCache, EvidenceContext, EvidenceError, EvidenceProvider, Fetched};
@@ -434,16 +434,18 @@ impl<'a> WalkRun<'a> {
             join_all(remedy.confidence.signals.iter().map(|ws| self.score_signal(ws))).await
         };
         let score = confidence::score(&signals);
-        let mut params = BTreeMap::new();
+        let labels = &self.cache.context().alert.labels;
         let mut invalid = None;
-        for (name, template) in &remedy.params {
-            match template.render(&self.cache.context().alert.labels, &BTreeMap::new(), no_escape) {
-                Ok(v) => {
-                    params.insert(name.clone(), v);
-                }
-                Err(e) => invalid = Some(format!("param `{name}`: {e}")),
-            }
-        }
+        let params = render_params(&remedy.params, labels, "", &mut invalid);
+        let steps = remedy
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| StepCall {
+                action: step.action.clone(),
+                params: render_params(&step.params, labels, &format!("step {} ", i + 1), &mut invalid),
+            })
+            .collect();
         let decision = match invalid {
             Some(reason) => Decision::Invalid(reason),
             None => confidence::decide(score, remedy.confidence.threshold),
@@ -452,12 +454,33 @@ impl<'a> WalkRun<'a> {
             node: node.to_string(),
             action: remedy.action.clone(),
             params,
+            steps,
             score,
             threshold: remedy.confidence.threshold,
             signals,
             decision,
         }
     }
+}
+
+/// Renders a remedy's (or a step's) params over the alert's labels; a missing label is noted in
+/// `invalid` (the remedy cannot be formed).
+fn render_params(
+    templates: &BTreeMap<String, crate::model::template::Template>,
+    labels: &BTreeMap<String, String>,
+    step: &str,
+    invalid: &mut Option<String>,
+) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    for (name, template) in templates {
+        match template.render(labels, &BTreeMap::new(), no_escape) {
+            Ok(v) => {
+                params.insert(name.clone(), v);
+            }
+            Err(e) => *invalid = Some(format!("{step}param `{name}`: {e}")),
+        }
+    }
+    params
 }
 
 async fn fetch_owned(run: &WalkRun<'_>, name: &str) -> (String, Result<serde_json::Value, EvidenceError>) {

@@ -14,6 +14,7 @@ use crate::alert::Alert;
 use crate::engine::{EvidenceContext, EvidenceProvider};
 use crate::model::condition::{AlertValue, ConditionInputs};
 use crate::model::playbook::{Playbook, VerifyCondition};
+use crate::record::incident::Incident;
 
 pub struct ConditionVerify {
     pub playbook: Arc<Playbook>,
@@ -22,6 +23,45 @@ pub struct ConditionVerify {
     /// Signal values at diagnosis (`Diagnosis.evidence`).
     pub baseline: BTreeMap<String, serde_json::Value>,
     pub evidence: Arc<dyn EvidenceProvider>,
+}
+
+impl ConditionVerify {
+    /// The verify condition of the remedy at `node` (with `step`, that step's of a remedy of
+    /// steps), over the incident's alert and its diagnosis's values as the baseline.
+    pub fn of_remedy(
+        playbook: Arc<Playbook>,
+        incident: &Incident,
+        node: &str,
+        step: Option<u32>,
+        evidence: Arc<dyn EvidenceProvider>,
+    ) -> Option<Arc<dyn VerifyCheck>> {
+        let remedy = playbook.node(node)?.remedy.as_ref()?;
+        let condition = match step {
+            None => remedy.verify.clone()?,
+            Some(number) => remedy
+                .steps
+                .get((number as usize).checked_sub(1)?)?
+                .verify
+                .clone()?,
+        };
+        let baseline: BTreeMap<String, serde_json::Value> = incident
+            .diagnosis
+            .as_ref()
+            .map(|d| {
+                d.evidence
+                    .iter()
+                    .filter_map(|(k, r)| r.value.clone().map(|v| (k.clone(), v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Arc::new(ConditionVerify {
+            playbook,
+            condition,
+            alert: Arc::new(incident.alert.clone()),
+            baseline,
+            evidence,
+        }))
+    }
 }
 
 #[async_trait]

@@ -153,9 +153,22 @@ pub struct Diagnose {
 
 #[derive(Debug, Clone)]
 pub struct Remedy {
+    /// The fix type: the action's name, or a remedy of steps' `name`.
+    pub action: String,
+    /// The action's params (empty for a remedy of steps).
+    pub params: BTreeMap<String, Template>,
+    /// A remedy of steps, in order (empty for one action).
+    pub steps: Vec<RemedyStep>,
+    pub confidence: ConfidenceRule,
+    pub verify: Option<VerifyCondition>,
+}
+
+/// One step of a remedy of several steps.
+#[derive(Debug, Clone)]
+pub struct RemedyStep {
     pub action: String,
     pub params: BTreeMap<String, Template>,
-    pub confidence: ConfidenceRule,
+    /// Checked after the step's own verify phase, over fresh evidence.
     pub verify: Option<VerifyCondition>,
 }
 

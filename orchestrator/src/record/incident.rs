@@ -230,10 +230,14 @@ impl Incident {
 /// The fix of an incident, as decided and as it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentFix {
+    /// The fix type: the action's name, or a remedy of steps' `name`.
     pub action: String,
     /// The remedy's node in the tree.
     pub node: String,
     pub params: std::collections::BTreeMap<String, String>,
+    /// A remedy of steps: each step's action and params, run in order as one fix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::engine::diagnosis::StepCall>,
     pub confidence: f64,
     /// The scope that owns the target; `None` when the target is outside every scope.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -377,6 +381,7 @@ pub(crate) mod tests {
             node: format!("{action}_node"),
             action: action.into(),
             params: Default::default(),
+            steps: vec![],
             score,
             threshold,
             signals: vec![],
@@ -410,6 +415,7 @@ pub(crate) mod tests {
             action: "restart-jvm-pod".into(),
             node: "n".into(),
             params: Default::default(),
+            steps: Vec::new(),
             confidence: 0.9,
             scope: None,
             stage: None,

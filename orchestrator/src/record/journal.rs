@@ -47,12 +47,16 @@ pub enum FixOutcome {
 /// Why a recovered fix was rolled back when rootfix itself stopped mid-execute.
 pub const STOPPED_DURING_EXECUTE: &str = "rootfix stopped during execute; its effect is unknown";
 
+/// Why a recovered remedy of steps was rolled back when rootfix stopped before a step's execute.
+pub const STOPPED_BETWEEN_STEPS: &str = "rootfix stopped before a step's execute";
+
 impl FixOutcome {
     /// Whether the fix was cut short by rootfix's own stop, not by the action: rolled back after
     /// rootfix stopped during execute. Such a fix is `interrupted` and does not count for
     /// promotion.
     pub fn interrupted_by_restart(&self) -> bool {
-        matches!(self, FixOutcome::RolledBack(reason) if reason.contains(STOPPED_DURING_EXECUTE))
+        matches!(self, FixOutcome::RolledBack(reason)
+            if reason.contains(STOPPED_DURING_EXECUTE) || reason.contains(STOPPED_BETWEEN_STEPS))
     }
 
     /// Whether the fix's execute phase ran (it changed the target, or tried to): only such a fix
@@ -104,6 +108,9 @@ pub enum JournalEvent {
     FixStarted {
         params: BTreeMap<String, String>,
         fencing_token: u64,
+        /// A remedy of steps: each step's action and params (its entries carry `step`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<crate::engine::diagnosis::StepCall>,
     },
     PhaseStarted {
         phase: PhaseName,
@@ -130,6 +137,14 @@ pub enum JournalEvent {
     Recovered {
         note: String,
     },
+    /// A step of a remedy of steps ended (the entry's `step`): how, as a fix of its own.
+    StepFinished {
+        outcome: FixOutcome,
+    },
+    /// A remedy of steps is undoing its completed steps, last first.
+    RollingBack {
+        reason: String,
+    },
     FixFinished {
         outcome: FixOutcome,
     },
@@ -141,6 +156,9 @@ pub struct JournalEntry {
     /// `<incident>/<action>`: one fix.
     pub fix: String,
     pub at: DateTime<Utc>,
+    /// The step (1-based) of a remedy of steps this entry belongs to; absent for the fix itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub step: Option<u32>,
     #[serde(flatten)]
     pub event: JournalEvent,
 }

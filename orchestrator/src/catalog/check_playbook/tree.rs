@@ -15,7 +15,7 @@ use crate::document::playbook::NodeSpec;
 use crate::model::action::{Action, Purpose};
 use crate::model::condition::{Condition, Scope};
 use crate::model::playbook::{
-    ConfidenceRule, Diagnose, Node, NodeIndex, Remedy, VerifyCondition, WeightedSignal,
+    ConfidenceRule, Diagnose, Node, NodeIndex, Remedy, RemedyStep, VerifyCondition, WeightedSignal,
 };
 use crate::model::template::{Template, Variable};
 
@@ -244,8 +244,7 @@ impl TreeCheck<'_, '_, '_> {
         spec: &crate::document::playbook::RemedySpec,
         outputs: &BTreeSet<String>,
     ) -> Option<Remedy> {
-        let action_ok = self.action_ref(&format!("{field}.action"), &spec.action, Purpose::Fix);
-        let params = self.params(field, &spec.action, &spec.params, action_ok);
+        let actions = self.remedy_actions(field, spec, outputs);
 
         let cfield = format!("{field}.confidence");
         let threshold = spec.confidence.threshold;
@@ -298,42 +297,159 @@ impl TreeCheck<'_, '_, '_> {
         let verify = match &spec.verify {
             None => None,
             Some(v) => {
-                let vfield = format!("{field}.verify");
-                let when = self.condition(&format!("{vfield}.when"), &v.when, Scope::Verify, outputs);
-                let retries = positive(
-                    self.r,
-                    &format!("{vfield}.retries"),
-                    v.retries,
-                    DEFAULT_VERIFY_RETRIES,
-                );
-                let interval = self.r.duration(
-                    &format!("{vfield}.interval"),
-                    v.interval.as_deref(),
-                    DEFAULT_VERIFY_INTERVAL,
-                );
-                match when {
-                    Some(when) => Some(VerifyCondition {
-                        when,
-                        retries,
-                        interval,
-                    }),
-                    None => {
-                        ok = false;
-                        None
-                    }
-                }
+                let checked = self.verify(&format!("{field}.verify"), v, outputs);
+                ok &= checked.is_some();
+                checked
             }
         };
         if !ok {
             return None;
         }
+        let (action, params, steps) = actions?;
         Some(Remedy {
-            action: spec.action.clone(),
-            params: params?,
+            action,
+            params,
+            steps,
             confidence: ConfidenceRule { threshold, signals },
             verify,
         })
     }
+
+    fn verify(
+        &mut self,
+        vfield: &str,
+        v: &crate::document::playbook::VerifyConditionSpec,
+        outputs: &BTreeSet<String>,
+    ) -> Option<VerifyCondition> {
+        let when = self.condition(&format!("{vfield}.when"), &v.when, Scope::Verify, outputs);
+        let retries = positive(
+            self.r,
+            &format!("{vfield}.retries"),
+            v.retries,
+            DEFAULT_VERIFY_RETRIES,
+        );
+        let interval = self.r.duration(
+            &format!("{vfield}.interval"),
+            v.interval.as_deref(),
+            DEFAULT_VERIFY_INTERVAL,
+        );
+        Some(VerifyCondition {
+            when: when?,
+            retries,
+            interval,
+        })
+    }
+
+    /// The remedy's fix type, its action's params, and its steps: either `action` (with
+    /// `params`), or `name` with `steps`, each step an action of `purpose: fix` with its params
+    /// checked like a single action's; every step but the last can be rolled back (a failed
+    /// later step must be able to undo it).
+    #[allow(clippy::type_complexity)]
+    fn remedy_actions(
+        &mut self,
+        field: &str,
+        spec: &crate::document::playbook::RemedySpec,
+        outputs: &BTreeSet<String>,
+    ) -> Option<(String, BTreeMap<String, Template>, Vec<RemedyStep>)> {
+        match (&spec.action, &spec.name, spec.steps.is_empty()) {
+            (Some(action), None, true) => {
+                let action_ok = self.action_ref(&format!("{field}.action"), action, Purpose::Fix);
+                let params = self.params(field, action, &spec.params, action_ok)?;
+                Some((action.clone(), params, Vec::new()))
+            }
+            (None, Some(name), false) => {
+                let mut ok = true;
+                if !is_fix_type_name(name) {
+                    self.r.at_value(
+                        &format!("{field}.name"),
+                        "lowercase letters, digits and `-`, starting with a letter (the fix type)",
+                    );
+                    ok = false;
+                } else if self.actions.contains_key(name) {
+                    self.r.at_value(
+                        &format!("{field}.name"),
+                        format!(
+                            "`{name}` is the name of an action; a remedy of steps needs a name of its own"
+                        ),
+                    );
+                    ok = false;
+                }
+                if !spec.params.is_empty() {
+                    self.r.at_key(
+                        &format!("{field}.params"),
+                        "a remedy of steps gives params to each step (steps[].params)",
+                    );
+                    ok = false;
+                }
+                let last = spec.steps.len() - 1;
+                let mut steps = Vec::new();
+                for (i, step) in spec.steps.iter().enumerate() {
+                    let sfield = join_index(&format!("{field}.steps"), i);
+                    let afield = format!("{sfield}.action");
+                    let action_ok = self.action_ref(&afield, &step.action, Purpose::Fix);
+                    if action_ok
+                        && i < last
+                        && self
+                            .actions
+                            .get(&step.action)
+                            .is_some_and(|a| a.phases.rollback.is_none())
+                    {
+                        self.r.at_value(
+                            &afield,
+                            format!(
+                                "action `{}` has no rollback phase: only the last step may be one that cannot be undone",
+                                step.action
+                            ),
+                        );
+                        ok = false;
+                    }
+                    let params = self.params(&sfield, &step.action, &step.params, action_ok);
+                    let verify = match &step.verify {
+                        None => Some(None),
+                        Some(v) => self.verify(&format!("{sfield}.verify"), v, outputs).map(Some),
+                    };
+                    match (params, verify) {
+                        (Some(params), Some(verify)) => steps.push(RemedyStep {
+                            action: step.action.clone(),
+                            params,
+                            verify,
+                        }),
+                        _ => ok = false,
+                    }
+                }
+                ok.then(|| (name.clone(), BTreeMap::new(), steps))
+            }
+            (Some(_), _, _) => {
+                self.r.at_key(
+                    field,
+                    "a remedy is either `action` (with `params`) or `name` with `steps`, not both",
+                );
+                None
+            }
+            (None, None, false) => {
+                self.r.at_key(
+                    &format!("{field}.steps"),
+                    "a remedy of steps needs a `name`: the fix type stages and outcomes are kept for",
+                );
+                None
+            }
+            (None, _, true) => {
+                self.r
+                    .at_key(field, "a remedy needs an `action`, or a `name` and `steps`");
+                None
+            }
+        }
+    }
+}
+
+/// A fix type's name: what a remedy of steps is known by (like an action's name).
+fn is_fix_type_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Rounds to 6 decimals for messages, so 0.1 + 0.2 reads as 0.3.

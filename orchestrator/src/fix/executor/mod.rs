@@ -7,12 +7,14 @@
 //!
 //! This module holds what a caller hands in and the [`Executor`] with its entry points; `report`
 //! what comes back; `run` the phases of one fix in order (precheck → execute → verify, and the
-//! rollback); `lock` the target's lock and its renewal; `recovery` the fixes a crashed rootfix left.
+//! rollback); `steps` a remedy of several steps as one fix (a saga over runs of `run`); `lock` the
+//! target's lock and its renewal; `recovery` the fixes a crashed rootfix left.
 
 mod lock;
 mod recovery;
 mod report;
 mod run;
+mod steps;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::runner::{Runner, validate_params};
 use crate::state::{StateError, StateStore};
 pub use report::{FixReport, PhaseOverhead};
 use run::Run;
+pub use steps::{StepPlan, StepsPlan, step_instance};
 
 /// A verify condition over fresh evidence (the playbook's `remedy.verify`), evaluated by the caller.
 #[async_trait]
@@ -41,8 +44,9 @@ pub trait VerifyCheck: Send + Sync {
     fn interval(&self) -> Duration;
 }
 
-/// Finds the verify condition of a fix (incident, action) when its playbook has one.
-pub type VerifyLookup<'a> = dyn Fn(&str, &str) -> Option<Arc<dyn VerifyCheck>> + Sync + 'a;
+/// Finds the verify condition of a fix (incident, action) when its playbook has one; with a
+/// step number, that step's of a remedy of steps (the remedy's own with `None`).
+pub type VerifyLookup<'a> = dyn Fn(&str, &str, Option<u32>) -> Option<Arc<dyn VerifyCheck>> + Sync + 'a;
 
 /// What to run.
 pub struct FixPlan {
@@ -211,6 +215,7 @@ impl Executor {
             run.journal(JournalEvent::FixStarted {
                 params: plan.params.clone(),
                 fencing_token: token,
+                steps: Vec::new(),
             })
             .await?;
             let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());

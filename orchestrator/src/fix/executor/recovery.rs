@@ -1,6 +1,7 @@
 //! Recovery: the fixes a crashed rootfix left unfinished, each resumed from its journal — verify
 //! when execute's success is journaled, a rollback otherwise — so a completed execute never runs
-//! twice.
+//! twice. A remedy of steps (its `fix-started` lists them) resumes through
+//! [`Executor::resume_steps`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,8 +10,11 @@ use std::time::Duration;
 use tracing::{Instrument, error, info_span, warn};
 
 use super::run::Run;
-use super::{Executor, FixError, FixPlan, FixReport, VerifyLookup};
-use crate::fix::journal::{FixOutcome, JournalEntry, JournalEvent, ResumePoint, fix_id, resume_point};
+use super::{Executor, FixError, FixPlan, FixReport, StepPlan, StepsPlan, VerifyLookup};
+use crate::engine::diagnosis::StepCall;
+use crate::fix::journal::{
+    FixOutcome, JournalEntry, JournalEvent, ResumePoint, fix_id, resume_point, steps_resume_point,
+};
 use crate::model::action::Action;
 
 impl Executor {
@@ -40,6 +44,23 @@ impl Executor {
                     _ => None,
                 })
                 .unwrap_or_default();
+            let steps = entries
+                .iter()
+                .find_map(|e| match &e.event {
+                    JournalEvent::FixStarted { steps, .. } if !steps.is_empty() => Some(steps.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            if !steps.is_empty() {
+                let span = info_span!("recover", incident = %incident, action = %action_name);
+                let Some(plan) = steps_plan(incident, action_name, &steps, actions, verify) else {
+                    error!(%fix, "an unfinished remedy of steps names an action that is no longer loaded; leaving it for a human");
+                    continue;
+                };
+                let point = steps_resume_point(&entries, steps.len());
+                reports.push(self.resume_steps(plan, point).instrument(span).await?);
+                continue;
+            }
             let Some(action) = actions.get(action_name).cloned() else {
                 error!(%fix, "an unfinished fix names an action that is no longer loaded; leaving it for a human");
                 continue;
@@ -48,7 +69,7 @@ impl Executor {
                 incident: incident.to_string(),
                 action: action.clone(),
                 params,
-                verify: verify(incident, action_name),
+                verify: verify(incident, action_name, None),
                 dry_run: false,
             };
             let span = info_span!("recover", incident = %incident, action = %action_name);
@@ -111,4 +132,30 @@ impl Executor {
         };
         run.close(outcome, &key, token, renewer).await
     }
+}
+
+/// The plan of a journaled remedy of steps, its actions looked up by name; `None` when one is
+/// no longer loaded.
+fn steps_plan(
+    incident: &str,
+    name: &str,
+    steps: &[StepCall],
+    actions: &BTreeMap<String, Arc<Action>>,
+    verify: &VerifyLookup<'_>,
+) -> Option<StepsPlan> {
+    let mut plans = Vec::new();
+    for (k, step) in steps.iter().enumerate() {
+        plans.push(StepPlan {
+            action: actions.get(&step.action)?.clone(),
+            params: step.params.clone(),
+            verify: verify(incident, name, Some(k as u32 + 1)),
+        });
+    }
+    Some(StepsPlan {
+        incident: incident.to_string(),
+        name: name.to_string(),
+        steps: plans,
+        verify: verify(incident, name, None),
+        dry_run: false,
+    })
 }

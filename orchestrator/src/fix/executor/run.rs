@@ -24,8 +24,14 @@ pub(super) struct Run<'a> {
     /// Whose decision the fix is (the identity of its phases in the audit trail).
     by: String,
     pub(super) lost_lock: Arc<AtomicBool>,
-    phases: Vec<(PhaseName, u32, PhaseExit)>,
-    overhead: Vec<PhaseOverhead>,
+    /// A step of a remedy of steps: its 1-based number and the incident whose journal holds it
+    /// (the plan's `incident` is then the step's own instance, `<incident>-step<k>`, which the
+    /// runner names its containers, Jobs and state folder after).
+    step: Option<(u32, String)>,
+    pub(super) phases: Vec<(PhaseName, u32, PhaseExit)>,
+    pub(super) overhead: Vec<PhaseOverhead>,
+    /// What the last execute snapshotted (a step's rollback after later steps needs it).
+    pub(super) snapshot: Option<serde_json::Value>,
 }
 
 impl<'a> Run<'a> {
@@ -43,18 +49,33 @@ impl<'a> Run<'a> {
             fix,
             runner,
             lost_lock: Arc::new(AtomicBool::new(false)),
+            step: None,
             phases: Vec::new(),
             overhead: Vec::new(),
+            snapshot: None,
         }
     }
 
+    /// This run is step `number` of a remedy of steps journaled under `incident`, stopping
+    /// when any of the remedy's locks is lost.
+    pub(super) fn into_step(mut self, number: u32, incident: &str, lost_lock: Arc<AtomicBool>) -> Self {
+        self.step = Some((number, incident.to_string()));
+        self.lost_lock = lost_lock;
+        self
+    }
+
     pub(super) async fn journal(&self, event: JournalEvent) -> Result<(), StateError> {
+        let (step, incident) = match &self.step {
+            Some((number, incident)) => (Some(*number), incident.as_str()),
+            None => (None, self.plan.incident.as_str()),
+        };
         let entry = JournalEntry {
             fix: self.fix.clone(),
             at: Utc::now(),
+            step,
             event,
         };
-        self.exec.state.append_journal(&self.plan.incident, &entry).await
+        self.exec.state.append_journal(incident, &entry).await
     }
 
     /// Ends the fix: stops renewing the lock, journals the outcome, releases the lock.
@@ -134,8 +155,12 @@ impl<'a> Run<'a> {
             identity: self.by.clone(),
             action: "fix.phase".into(),
             detail: format!(
-                "{} {} attempt {attempt}: {}",
+                "{} {}{} attempt {attempt}: {}",
                 self.fix,
+                self.step.as_ref().map_or(String::new(), |(n, _)| format!(
+                    "step {n} ({}) ",
+                    self.plan.action.name
+                )),
                 phase.as_str(),
                 describe(&outcome.exit)
             ),
@@ -154,7 +179,7 @@ impl<'a> Run<'a> {
         Ok(outcome)
     }
 
-    fn lock_lost(&self) -> Option<FixOutcome> {
+    pub(super) fn lock_lost(&self) -> Option<FixOutcome> {
         self.lost_lock.load(Ordering::SeqCst).then(|| {
             FixOutcome::RollbackFailed(
                 "the fix lost its lock on the target; stopped without further changes".into(),
@@ -187,6 +212,7 @@ impl<'a> Run<'a> {
         }
         let exec = self.phase(PhaseName::Execute, 1, None).await?;
         let snapshot = exec.snapshot.clone();
+        self.snapshot = snapshot.clone();
         if exec.exit != PhaseExit::Success {
             return self
                 .rollback(snapshot, format!("execute: {}", describe(&exec.exit)))
@@ -199,6 +225,7 @@ impl<'a> Run<'a> {
         &mut self,
         snapshot: Option<serde_json::Value>,
     ) -> Result<FixOutcome, FixError> {
+        self.snapshot = snapshot.clone();
         let container = self.plan.action.phases.verify.clone();
         let check = self.plan.verify.clone();
         let attempts = container
@@ -302,7 +329,7 @@ impl<'a> Run<'a> {
     }
 }
 
-fn describe(exit: &PhaseExit) -> String {
+pub(super) fn describe(exit: &PhaseExit) -> String {
     match exit {
         PhaseExit::Success => "succeeded".into(),
         PhaseExit::AlreadyHealthy => "already healthy".into(),

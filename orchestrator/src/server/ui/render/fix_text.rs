@@ -79,6 +79,7 @@ pub(super) mod tests {
         JournalEntry {
             fix: fix.into(),
             at: DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::milliseconds(secs),
+            step: None,
             event,
         }
     }
@@ -87,6 +88,7 @@ pub(super) mod tests {
         JournalEvent::FixStarted {
             params: Default::default(),
             fencing_token: 1,
+            steps: Vec::new(),
         }
     }
 
@@ -125,6 +127,7 @@ pub(super) mod tests {
                 action: "restart".into(),
                 node: "n".into(),
                 params: Default::default(),
+                steps: Vec::new(),
                 confidence: 0.9,
                 scope: Some("staging".into()),
                 stage: None,

@@ -46,12 +46,42 @@ pub(super) fn journal_table(b: &mut String, journal: &[JournalEntry]) {
             JournalEvent::FixStarted {
                 params: p,
                 fencing_token,
-            } => (
+                steps,
+            } if steps.is_empty() => (
                 "fix started".to_string(),
                 String::new(),
                 String::new(),
                 String::new(),
                 format!("{} (fencing token {fencing_token})", params(p)),
+            ),
+            JournalEvent::FixStarted {
+                fencing_token, steps, ..
+            } => (
+                "fix started".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!(
+                    "<ol class=\"steps\">{}</ol> (fencing token {fencing_token})",
+                    steps
+                        .iter()
+                        .map(|s| format!("<li>{} {}</li>", escape(&s.action), params(&s.params)))
+                        .collect::<String>()
+                ),
+            ),
+            JournalEvent::StepFinished { outcome } => (
+                "step finished".into(),
+                String::new(),
+                String::new(),
+                escape(&outcome.to_string()),
+                String::new(),
+            ),
+            JournalEvent::RollingBack { reason } => (
+                "rolling back the steps".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                escape(reason),
             ),
             JournalEvent::PhaseStarted { phase, attempt } => (
                 "phase started".into(),
@@ -117,9 +147,15 @@ pub(super) fn journal_table(b: &mut String, journal: &[JournalEntry]) {
                 String::new(),
             ),
         };
+        // A step's entry says which step: `step 2 · execute`.
+        let (step_attr, shown_phase) = match e.step {
+            Some(n) if phase.is_empty() => (format!(" data-step=\"{n}\""), format!("step {n}")),
+            Some(n) => (format!(" data-step=\"{n}\""), format!("step {n} · {phase}")),
+            None => (String::new(), phase.clone()),
+        };
         let _ = write!(
             b,
-            "<tr class=\"journal\" data-phase=\"{phase}\"><td>{}</td><td title=\"{}\">{}</td><td>{event}</td><td>{phase}</td>\
+            "<tr class=\"journal\" data-phase=\"{phase}\"{step_attr}><td>{}</td><td title=\"{}\">{}</td><td>{event}</td><td>{shown_phase}</td>\
              <td>{attempt}</td><td>{exit}</td><td>{output}</td></tr>",
             time(e.at),
             escape(&e.fix),

@@ -1,0 +1,568 @@
+//! Remedies of several steps (`remedy.steps`) through the real executor, the real Docker engine
+//! and real Redis:
+//! - three test actions in order, each journaled with its step number; a failing third step
+//!   rolls back itself, then the second, then the first; a failing remedy verify rolls every
+//!   step back, last first; a step already healthy is skipped and not rolled back; two remedies
+//!   over one target never run at once;
+//! - the seed's replica-lag response with the shipped actions against a real MariaDB primary
+//!   and replica (replicating) and a local HTTP flag service: read-only on the replica, the
+//!   slow-query throttle on the primary, the degradation switch on; all verified; and, when the
+//!   flag service accepts the switch but does not apply it, the values on both servers and the
+//!   flag are restored, step 3 then 2 then 1.
+
+#[path = "support/actions.rs"]
+mod actions;
+#[path = "support/docker.rs"]
+mod docker;
+#[path = "support/mariadb.rs"]
+mod mariadb;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rootfix::catalog::{Catalog, Source};
+use rootfix::fix::executor::{Executor, LockPolicy, StepPlan, StepsPlan, VerifyCheck};
+use rootfix::fix::journal::{FixOutcome, JournalEntry, JournalEvent};
+use rootfix::model::Action;
+use rootfix::model::action::PhaseName;
+use rootfix::runner::PhaseExit;
+use rootfix::runner::docker::{DockerRunner, HostPaths};
+use rootfix::state::StateStore;
+
+struct Bench {
+    dir: tempfile::TempDir,
+    state: Arc<dyn StateStore>,
+    executor: Arc<Executor>,
+}
+
+async fn bench(test: &str, host_paths: BTreeMap<PathBuf, PathBuf>) -> Bench {
+    docker::test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let state: Arc<dyn StateStore> = Arc::new(support::redis_store(test).await);
+    let runner = DockerRunner::connect(dir.path().join("fix-state"))
+        .await
+        .expect("the Docker engine answers")
+        .with_host_paths(HostPaths::new(host_paths))
+        .with_instance(&support::unique_prefix(test));
+    let executor = Arc::new(Executor {
+        state: state.clone(),
+        docker: Some(Arc::new(runner)),
+        kubernetes: None,
+        kubernetes_job: None,
+        lease: Duration::from_secs(10),
+        lock_policy: LockPolicy::Refuse,
+    });
+    Bench { dir, state, executor }
+}
+
+impl Bench {
+    /// A test action of its own name with its own control folder (target `broken`).
+    fn test_action(&self, name: &str) -> (Arc<Action>, PathBuf) {
+        let control = self.dir.path().join(name);
+        std::fs::create_dir_all(&control).unwrap();
+        std::fs::write(control.join("target"), "broken\n").unwrap();
+        let source = Source {
+            path: format!("{name}.yaml").into(),
+            text: docker::test_action_yaml(name, docker::TEST_IMAGE, &control, ""),
+        };
+        let catalog = Catalog::from_sources(&[source]).unwrap_or_else(|p| panic!("{p:#?}"));
+        (catalog.actions[name].clone(), control)
+    }
+
+    async fn journal(&self, incident: &str) -> Vec<JournalEntry> {
+        self.state.journal(incident).await.unwrap()
+    }
+}
+
+fn step(action: &Arc<Action>, params: &[(&str, &str)]) -> StepPlan {
+    StepPlan {
+        action: action.clone(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        verify: None,
+    }
+}
+
+fn steps_plan(incident: &str, steps: Vec<StepPlan>) -> StepsPlan {
+    StepsPlan {
+        incident: incident.to_string(),
+        name: "three-steps".into(),
+        steps,
+        verify: None,
+        dry_run: false,
+    }
+}
+
+fn target(control: &Path) -> String {
+    std::fs::read_to_string(control.join("target"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn runs(control: &Path, phase: &str) -> usize {
+    std::fs::read_to_string(control.join(format!("{phase}.runs")))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// The (step, phase) of every phase that ended, in journal order.
+fn phases(journal: &[JournalEntry]) -> Vec<(u32, PhaseName, bool)> {
+    journal
+        .iter()
+        .filter_map(|e| match &e.event {
+            JournalEvent::PhaseFinished { phase, exit, .. } => Some((
+                e.step.expect("every phase of a remedy of steps names its step"),
+                *phase,
+                *exit == PhaseExit::Success,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The steps whose rollback ran, in order.
+fn rollbacks(journal: &[JournalEntry]) -> Vec<u32> {
+    phases(journal)
+        .into_iter()
+        .filter(|(_, p, _)| *p == PhaseName::Rollback)
+        .map(|(s, _, _)| s)
+        .collect()
+}
+
+fn incident(test: &str) -> String {
+    format!("inc-{test}-{}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_steps_run_in_order_each_journaled_with_its_step() {
+    let b = bench("steps-ok", BTreeMap::new()).await;
+    let (a1, c1) = b.test_action("step-one");
+    let (a2, c2) = b.test_action("step-two");
+    let (a3, c3) = b.test_action("step-three");
+    let id = incident("steps-ok");
+    let plan = steps_plan(
+        &id,
+        vec![
+            step(&a1, &[("target", "one")]),
+            step(&a2, &[("target", "two")]),
+            step(&a3, &[("target", "three")]),
+        ],
+    );
+    let report = b.executor.run_steps(plan).await.unwrap();
+    assert_eq!(report.outcome, FixOutcome::Succeeded, "{report:#?}");
+    assert_eq!(report.fix, format!("{id}/three-steps"));
+    for c in [&c1, &c2, &c3] {
+        assert_eq!(target(c), "healthy");
+        assert_eq!(runs(c, "execute"), 1);
+        assert_eq!(runs(c, "rollback"), 0);
+    }
+    let journal = b.journal(&id).await;
+    let order: Vec<(u32, PhaseName)> = phases(&journal).into_iter().map(|(s, p, _)| (s, p)).collect();
+    use PhaseName::*;
+    assert_eq!(
+        order,
+        vec![
+            (1, Precheck),
+            (1, Execute),
+            (1, Verify),
+            (2, Precheck),
+            (2, Execute),
+            (2, Verify),
+            (3, Precheck),
+            (3, Execute),
+            (3, Verify)
+        ]
+    );
+    match &journal[0].event {
+        JournalEvent::FixStarted { steps, .. } => {
+            let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
+            assert_eq!(actions, ["step-one", "step-two", "step-three"]);
+            assert_eq!(steps[1].params["target"], "two");
+        }
+        other => panic!("the journal starts with {other:?}"),
+    }
+    let finished: Vec<u32> = journal
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                JournalEvent::StepFinished {
+                    outcome: FixOutcome::Succeeded
+                }
+            )
+        })
+        .filter_map(|e| e.step)
+        .collect();
+    assert_eq!(finished, [1, 2, 3]);
+    assert!(matches!(
+        journal.last().map(|e| &e.event),
+        Some(JournalEvent::FixFinished {
+            outcome: FixOutcome::Succeeded
+        })
+    ));
+    assert!(b.state.active_fixes().await.unwrap().is_empty());
+    // Each step ran under its own instance: the containers are gone, the locks are free.
+    for k in 1..=3 {
+        docker::assert_no_containers_left(&format!("{id}-step{k}"));
+    }
+    let again = b
+        .executor
+        .run_steps(steps_plan(&id, vec![step(&a1, &[("target", "one")])]))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, FixOutcome::AlreadyHealthy, "the lock was released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_third_step_rolls_back_itself_then_the_second_then_the_first() {
+    let b = bench("steps-fail3", BTreeMap::new()).await;
+    let (a1, c1) = b.test_action("step-one");
+    let (a2, c2) = b.test_action("step-two");
+    let (a3, c3) = b.test_action("step-three");
+    std::fs::write(c3.join("execute.exit"), "1").unwrap();
+    let id = incident("steps-fail3");
+    let report = b
+        .executor
+        .run_steps(steps_plan(
+            &id,
+            vec![
+                step(&a1, &[("target", "one")]),
+                step(&a2, &[("target", "two")]),
+                step(&a3, &[("target", "three")]),
+            ],
+        ))
+        .await
+        .unwrap();
+    match &report.outcome {
+        FixOutcome::RolledBack(reason) => assert!(reason.contains("step 3 (step-three)"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let journal = b.journal(&id).await;
+    assert_eq!(
+        rollbacks(&journal),
+        [3, 2, 1],
+        "the failed step first, then the completed ones, last first"
+    );
+    for c in [&c1, &c2, &c3] {
+        assert_eq!(target(c), "broken", "every target is as it was before");
+        assert_eq!(runs(c, "execute"), 1);
+    }
+    let rolling_back = journal
+        .iter()
+        .position(|e| matches!(e.event, JournalEvent::RollingBack { .. }))
+        .expect("the undoing is journaled");
+    let step3_end = journal
+        .iter()
+        .position(|e| e.step == Some(3) && matches!(e.event, JournalEvent::StepFinished { .. }))
+        .unwrap();
+    assert!(step3_end < rolling_back);
+}
+
+struct Never;
+
+#[async_trait]
+impl VerifyCheck for Never {
+    async fn holds(&self) -> Result<bool, String> {
+        Ok(false)
+    }
+    fn retries(&self) -> u32 {
+        2
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_remedy_verify_rolls_every_step_back_and_a_healthy_step_is_skipped() {
+    let b = bench("steps-verify", BTreeMap::new()).await;
+    let (a1, c1) = b.test_action("step-one");
+    let (a2, c2) = b.test_action("step-two");
+    let (a3, c3) = b.test_action("step-three");
+    std::fs::write(c2.join("target"), "healthy\n").unwrap();
+    let id = incident("steps-verify");
+    let mut plan = steps_plan(
+        &id,
+        vec![
+            step(&a1, &[("target", "one")]),
+            step(&a2, &[("target", "two")]),
+            step(&a3, &[("target", "three")]),
+        ],
+    );
+    plan.verify = Some(Arc::new(Never));
+    let report = b.executor.run_steps(plan).await.unwrap();
+    match &report.outcome {
+        FixOutcome::RolledBack(reason) => {
+            assert!(reason.contains("the remedy's verify condition"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let journal = b.journal(&id).await;
+    assert_eq!(
+        rollbacks(&journal),
+        [3, 1],
+        "step 2 changed nothing and is not undone"
+    );
+    assert_eq!(runs(&c2, "execute"), 0);
+    assert_eq!(
+        (target(&c1), target(&c2), target(&c3)),
+        ("broken".into(), "healthy".into(), "broken".into())
+    );
+    let conditions = journal
+        .iter()
+        .filter(|e| e.step.is_none() && matches!(e.event, JournalEvent::VerifyCondition { held: false, .. }))
+        .count();
+    assert_eq!(
+        conditions, 2,
+        "both attempts of the remedy's verify are journaled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remedy_whose_target_another_fix_holds_is_refused_and_changes_nothing() {
+    let b = bench("steps-locked", BTreeMap::new()).await;
+    let (a1, c1) = b.test_action("step-one");
+    let (a2, c2) = b.test_action("step-two");
+    std::fs::write(c1.join("execute.sleep"), "2").unwrap();
+    let first = b.executor.clone();
+    let (p1, p2) = (
+        steps_plan(
+            &incident("steps-locked-a"),
+            vec![step(&a1, &[("target", "one")]), step(&a2, &[("target", "two")])],
+        ),
+        steps_plan(
+            &incident("steps-locked-b"),
+            vec![step(&a2, &[("target", "two")]), step(&a1, &[("target", "one")])],
+        ),
+    );
+    let running = tokio::spawn(async move { first.run_steps(p1).await.unwrap() });
+    // Wait until the first remedy holds its locks (its step 1 is executing).
+    let started = std::time::Instant::now();
+    while runs(&c1, "execute") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = b.executor.run_steps(p2).await.unwrap();
+    match &second.outcome {
+        FixOutcome::Refused(reason) => assert!(reason.contains("another fix holds"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(running.await.unwrap().outcome, FixOutcome::Succeeded);
+    assert_eq!((runs(&c1, "execute"), runs(&c2, "execute")), (1, 1));
+}
+
+// ── The seed's replica-lag response against real MariaDB and a flag service ──
+
+/// A small flag service on 127.0.0.1: `GET /flags/<name>` answers the value, `PUT` sets it.
+/// With `ignore_writes`, a PUT is answered 204 and changes nothing (a config service whose
+/// write did not take), so the switch's verify fails.
+struct FlagService {
+    url: String,
+    values: Arc<Mutex<BTreeMap<String, String>>>,
+    ignore_writes: Arc<std::sync::atomic::AtomicBool>,
+    writes: Arc<Mutex<Vec<String>>>,
+}
+
+async fn flag_service() -> FlagService {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    type Shared = (
+        Arc<Mutex<BTreeMap<String, String>>>,
+        Arc<std::sync::atomic::AtomicBool>,
+        Arc<Mutex<Vec<String>>>,
+    );
+    let values = Arc::new(Mutex::new(BTreeMap::from([(
+        "degrade-reads".to_string(),
+        "off".to_string(),
+    )])));
+    let ignore = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let shared: Shared = (values.clone(), ignore.clone(), writes.clone());
+    let app = axum::Router::new()
+        .route(
+            "/flags/{name}",
+            get(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
+                    match s.0.lock().unwrap().get(&name) {
+                        Some(v) => (StatusCode::OK, v.clone()),
+                        None => (StatusCode::NOT_FOUND, String::new()),
+                    }
+                },
+            )
+            .put(
+                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: String| async move {
+                    s.2.lock().unwrap().push(body.clone());
+                    if !s.1.load(std::sync::atomic::Ordering::SeqCst) {
+                        s.0.lock().unwrap().insert(name, body);
+                    }
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    FlagService {
+        url,
+        values,
+        ignore_writes: ignore,
+        writes,
+    }
+}
+
+struct ReplicaLag {
+    bench: Bench,
+    primary: mariadb::MariaDb,
+    replica: mariadb::MariaDb,
+    flags: FlagService,
+    plan: StepsPlan,
+}
+
+/// The shipped actions of the response, the servers, and the three steps as the shipped
+/// playbook's branch writes them (read-only on the replica, the throttle on the primary, the
+/// switch in the flag service).
+async fn replica_lag(test: &str) -> ReplicaLag {
+    actions::ensure_images();
+    let (primary, replica) = tokio::task::spawn_blocking(mariadb::MariaDb::pair).await.unwrap();
+    let flags = flag_service().await;
+    let empty = tempfile::tempdir().unwrap().keep();
+    let host_paths = BTreeMap::from([
+        (PathBuf::from("/etc/rootfix/secrets/mysql"), primary.secrets_dir()),
+        (PathBuf::from("/etc/rootfix/secrets/http-set-value"), empty),
+    ]);
+    let bench = bench(test, host_paths).await;
+    let catalog = Catalog::load(&support::shipped_paths()).unwrap_or_else(|p| panic!("{p:#?}"));
+    let mysql = catalog.actions["mysql-replica-lag"].clone();
+    let switch = catalog.actions["http-set-value"].clone();
+    let url = format!("{}/flags/degrade-reads", flags.url);
+    let plan = StepsPlan {
+        incident: incident(test),
+        name: "replica-lag-response".into(),
+        steps: vec![
+            step(
+                &mysql,
+                &[("replica_address", &replica.address()), ("mode", "read-only")],
+            ),
+            step(
+                &mysql,
+                &[
+                    ("replica_address", &primary.address()),
+                    ("mode", "slow-query-throttle"),
+                    ("max_execution_ms", "2000"),
+                ],
+            ),
+            step(&switch, &[("url", &url), ("value", "on")]),
+        ],
+        verify: None,
+        dry_run: false,
+    };
+    ReplicaLag {
+        bench,
+        primary,
+        replica,
+        flags,
+        plan,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_lag_response_applies_and_verifies_all_three_steps_on_the_real_servers() {
+    let r = replica_lag("steps-lag-ok").await;
+    assert_eq!(r.replica.global("read_only"), "0");
+    assert_eq!(r.primary.global("max_statement_time"), "0.000000");
+    let id = r.plan.incident.clone();
+    let started = std::time::Instant::now();
+    let report = r.bench.executor.run_steps(r.plan).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(report.outcome, FixOutcome::Succeeded, "{report:#?}");
+    assert_eq!(
+        r.replica.global("read_only"),
+        "1",
+        "step 1: the replica is read-only"
+    );
+    assert_eq!(
+        r.primary.global("max_statement_time"),
+        "2.000000",
+        "step 2: slow statements on the primary are capped"
+    );
+    assert_eq!(
+        r.primary.global("read_only"),
+        "0",
+        "the primary still takes writes"
+    );
+    assert_eq!(
+        r.flags.values.lock().unwrap()["degrade-reads"],
+        "on",
+        "step 3: the switch is on"
+    );
+    // Replication goes on: a write on the primary reaches the read-only replica.
+    r.primary
+        .root_sql("INSERT INTO shop.orders (note) VALUES ('after the response')")
+        .unwrap();
+    let seen = std::time::Instant::now();
+    while r
+        .replica
+        .root_sql("SELECT COUNT(*) FROM shop.orders WHERE note = 'after the response'")
+        .unwrap()
+        .trim()
+        != "1"
+    {
+        assert!(seen.elapsed() < Duration::from_secs(20), "replication stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let journal = r.bench.journal(&id).await;
+    let verified: Vec<u32> = phases(&journal)
+        .into_iter()
+        .filter(|(_, p, ok)| *p == PhaseName::Verify && *ok)
+        .map(|(s, _, _)| s)
+        .collect();
+    assert_eq!(verified, [1, 2, 3]);
+    eprintln!("replica-lag response: three steps verified in {elapsed:.2?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_that_does_not_take_restores_the_flag_the_primary_and_the_replica_in_reverse() {
+    let r = replica_lag("steps-lag-undo").await;
+    r.flags
+        .ignore_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let id = r.plan.incident.clone();
+    let report = r.bench.executor.run_steps(r.plan).await.unwrap();
+    match &report.outcome {
+        FixOutcome::RolledBack(reason) => assert!(reason.contains("step 3 (http-set-value)"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        r.replica.global("read_only"),
+        "0",
+        "the replica takes writes again"
+    );
+    assert_eq!(
+        r.primary.global("max_statement_time"),
+        "0.000000",
+        "the primary's cap is lifted"
+    );
+    assert_eq!(r.flags.values.lock().unwrap()["degrade-reads"], "off");
+    assert_eq!(
+        *r.flags.writes.lock().unwrap(),
+        ["on", "off"],
+        "the switch was written, then written back with the value precheck saved"
+    );
+    let journal = r.bench.journal(&id).await;
+    assert_eq!(rollbacks(&journal), [3, 2, 1]);
+    let rolled_back_ok = phases(&journal)
+        .into_iter()
+        .filter(|(_, p, ok)| *p == PhaseName::Rollback && *ok)
+        .count();
+    assert_eq!(rolled_back_ok, 3);
+}
