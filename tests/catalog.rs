@@ -34,6 +34,7 @@ fn shipped_playbooks_and_actions_are_valid() {
         "nginx-upstream-failover",
         "fix-db-leak",
         "mysql-replica-lag",
+        "http-set-value",
         "go-proxy-switch",
         "network-troubleshoot",
         "dump-thread-stack",
@@ -61,7 +62,7 @@ fn shipped_playbooks_and_actions_are_valid() {
             ("jvm_heap_exhausted", "restart-jvm-pod"),
             ("container_memory_exhausted", "restart-container"),
             ("db_connection_leak", "fix-db-leak"),
-            ("replica_lag", "mysql-replica-lag"),
+            ("replica_lag", "replica-lag-response"),
             ("kafka_under_replicated", "kafka-partition-rebalance"),
         ]
     );
@@ -203,7 +204,7 @@ fn validate_command_exit_codes_and_output() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert_eq!(
         String::from_utf8_lossy(&ok.stdout).trim(),
-        "2 playbooks (25 nodes), 9 actions: all valid"
+        "2 playbooks (25 nodes), 10 actions: all valid"
     );
 
     let bad = Command::new(env!("CARGO_BIN_EXE_rootfix"))

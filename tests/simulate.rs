@@ -40,6 +40,13 @@ const CASES: &[Case] = &[
         extra: &["--walks", "5"],
     },
     Case {
+        name: "order-replica-lag",
+        playbook: "order-service-timeout",
+        alert: "order-service-timeout.firing",
+        evidence: "order-replica-lag",
+        extra: &[],
+    },
+    Case {
         name: "go-proxy-tls",
         playbook: "go-module-proxy",
         alert: "go-module-proxy.firing",

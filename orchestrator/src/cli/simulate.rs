@@ -248,13 +248,17 @@ pub fn render(playbook: &Playbook, d: &Diagnosis) -> String {
         };
         let _ = writeln!(
             out,
-            "decision: {verdict}: {} {} (score {:.3}, threshold {:.3}) at {}",
+            "decision: {verdict}: {}{} (score {:.3}, threshold {:.3}) at {}",
             r.action,
-            params.join(" "),
+            params.iter().map(|p| format!(" {p}")).collect::<String>(),
             r.score,
             r.threshold,
             r.node
         );
+        for (k, step) in r.steps.iter().enumerate() {
+            let params: Vec<String> = step.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(out, "  step {}: {} {}", k + 1, step.action, params.join(" "));
+        }
     }
     out
 }

@@ -197,6 +197,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::record::journal::STOPPED_DURING_EXECUTE as STOPPED_DURING_EXECUTE_MARK;
 
     fn e(event: JournalEvent) -> JournalEntry {
         JournalEntry {
@@ -263,5 +264,160 @@ mod tests {
             outcome: FixOutcome::Succeeded,
         })];
         assert_eq!(resume_point(&done), ResumePoint::Finished(FixOutcome::Succeeded));
+    }
+
+    fn at_step(step: u32, event: JournalEvent) -> JournalEntry {
+        JournalEntry {
+            step: Some(step),
+            ..e(event)
+        }
+    }
+
+    fn step_done(step: u32) -> Vec<JournalEntry> {
+        vec![
+            at_step(
+                step,
+                JournalEvent::PhaseStarted {
+                    phase: PhaseName::Execute,
+                    attempt: 1,
+                },
+            ),
+            at_step(
+                step,
+                JournalEvent::PhaseFinished {
+                    phase: PhaseName::Execute,
+                    attempt: 1,
+                    exit: PhaseExit::Success,
+                    snapshot: Some(serde_json::json!({"step": step})),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                },
+            ),
+            at_step(
+                step,
+                JournalEvent::StepFinished {
+                    outcome: FixOutcome::Succeeded,
+                },
+            ),
+        ]
+    }
+
+    fn undo_steps(point: &StepsResumePoint) -> Vec<usize> {
+        match point {
+            StepsResumePoint::RollBack { undo, .. } => undo.iter().map(|(k, _)| *k).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remedy_of_steps_resumes_a_completed_execute_and_rolls_back_anything_less_last_first() {
+        // Stopped inside step 3's execute: 3, then 2, then 1, each with its own snapshot.
+        let mut entries: Vec<JournalEntry> = [step_done(1), step_done(2)].concat();
+        entries.push(at_step(
+            3,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Execute,
+                attempt: 1,
+            },
+        ));
+        let point = steps_resume_point(&entries, 3);
+        assert_eq!(undo_steps(&point), [2, 1, 0]);
+        match &point {
+            StepsResumePoint::RollBack { undo, reason } => {
+                assert_eq!(undo[1].1, Some(serde_json::json!({"step": 2})));
+                assert!(reason.contains(STOPPED_DURING_EXECUTE_MARK), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Stopped between steps (step 2 never reached execute): step 1 is undone, interrupted.
+        let mut between = step_done(1);
+        between.push(at_step(
+            2,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Precheck,
+                attempt: 1,
+            },
+        ));
+        let point = steps_resume_point(&between, 3);
+        assert_eq!(undo_steps(&point), [0]);
+        if let StepsResumePoint::RollBack { reason, .. } = &point {
+            assert!(
+                FixOutcome::RolledBack(reason.clone()).interrupted_by_restart(),
+                "{reason}"
+            );
+        }
+        // Step 2's execute completed: verify it, then go on.
+        let mut verifying = step_done(1);
+        verifying.extend(step_done(2).into_iter().take(2));
+        assert_eq!(
+            steps_resume_point(&verifying, 3),
+            StepsResumePoint::VerifyStep {
+                step: 1,
+                snapshot: Some(serde_json::json!({"step": 2})),
+                completed: vec![(0, Some(serde_json::json!({"step": 1})))],
+            }
+        );
+        // Every step ended: the remedy's verify runs again.
+        let all: Vec<JournalEntry> = [step_done(1), step_done(2)].concat();
+        assert!(matches!(
+            steps_resume_point(&all, 2),
+            StepsResumePoint::VerifyRemedy { completed } if completed.len() == 2
+        ));
+        // A step already healthy changed nothing: it is not undone.
+        let mut healthy = step_done(1);
+        healthy.push(at_step(
+            2,
+            JournalEvent::StepFinished {
+                outcome: FixOutcome::AlreadyHealthy,
+            },
+        ));
+        healthy.push(at_step(
+            3,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Execute,
+                attempt: 1,
+            },
+        ));
+        assert_eq!(undo_steps(&steps_resume_point(&healthy, 3)), [2, 0]);
+        // Stopped while rolling back: the steps whose rollback already succeeded stay done.
+        let mut rolling = [step_done(1), step_done(2)].concat();
+        rolling.push(at_step(
+            3,
+            JournalEvent::StepFinished {
+                outcome: FixOutcome::RolledBack("x".into()),
+            },
+        ));
+        rolling.push(e(JournalEvent::RollingBack {
+            reason: "step 3 failed".into(),
+        }));
+        rolling.push(at_step(
+            2,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Rollback,
+                attempt: 1,
+            },
+        ));
+        rolling.push(at_step(
+            2,
+            JournalEvent::PhaseFinished {
+                phase: PhaseName::Rollback,
+                attempt: 1,
+                exit: PhaseExit::Success,
+                snapshot: None,
+                stdout: String::new(),
+                stderr: String::new(),
+            },
+        ));
+        let point = steps_resume_point(&rolling, 3);
+        assert_eq!(undo_steps(&point), [0]);
+        assert!(matches!(&point, StepsResumePoint::RollBack { reason, .. } if reason == "step 3 failed"));
+        // Finished is finished.
+        rolling.push(e(JournalEvent::FixFinished {
+            outcome: FixOutcome::RolledBack("done".into()),
+        }));
+        assert!(matches!(
+            steps_resume_point(&rolling, 3),
+            StepsResumePoint::Finished(_)
+        ));
     }
 }

@@ -1,0 +1,302 @@
+//! Crash safety of a remedy of steps: a real `rootfix serve` (real Redis, the real Docker engine)
+//! diagnoses an alert whose remedy has three steps, an admin approves it through the API, and
+//! serve is SIGKILLed while a step's phase runs. The next start of serve finishes the remedy from
+//! the journal:
+//! - killed inside step k's execute (k = 1, 2, 3): step k and the steps before it are rolled
+//!   back, step k first; the steps after it never run; no execute runs twice; the incident's fix
+//!   ends `rolled-back` as interrupted (it does not count for promotion);
+//! - killed inside step 2's verify (its execute completed): step 2's verify resumes, step 3 runs,
+//!   the remedy succeeds; still no execute twice.
+//!
+//! Each step is its own test action with its own control folder (`tests/fixtures/runner/phase.sh`
+//! counts every phase's runs there).
+
+#[path = "support/docker.rs"]
+mod docker;
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rootfix::fix::journal::{FixOutcome, JournalEntry, JournalEvent};
+use rootfix::model::action::PhaseName;
+use rootfix::state::{FixStore, IncidentStore};
+use serde_json::Value;
+use support::*;
+
+const STEPS: [&str; 3] = ["step-one", "step-two", "step-three"];
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    prefix: String,
+    port: u16,
+}
+
+impl Setup {
+    fn control(&self, step: usize) -> PathBuf {
+        self.dir.path().join("control").join(STEPS[step - 1])
+    }
+
+    fn runs(&self, step: usize, phase: &str) -> usize {
+        std::fs::read_to_string(self.control(step).join(format!("{phase}.runs")))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn target(&self, step: usize) -> String {
+        std::fs::read_to_string(self.control(step).join("target"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn serve(&self) -> process::Serve {
+        process::Serve::start(&self.config, self.port, &self.dir.path().join("serve.log"))
+    }
+}
+
+fn setup(test: &str) -> Setup {
+    docker::test_image();
+    let dir = tempfile::tempdir().unwrap();
+    for step in STEPS {
+        let control = dir.path().join("control").join(step);
+        let actions = dir.path().join("actions").join(step);
+        std::fs::create_dir_all(&control).unwrap();
+        std::fs::create_dir_all(&actions).unwrap();
+        std::fs::write(control.join("target"), "broken\n").unwrap();
+        std::fs::write(
+            actions.join("action.yaml"),
+            docker::test_action_yaml(step, docker::TEST_IMAGE, &control, ""),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("playbooks/steps.yaml"),
+        r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {name: steps-crash}
+spec:
+  match: ['alertname="OrderServiceTimeout"']
+  tree:
+    id: steps_root
+    children:
+      - id: steps_leaf
+        when: 'alert.labels.service == "order"'
+        remedy:
+          name: three-steps
+          steps:
+            - {action: step-one, params: {target: '{{ $labels.service }}-one'}}
+            - {action: step-two, params: {target: '{{ $labels.service }}-two'}}
+            - {action: step-three, params: {target: '{{ $labels.service }}-three'}}
+          confidence:
+            threshold: 0.5
+            signals: [{when: 'alert.labels.env == "staging"', weight: 1.0}]
+"#,
+    )
+    .unwrap();
+    let prefix = unique_prefix(test);
+    let port = free_port();
+    let config = process::write_config(
+        dir.path(),
+        port,
+        &redis_url(),
+        &prefix,
+        &dir.path().join("playbooks"),
+        &dir.path().join("actions"),
+        &format!(
+            "fixes: {{state_dir: '{}', lease: 3s}}\nautonomy:\n  scopes:\n    - {{name: staging, match: ['env=\"staging\"'], max_stage: auto, fixes_per_hour: 100, concurrency: 1}}\n",
+            dir.path().join("fix-state").display()
+        ),
+    );
+    Setup {
+        dir,
+        config,
+        prefix,
+        port,
+    }
+}
+
+async fn api(method: reqwest::Method, url: &str) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+/// Posts the alert and waits for the incident to wait for approval; returns (incident, approval).
+async fn diagnosed(serve: &process::Serve) -> (String, String) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let payload = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .unwrap()
+    .replace("2026-11-24T16:05:00.345Z", &now);
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/alerts/alertmanager", serve.url))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let started = Instant::now();
+    loop {
+        let list = api(reqwest::Method::GET, &format!("{}/api/v1/incidents", serve.url)).await;
+        let item = &list["items"][0];
+        if item["state"] == "awaiting-approval" {
+            let id = item["id"].as_str().unwrap().to_string();
+            let incident = api(
+                reqwest::Method::GET,
+                &format!("{}/api/v1/incidents/{id}", serve.url),
+            )
+            .await;
+            let fix = &incident["fix"];
+            assert_eq!(fix["action"], "three-steps", "{incident:#}");
+            assert_eq!(fix["steps"][1]["action"], "step-two", "{incident:#}");
+            assert_eq!(fix["steps"][1]["params"]["target"], "order-two", "{incident:#}");
+            return (id, fix["approval"].as_str().unwrap().to_string());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no approval: {list:#}\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Approves the remedy, waits until step `step`'s `phase` runs inside its container, and
+/// SIGKILLs serve.
+async fn kill_inside(s: &Setup, step: usize, phase: &str) -> String {
+    let mut serve = s.serve();
+    let (incident, approval) = diagnosed(&serve).await;
+    std::fs::write(s.control(step).join(format!("{phase}.sleep")), "30").unwrap();
+    api(
+        reqwest::Method::POST,
+        &format!("{}/api/v1/approvals/{approval}/approve", serve.url),
+    )
+    .await;
+    let started = Instant::now();
+    while s.runs(step, phase) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "step {step}'s {phase} never started; serve's log:\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    serve.kill(); // SIGKILL: the remedy dies with the server running it
+    std::fs::remove_file(s.control(step).join(format!("{phase}.sleep"))).unwrap();
+    incident
+}
+
+/// Starts serve again (its start-up recovers the remedy) and returns the incident's fix and the
+/// journal once the remedy is finished.
+async fn restart_and_finish(s: &Setup, incident: &str) -> (Value, Vec<JournalEntry>) {
+    let serve = s.serve();
+    let store = rootfix::state::redis::RedisStateStore::connect(&redis_url(), &s.prefix)
+        .await
+        .unwrap();
+    assert!(
+        store.active_fixes().await.unwrap().is_empty(),
+        "serve serves only after recovering; the remedy is still unfinished:\n{}",
+        serve.log_text()
+    );
+    let journal = store.journal(incident).await.unwrap();
+    let saved = store.incident(incident).await.unwrap().expect("the incident");
+    (serde_json::to_value(saved.fix).unwrap(), journal)
+}
+
+fn rollbacks(journal: &[JournalEntry]) -> Vec<u32> {
+    journal
+        .iter()
+        .filter_map(|e| match &e.event {
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Rollback,
+                ..
+            } => e.step,
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome(journal: &[JournalEntry]) -> FixOutcome {
+    match journal.last().map(|e| &e.event) {
+        Some(JournalEvent::FixFinished { outcome }) => outcome.clone(),
+        other => panic!("the journal does not end with the outcome: {other:?}"),
+    }
+}
+
+async fn killed_in_execute_of(step: usize) {
+    let s = setup(&format!("steps-crash-exec{step}"));
+    let incident = kill_inside(&s, step, "execute").await;
+    let (fix, journal) = restart_and_finish(&s, &incident).await;
+    let outcome = outcome(&journal);
+    assert!(
+        outcome.interrupted_by_restart(),
+        "step {step}: {outcome:?} is an interruption by rootfix's own stop"
+    );
+    assert!(
+        matches!(&outcome, FixOutcome::RolledBack(r) if r.contains(&format!("step {step}"))),
+        "{outcome:?}"
+    );
+    let expected: Vec<u32> = (1..=step as u32).rev().collect();
+    assert_eq!(
+        rollbacks(&journal),
+        expected,
+        "step {step} first, then the ones before it"
+    );
+    for k in 1..=3 {
+        let ran = usize::from(k <= step);
+        assert_eq!(s.runs(k, "execute"), ran, "step {k}'s execute ran {ran} time(s)");
+        assert_eq!(s.target(k), "broken", "step {k}'s target is as before");
+    }
+    assert_eq!(fix["outcome"]["kind"], "rolled-back", "{fix:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_step_1s_execute_rolls_back_step_1() {
+    killed_in_execute_of(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_step_2s_execute_rolls_back_step_2_then_step_1() {
+    killed_in_execute_of(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_step_3s_execute_rolls_back_steps_3_2_1() {
+    killed_in_execute_of(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
+    let s = setup("steps-crash-verify2");
+    let incident = kill_inside(&s, 2, "verify").await;
+    let (fix, journal) = restart_and_finish(&s, &incident).await;
+    assert_eq!(outcome(&journal), FixOutcome::Succeeded, "{journal:#?}");
+    assert!(rollbacks(&journal).is_empty());
+    for k in 1..=3 {
+        assert_eq!(s.runs(k, "execute"), 1, "step {k}'s execute ran once");
+        assert_eq!(s.target(k), "healthy");
+    }
+    assert!(
+        journal
+            .iter()
+            .any(|e| matches!(&e.event, JournalEvent::Recovered { note } if note.contains("step 2's execute had completed"))),
+        "{journal:#?}"
+    );
+    assert_eq!(fix["outcome"]["kind"], "succeeded", "{fix:#}");
+}
