@@ -205,6 +205,12 @@ async fn kill_inside(s: &Setup, step: usize, phase: &str) -> String {
 /// Starts serve again (its start-up recovers the remedy) and returns the incident's fix and the
 /// journal once the remedy is finished.
 async fn restart_and_finish(s: &Setup, incident: &str) -> (Value, Vec<JournalEntry>) {
+    let (fix, journal, _serve) = restart_and_finish_serving(s, incident).await;
+    (fix, journal)
+}
+
+/// [`restart_and_finish`], with the restarted serve still running.
+async fn restart_and_finish_serving(s: &Setup, incident: &str) -> (Value, Vec<JournalEntry>, process::Serve) {
     let serve = s.serve();
     let store = rootfix::state::redis::RedisStateStore::connect(&redis_url(), &s.prefix)
         .await
@@ -216,7 +222,7 @@ async fn restart_and_finish(s: &Setup, incident: &str) -> (Value, Vec<JournalEnt
     );
     let journal = store.journal(incident).await.unwrap();
     let saved = store.incident(incident).await.unwrap().expect("the incident");
-    (serde_json::to_value(saved.fix).unwrap(), journal)
+    (serde_json::to_value(saved.fix).unwrap(), journal, serve)
 }
 
 fn rollbacks(journal: &[JournalEntry]) -> Vec<u32> {
@@ -285,7 +291,7 @@ async fn sigkill_inside_step_3s_execute_rolls_back_steps_3_2_1() {
 async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
     let s = setup("steps-crash-verify2");
     let incident = kill_inside(&s, 2, "verify").await;
-    let (fix, journal) = restart_and_finish(&s, &incident).await;
+    let (fix, journal, serve) = restart_and_finish_serving(&s, &incident).await;
     assert_eq!(outcome(&journal), FixOutcome::Succeeded, "{journal:#?}");
     assert!(rollbacks(&journal).is_empty());
     for k in 1..=3 {
@@ -299,4 +305,41 @@ async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
         "{journal:#?}"
     );
     assert_eq!(fix["outcome"]["kind"], "succeeded", "{fix:#}");
+
+    // The incident page lists the steps with how each ended, and the journal says which step
+    // each phase belongs to; so does `rootfix fix journal`.
+    let page = reqwest::Client::new()
+        .get(format!("{}/ui/incidents/{incident}", serve.url))
+        .header("Cookie", format!("rootfix_session={VIEWER_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<ol id=\"steps\">"), "{page}");
+    for k in 1..=3 {
+        assert!(
+            page.contains(&format!(
+                "<li data-step=\"{k}\">{} <code>target=order-{}</code> — <span class=\"step-status\">succeeded</span></li>",
+                STEPS[k - 1],
+                ["one", "two", "three"][k - 1]
+            )),
+            "step {k}: {page}"
+        );
+    }
+    assert!(page.contains("<td>step 2 · verify</td>"), "{page}");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
+        .env("ROOTFIX_URL", &serve.url)
+        .env("ROOTFIX_TOKEN", ADMIN_TOKEN)
+        .args(["fix", "journal", "--incident", &incident])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        text.contains(&format!("fix {incident}/three-steps: succeeded")),
+        "{text}"
+    );
+    assert!(text.contains("  step 2: step-two target=order-two"), "{text}");
+    assert!(text.contains("  3:execute "), "{text}");
 }

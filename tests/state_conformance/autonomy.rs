@@ -187,6 +187,7 @@ async fn approvals_are_decided_exactly_once((a, b): Pair) {
         action: "restart".into(),
         scope: "staging".into(),
         params: [("pod".to_string(), "api-0".to_string())].into(),
+        steps: Vec::new(),
         summary: "root → jvm → restart".into(),
         confidence: 0.9,
         threshold: 0.7,

@@ -150,6 +150,7 @@ async fn closed_incidents_are_found_by_age_and_removed_with_what_they_keep((a, b
         action: "restart".into(),
         scope: "staging".into(),
         params: Default::default(),
+        steps: Vec::new(),
         summary: "root → restart".into(),
         confidence: 0.9,
         threshold: 0.7,

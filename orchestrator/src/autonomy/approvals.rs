@@ -59,11 +59,18 @@ impl Approvals {
             action: fix.action.clone(),
             scope: scope.name.clone(),
             params: fix.params.clone(),
+            steps: fix.steps.clone(),
             summary: format!(
-                "{} ({}): path {path}; remedy {} at {}",
+                "{} ({}): path {path}; remedy {}{} at {}",
                 incident.alertname,
                 incident.service.as_deref().unwrap_or("-"),
                 fix.action,
+                if fix.steps.is_empty() {
+                    String::new()
+                } else {
+                    let actions: Vec<&str> = fix.steps.iter().map(|s| s.action.as_str()).collect();
+                    format!(" ({} steps: {})", fix.steps.len(), actions.join(" → "))
+                },
                 fix.node
             ),
             confidence: fix.confidence,
@@ -301,7 +308,7 @@ impl Approvals {
             action: approval.action.clone(),
             node: String::new(),
             params: approval.params.clone(),
-            steps: Vec::new(),
+            steps: approval.steps.clone(),
             confidence: approval.confidence,
             scope: Some(approval.scope.clone()),
             stage: Some(Stage::Manual),

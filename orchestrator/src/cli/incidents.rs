@@ -190,6 +190,21 @@ pub fn render_incident(i: &Value) -> String {
                 r["threshold"].as_f64().unwrap_or(0.0),
                 s(&r["decision"]["kind"])
             );
+            for (k, step) in r["steps"].as_array().into_iter().flatten().enumerate() {
+                let params: Vec<String> = step["params"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "    step {}: {} {}",
+                    k + 1,
+                    s(&step["action"]),
+                    params.join(" ")
+                );
+            }
         }
     }
     let _ = writeln!(out, "\ntimeline:");

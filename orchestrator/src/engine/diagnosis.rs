@@ -113,7 +113,7 @@ pub enum Decision {
 }
 
 /// One step of a remedy of several steps: an action and its params, rendered over the alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepCall {
     pub action: String,
     pub params: BTreeMap<String, String>,

@@ -39,6 +39,9 @@ pub struct Approval {
     pub action: String,
     pub scope: String,
     pub params: BTreeMap<String, String>,
+    /// A remedy of steps: what each step runs, in order (what the approver approves).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub steps: Vec<crate::engine::diagnosis::StepCall>,
     /// The tree path and the remedy, in a line.
     pub summary: String,
     pub confidence: f64,

@@ -39,7 +39,17 @@ pub(super) fn approvals_table(
             inc_seg = seg(&a.incident),
             action = escape(&a.action),
             scope = escape(&a.scope),
-            params = params(&a.params),
+            params = if a.steps.is_empty() {
+                params(&a.params)
+            } else {
+                format!(
+                    "<ol class=\"steps\">{}</ol>",
+                    a.steps
+                        .iter()
+                        .map(|s| format!("<li>{} {}</li>", escape(&s.action), params(&s.params)))
+                        .collect::<String>()
+                )
+            },
             summary = escape(&a.summary),
             conf = a.confidence,
             thr = a.threshold,

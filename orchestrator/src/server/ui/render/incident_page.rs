@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::approvals::approvals_table;
 use super::escape::{csrf_field, escape, seg};
 use super::fix_text::{can_confirm, fix_status, resolve_text, verdict_text};
-use super::journal::journal_table;
+use super::journal::{journal_table, steps_row};
 use super::layout::layout;
 use super::values::{params, time};
 use crate::autonomy::approval::{Approval, ApprovalState};
@@ -209,13 +209,14 @@ pub fn incident(
         Some(f) => {
             let _ = write!(
                 b,
-                "<table id=\"fix\"><tbody><tr><th>Action</th><td>{}</td></tr><tr><th>Params</th><td>{}</td></tr>\
+                "<table id=\"fix\"><tbody><tr><th>Action</th><td>{}</td></tr><tr><th>Params</th><td>{}</td></tr>{}\
                  <tr><th>Confidence</th><td>{:.2}</td></tr><tr><th>Scope</th><td>{}</td></tr>\
                  <tr><th>Stage</th><td>{}</td></tr><tr><th>Approval</th><td>{}</td></tr>\
                  <tr><th>Outcome</th><td id=\"outcome\">{}</td></tr><tr><th>Verdict</th><td id=\"verdict\">{}</td></tr>\
                  </tbody></table>",
                 escape(&f.action),
                 params(&f.params),
+                steps_row(&f.steps, journal),
                 f.confidence,
                 escape(f.scope.as_deref().unwrap_or("—")),
                 f.stage.map_or("—", |s| s.as_str()),

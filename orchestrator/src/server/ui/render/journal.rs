@@ -1,10 +1,12 @@
 //! The incident page's journal table: one row per journal event, phases with their exits and the
-//! tail of their output.
+//! tail of their output (a step's entries say which step); and the fix table's row of a remedy
+//! of steps, each step with how far it got.
 
 use std::fmt::Write as _;
 
 use super::escape::escape;
 use super::values::{params, time};
+use crate::engine::diagnosis::StepCall;
 use crate::fix::journal::{JournalEntry, JournalEvent};
 use crate::runner::PhaseExit;
 
@@ -29,6 +31,38 @@ fn excerpt(s: &str, max: usize) -> String {
         let tail: String = s.chars().skip(count - max).collect();
         format!("…{tail}")
     }
+}
+
+/// The fix table's row of a remedy of steps: each step's action, params and how far it got
+/// (from the journal: its last phase, its end, and whether it was rolled back since).
+pub(super) fn steps_row(steps: &[StepCall], journal: &[JournalEntry]) -> String {
+    if steps.is_empty() {
+        return String::new();
+    }
+    let mut b = String::from("<tr><th>Steps</th><td><ol id=\"steps\">");
+    for (k, step) in steps.iter().enumerate() {
+        let number = k as u32 + 1;
+        let mut status = "not started".to_string();
+        for e in journal.iter().filter(|e| e.step == Some(number)) {
+            match &e.event {
+                JournalEvent::PhaseStarted { phase, .. } => status = format!("{} running", phase.as_str()),
+                JournalEvent::PhaseFinished { phase, exit, .. } => {
+                    status = format!("{}: {}", phase.as_str(), exit_text(exit));
+                }
+                JournalEvent::StepFinished { outcome } => status = outcome.to_string(),
+                _ => {}
+            }
+        }
+        let _ = write!(
+            b,
+            "<li data-step=\"{number}\">{} {} — <span class=\"step-status\">{}</span></li>",
+            escape(&step.action),
+            params(&step.params),
+            escape(&status)
+        );
+    }
+    b.push_str("</ol></td></tr>");
+    b
 }
 
 pub(super) fn journal_table(b: &mut String, journal: &[JournalEntry]) {
