@@ -97,6 +97,7 @@ fn steps_plan(incident: &str, steps: Vec<StepPlan>) -> StepsPlan {
         steps,
         verify: None,
         dry_run: false,
+        waves: Vec::new(),
     }
 }
 
@@ -465,6 +466,7 @@ async fn replica_lag(test: &str) -> ReplicaLag {
         ],
         verify: None,
         dry_run: false,
+        waves: Vec::new(),
     };
     ReplicaLag {
         bench,
@@ -565,4 +567,115 @@ async fn a_switch_that_does_not_take_restores_the_flag_the_primary_and_the_repli
         .filter(|(_, p, ok)| *p == PhaseName::Rollback && *ok)
         .count();
     assert_eq!(rolled_back_ok, 3);
+}
+
+// ── A remedy in waves over several targets ──
+
+/// One test action over `targets` targets, each with its own control folder (`broken`).
+fn wave_targets(b: &Bench, targets: usize) -> (Arc<Action>, Vec<PathBuf>) {
+    let (action, control) = b.test_action("wave-fix");
+    let folders = (1..=targets)
+        .map(|n| {
+            let folder = control.join("targets").join(format!("t{n}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("target"), "broken\n").unwrap();
+            folder
+        })
+        .collect();
+    (action, folders)
+}
+
+fn waves_plan(test: &str, action: &Arc<Action>, targets: usize, waves: Vec<u32>) -> StepsPlan {
+    StepsPlan {
+        incident: incident(test),
+        name: "wave-fix".into(),
+        steps: (1..=targets)
+            .map(|n| step(action, &[("target", &format!("t{n}"))]))
+            .collect(),
+        verify: None,
+        dry_run: false,
+        waves,
+    }
+}
+
+fn waves_started(journal: &[JournalEntry]) -> Vec<(u32, u32, u32)> {
+    journal
+        .iter()
+        .filter_map(|e| match e.event {
+            JournalEvent::WaveStarted { wave, first, last } => Some((wave, first, last)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_widen_over_six_targets_and_a_failing_wave_is_rolled_back_alone() {
+    let b = bench("steps-waves", BTreeMap::new()).await;
+    let (action, t) = wave_targets(&b, 6);
+    // Waves 1, 50 %, 100 % of six targets: t1 (the canary), then t2-t3, then t4-t6.
+    let sizes = rootfix::model::playbook::Waves {
+        targets: "instances".into(),
+        param: "target".into(),
+        sizes: vec![
+            rootfix::model::playbook::WaveSize::Count(1),
+            rootfix::model::playbook::WaveSize::Share(0.5),
+            rootfix::model::playbook::WaveSize::Share(1.0),
+        ],
+    }
+    .split(6);
+    assert_eq!(sizes, [1, 2, 3]);
+    std::fs::write(t[4].join("verify.exit"), "1").unwrap(); // t5 does not verify
+    let plan = waves_plan("steps-waves", &action, 6, sizes);
+    let id = plan.incident.clone();
+    let report = b.executor.run_steps(plan).await.unwrap();
+    match &report.outcome {
+        FixOutcome::RolledBack(reason) => {
+            assert!(reason.contains("wave 3 of 3, target 5"), "{reason}");
+            assert!(
+                reason.contains("the waves before it stay applied (3 target(s))"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let journal = b.journal(&id).await;
+    assert_eq!(waves_started(&journal), [(1, 1, 1), (2, 2, 3), (3, 4, 6)]);
+    assert_eq!(
+        rollbacks(&journal),
+        [5, 4],
+        "the failing target, then its wave's other completed target"
+    );
+    let states: Vec<String> = t.iter().map(|c| target(c)).collect();
+    assert_eq!(
+        states,
+        ["healthy", "healthy", "healthy", "broken", "broken", "broken"],
+        "waves 1 and 2 stay fixed; wave 3 is undone; t6 never ran"
+    );
+    assert_eq!(
+        runs(&t[5], "precheck"),
+        0,
+        "the remedy stopped at the failed wave"
+    );
+    for c in &t[..5] {
+        assert_eq!(runs(c, "execute"), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_fails_stops_the_remedy_before_any_other_target() {
+    let b = bench("steps-canary", BTreeMap::new()).await;
+    let (action, t) = wave_targets(&b, 4);
+    std::fs::write(t[0].join("execute.exit"), "1").unwrap();
+    let plan = waves_plan("steps-canary", &action, 4, vec![1, 3]);
+    let id = plan.incident.clone();
+    let report = b.executor.run_steps(plan).await.unwrap();
+    match &report.outcome {
+        FixOutcome::RolledBack(reason) => assert!(reason.contains("wave 1 of 2, target 1"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rollbacks(&b.journal(&id).await), [1]);
+    for c in &t[1..] {
+        assert_eq!(runs(c, "precheck"), 0, "no target after the canary was touched");
+        assert_eq!(target(c), "broken");
+    }
 }

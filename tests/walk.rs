@@ -388,3 +388,84 @@ async fn a_failed_signal_that_cannot_change_the_answer_does_not_blind_the_node()
         (NodeOutcome::Error, Some("b: loki: 502"))
     );
 }
+
+#[tokio::test]
+async fn a_remedy_in_waves_runs_its_action_once_per_target_of_the_evidence_in_widening_waves() {
+    let pb = playbook(
+        r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {name: waves}
+spec:
+  match: ['alertname="OrderServiceTimeout"']
+  evidence:
+    lag: {prometheus: {query: 'max(mysql_slave_status_seconds_behind_master)'}}
+    replicas:
+      jsonhttp: {url: 'http://inventory.shop.svc/replicas?service={{ $labels.service }}', path: '$.replicas'}
+  tree:
+    id: root
+    children:
+      - id: lagging_replicas
+        when: evidence.lag > 30
+        remedy:
+          action: mysql-replica-lag
+          params: {mode: read-only}
+          waves: {targets: replicas, param: replica_address, sizes: [1, '50%', '100%']}
+          confidence: {threshold: 0.5, signals: [{when: 'evidence.lag > 30', weight: 1.0}]}
+"#,
+    );
+    let walk = |targets: serde_json::Value| {
+        let pb = pb.clone();
+        async move {
+            let fixture = FixtureEvidence::new()
+                .with_signal("lag", json!(47), Duration::ZERO)
+                .with_signal("replicas", targets, Duration::ZERO);
+            walker(Arc::new(MemoryStateStore::new()))
+                .walk(
+                    &pb,
+                    fixture_alert("order-service-timeout.firing"),
+                    Arc::new(fixture),
+                    now(),
+                )
+                .await
+        }
+    };
+    let d = walk(json!([
+        "db-1:3306",
+        "db-2:3306",
+        "db-1:3306",
+        "db-3:3306",
+        "db-4:3306",
+        "db-5:3306"
+    ]))
+    .await;
+    let r = &d.remedies[0];
+    assert_eq!(r.decision, Decision::Act);
+    assert_eq!(r.action, "mysql-replica-lag", "the fix type is the action");
+    let targets: Vec<&str> = r
+        .steps
+        .iter()
+        .map(|s| s.params["replica_address"].as_str())
+        .collect();
+    assert_eq!(
+        targets,
+        ["db-1:3306", "db-2:3306", "db-3:3306", "db-4:3306", "db-5:3306"],
+        "distinct, in order"
+    );
+    assert!(
+        r.steps
+            .iter()
+            .all(|s| s.params["mode"] == "read-only" && s.action == "mysql-replica-lag")
+    );
+    assert_eq!(r.waves, [1, 2, 2], "1, then up to 50 % (3 of 5), then all");
+    for (bad, why) in [
+        (json!([]), "an empty list"),
+        (json!("db-1:3306"), "not a list"),
+        (json!([{"host": "db-1"}]), "not a string"),
+    ] {
+        let d = walk(bad).await;
+        match &d.remedies[0].decision {
+            Decision::Invalid(reason) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

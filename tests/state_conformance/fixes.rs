@@ -46,6 +46,7 @@ async fn the_journal_keeps_its_order_and_active_fixes_are_listed((a, b): Pair) {
             params: BTreeMap::from([("name".to_string(), "web-1".to_string())]),
             fencing_token: 7,
             steps: Vec::new(),
+            waves: Vec::new(),
         }),
         entry(JournalEvent::PhaseStarted {
             phase: PhaseName::Precheck,

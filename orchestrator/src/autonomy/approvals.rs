@@ -309,6 +309,7 @@ impl Approvals {
             node: String::new(),
             params: approval.params.clone(),
             steps: approval.steps.clone(),
+            waves: Vec::new(),
             confidence: approval.confidence,
             scope: Some(approval.scope.clone()),
             stage: Some(Stage::Manual),

@@ -61,6 +61,7 @@ impl Decider {
                 node: remedy.node.clone(),
                 params: remedy.params.clone(),
                 steps: remedy.steps.clone(),
+                waves: remedy.waves.clone(),
                 confidence: remedy.score,
                 scope: None,
                 stage: None,

@@ -311,6 +311,7 @@ impl FixLifecycle {
                 steps,
                 verify: self.verify_for(incident, &fix.node, None),
                 dry_run: fix.dry_run,
+                waves: fix.waves.clone(),
             };
             self.executor.run_steps(plan).await
         };

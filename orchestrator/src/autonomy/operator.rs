@@ -68,6 +68,7 @@ impl OperatorFixes {
                 node: remedy.as_ref().map(|r| r.node.clone()).unwrap_or_default(),
                 params: params.clone(),
                 steps: Vec::new(),
+                waves: Vec::new(),
                 confidence: remedy.as_ref().map_or(0.0, |r| r.score),
                 scope: self
                     .ctx.config

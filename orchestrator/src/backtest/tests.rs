@@ -124,6 +124,7 @@ async fn recorded(playbook_text: &str, gc: f64) -> Incident {
         node: r.node.clone(),
         params: r.params.clone(),
         steps: Vec::new(),
+        waves: Vec::new(),
         confidence: r.score,
         scope: Some("s".into()),
         stage: None,

@@ -290,6 +290,14 @@ pub fn render_journal(incident: &str, entries: &[JournalEntry]) -> String {
                     outcome.label().into(),
                     outcome.to_string(),
                 ]),
+                JournalEvent::WaveStarted { wave, first, last } => rows.push([
+                    format!("wave-{wave}"),
+                    "-".into(),
+                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "-".into(),
+                    "-".into(),
+                    format!("steps {first} to {last}"),
+                ]),
                 JournalEvent::RollingBack { reason } => rows.push([
                     "rolling-back".into(),
                     "-".into(),
@@ -390,6 +398,7 @@ mod tests {
                     params: BTreeMap::new(),
                     fencing_token: 1,
                     steps: Vec::new(),
+                    waves: Vec::new(),
                 },
             ),
             e(

@@ -255,9 +255,21 @@ pub fn render(playbook: &Playbook, d: &Diagnosis) -> String {
             r.threshold,
             r.node
         );
+        let wave_of = crate::fix::executor::wave_of_steps(&r.waves, r.steps.len());
         for (k, step) in r.steps.iter().enumerate() {
             let params: Vec<String> = step.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(out, "  step {}: {} {}", k + 1, step.action, params.join(" "));
+            let wave = if r.waves.is_empty() {
+                String::new()
+            } else {
+                format!("wave {} · ", wave_of[k] + 1)
+            };
+            let _ = writeln!(
+                out,
+                "  {wave}step {}: {} {}",
+                k + 1,
+                step.action,
+                params.join(" ")
+            );
         }
     }
     out

@@ -185,11 +185,37 @@ pub struct RemedySpec {
     /// fails, the completed steps are rolled back in reverse order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<RemedyStepSpec>,
+    /// With `action`: run it once per target, in widening waves (a gray release of the fix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waves: Option<WavesSpec>,
     pub confidence: ConfidenceSpec,
     /// A check over fresh evidence after execute (`evidence` now, `baseline` at diagnosis); with
     /// steps, after the last step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyConditionSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WavesSpec {
+    /// The evidence (a signal, or a diagnose output above the leaf) whose value at diagnosis is
+    /// the list of targets: a JSON array of strings.
+    pub targets: String,
+    /// The action's param each target is given as.
+    pub param: String,
+    /// How far each wave reaches, in order: a number of targets or a share (`"10%"`), counted
+    /// from the first target; the last wave always reaches every target. Default
+    /// `[1, "10%", "50%", "100%"]`: one target first (the canary), then widening.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes: Vec<WaveSizeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WaveSizeSpec {
+    /// This many targets.
+    Count(u32),
+    /// This share of the targets, `"<1-100>%"` (rounded up).
+    Share(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

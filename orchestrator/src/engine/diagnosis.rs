@@ -126,9 +126,13 @@ pub struct RemedyDecision {
     /// The fix type: the action's name, or a remedy of steps' `name`.
     pub action: String,
     pub params: BTreeMap<String, String>,
-    /// A remedy of steps: each step's action and params, in order (empty for one action).
+    /// A remedy of steps: each step's action and params, in order (empty for one action). A
+    /// remedy in waves: the action once per target, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepCall>,
+    /// A remedy in waves: how many of `steps` each wave runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<u32>,
     pub score: f64,
     pub threshold: f64,
     pub signals: Vec<SignalScore>,

@@ -22,7 +22,7 @@ use super::diagnosis::{
 use super::evidence::{EvidenceCache, EvidenceContext, EvidenceError, EvidenceProvider, Fetched};
 use crate::alert::Alert;
 use crate::model::condition::{AlertValue, Condition, ConditionInputs};
-use crate::model::playbook::{NodeIndex, Playbook, Remedy, WeightedSignal};
+use crate::model::playbook::{MAX_WAVE_TARGETS, NodeIndex, Playbook, Remedy, WeightedSignal};
 use crate::model::template::no_escape;
 use crate::state::{PruneGate, PruneStore, PruneUpdate, Verdict};
 
@@ -437,7 +437,7 @@ impl<'a> WalkRun<'a> {
         let labels = &self.cache.context().alert.labels;
         let mut invalid = None;
         let params = render_params(&remedy.params, labels, "", &mut invalid);
-        let steps = remedy
+        let mut steps: Vec<StepCall> = remedy
             .steps
             .iter()
             .enumerate()
@@ -446,6 +446,26 @@ impl<'a> WalkRun<'a> {
                 params: render_params(&step.params, labels, &format!("step {} ", i + 1), &mut invalid),
             })
             .collect();
+        let mut waves = Vec::new();
+        if let Some(w) = &remedy.waves {
+            match wave_targets(w, self.fetch_named(&w.targets).await) {
+                Ok(targets) => {
+                    waves = w.split(targets.len());
+                    steps = targets
+                        .into_iter()
+                        .map(|target| {
+                            let mut params = params.clone();
+                            params.insert(w.param.clone(), target);
+                            StepCall {
+                                action: remedy.action.clone(),
+                                params,
+                            }
+                        })
+                        .collect();
+                }
+                Err(reason) => invalid = Some(reason),
+            }
+        }
         let decision = match invalid {
             Some(reason) => Decision::Invalid(reason),
             None => confidence::decide(score, remedy.confidence.threshold),
@@ -455,12 +475,47 @@ impl<'a> WalkRun<'a> {
             action: remedy.action.clone(),
             params,
             steps,
+            waves,
             score,
             threshold: remedy.confidence.threshold,
             signals,
             decision,
         }
     }
+}
+
+/// The targets of a remedy in waves: the evidence's value, a JSON array of strings (numbers are
+/// taken as their text), distinct, at most [`MAX_WAVE_TARGETS`].
+fn wave_targets(
+    waves: &crate::model::playbook::Waves,
+    value: Result<serde_json::Value, EvidenceError>,
+) -> Result<Vec<String>, String> {
+    let name = &waves.targets;
+    let value = value.map_err(|e| format!("the targets (`{name}`): {e}"))?;
+    let Some(items) = value.as_array() else {
+        return Err(format!("the targets (`{name}`) are not a list: {value}"));
+    };
+    let mut targets: Vec<String> = Vec::new();
+    for item in items {
+        let target = match item {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => return Err(format!("the targets (`{name}`) hold {other}, not a string")),
+        };
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    if targets.is_empty() {
+        return Err(format!("the targets (`{name}`) are an empty list"));
+    }
+    if targets.len() > MAX_WAVE_TARGETS {
+        return Err(format!(
+            "the targets (`{name}`) are {} (at most {MAX_WAVE_TARGETS})",
+            targets.len()
+        ));
+    }
+    Ok(targets)
 }
 
 /// Renders a remedy's (or a step's) params over the alert's labels; a missing label is noted in

@@ -101,7 +101,11 @@ pub enum StepsResumePoint {
 /// end well, or whose end is unknown, is rolled back with the completed ones; a stop before a
 /// step's execute rolls the completed ones back (the remedy never half-applies). Once the
 /// remedy is rolling back, the steps whose rollback has not yet succeeded are rolled back.
-pub fn steps_resume_point(entries: &[JournalEntry], steps: usize) -> StepsResumePoint {
+///
+/// In waves (`waves`, the steps each wave runs), only the steps of the wave that failed or was
+/// running are undone: the waves before it were verified and stay.
+pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32]) -> StepsResumePoint {
+    let wave_of = crate::fix::executor::wave_of_steps(waves, steps);
     let mut rolling_back: Option<(usize, String)> = None;
     let mut finished: Vec<Option<FixOutcome>> = vec![None; steps];
     for (i, e) in entries.iter().enumerate() {
@@ -158,7 +162,23 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize) -> StepsResume
                     )
             })
         };
-        let undo = completed.into_iter().filter(|(k, _)| !undone(*k)).collect();
+        // The wave that failed: the first step that ended without success.
+        let failed = (0..steps).find(|&k| {
+            matches!(
+                finished[k],
+                Some(
+                    FixOutcome::Aborted(_)
+                        | FixOutcome::Refused(_)
+                        | FixOutcome::RolledBack(_)
+                        | FixOutcome::RollbackFailed(_)
+                )
+            )
+        });
+        let wave = failed.map(|k| wave_of[k]);
+        let undo = completed
+            .into_iter()
+            .filter(|(k, _)| !undone(*k) && wave.is_none_or(|w| wave_of[*k] == w))
+            .collect();
         return StepsResumePoint::RollBack {
             undo: last_first(undo),
             reason,
@@ -166,6 +186,14 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize) -> StepsResume
     }
     let Some(current) = (0..steps).find(|&k| finished[k].is_none()) else {
         return StepsResumePoint::VerifyRemedy { completed };
+    };
+    let completed: Vec<StepUndo> = if waves.is_empty() {
+        completed
+    } else {
+        completed
+            .into_iter()
+            .filter(|(k, _)| wave_of[*k] == wave_of[current])
+            .collect()
     };
     match resume_point(&of_step(current)) {
         ResumePoint::Verify { snapshot } => StepsResumePoint::VerifyStep {
@@ -320,7 +348,7 @@ mod tests {
                 attempt: 1,
             },
         ));
-        let point = steps_resume_point(&entries, 3);
+        let point = steps_resume_point(&entries, 3, &[]);
         assert_eq!(undo_steps(&point), [2, 1, 0]);
         match &point {
             StepsResumePoint::RollBack { undo, reason } => {
@@ -338,7 +366,7 @@ mod tests {
                 attempt: 1,
             },
         ));
-        let point = steps_resume_point(&between, 3);
+        let point = steps_resume_point(&between, 3, &[]);
         assert_eq!(undo_steps(&point), [0]);
         if let StepsResumePoint::RollBack { reason, .. } = &point {
             assert!(
@@ -350,7 +378,7 @@ mod tests {
         let mut verifying = step_done(1);
         verifying.extend(step_done(2).into_iter().take(2));
         assert_eq!(
-            steps_resume_point(&verifying, 3),
+            steps_resume_point(&verifying, 3, &[]),
             StepsResumePoint::VerifyStep {
                 step: 1,
                 snapshot: Some(serde_json::json!({"step": 2})),
@@ -360,7 +388,7 @@ mod tests {
         // Every step ended: the remedy's verify runs again.
         let all: Vec<JournalEntry> = [step_done(1), step_done(2)].concat();
         assert!(matches!(
-            steps_resume_point(&all, 2),
+            steps_resume_point(&all, 2, &[]),
             StepsResumePoint::VerifyRemedy { completed } if completed.len() == 2
         ));
         // A step already healthy changed nothing: it is not undone.
@@ -378,7 +406,7 @@ mod tests {
                 attempt: 1,
             },
         ));
-        assert_eq!(undo_steps(&steps_resume_point(&healthy, 3)), [2, 0]);
+        assert_eq!(undo_steps(&steps_resume_point(&healthy, 3, &[])), [2, 0]);
         // Stopped while rolling back: the steps whose rollback already succeeded stay done.
         let mut rolling = [step_done(1), step_done(2)].concat();
         rolling.push(at_step(
@@ -408,7 +436,7 @@ mod tests {
                 stderr: String::new(),
             },
         ));
-        let point = steps_resume_point(&rolling, 3);
+        let point = steps_resume_point(&rolling, 3, &[]);
         assert_eq!(undo_steps(&point), [0]);
         assert!(matches!(&point, StepsResumePoint::RollBack { reason, .. } if reason == "step 3 failed"));
         // Finished is finished.
@@ -416,7 +444,7 @@ mod tests {
             outcome: FixOutcome::RolledBack("done".into()),
         }));
         assert!(matches!(
-            steps_resume_point(&rolling, 3),
+            steps_resume_point(&rolling, 3, &[]),
             StepsResumePoint::Finished(_)
         ));
     }

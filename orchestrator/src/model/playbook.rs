@@ -159,8 +159,56 @@ pub struct Remedy {
     pub params: BTreeMap<String, Template>,
     /// A remedy of steps, in order (empty for one action).
     pub steps: Vec<RemedyStep>,
+    /// The action once per target, in waves.
+    pub waves: Option<Waves>,
     pub confidence: ConfidenceRule,
     pub verify: Option<VerifyCondition>,
+}
+
+/// A remedy's action run once per target in widening waves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waves {
+    /// The evidence whose value (a JSON array of strings) lists the targets.
+    pub targets: String,
+    /// The param each target is given as.
+    pub param: String,
+    /// How far each wave reaches.
+    pub sizes: Vec<WaveSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WaveSize {
+    Count(u32),
+    /// A share in (0, 1].
+    Share(f64),
+}
+
+/// The most targets one remedy in waves acts on.
+pub const MAX_WAVE_TARGETS: usize = 500;
+
+impl Waves {
+    /// How many targets each wave adds, for `targets` targets: every wave reaches at least one
+    /// more target than the one before (a wave that would add none is left out), and the last
+    /// reaches them all.
+    pub fn split(&self, targets: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut reached = 0usize;
+        for size in &self.sizes {
+            let upto = match *size {
+                WaveSize::Count(n) => n as usize,
+                WaveSize::Share(f) => (f * targets as f64 - 1e-9).ceil() as usize,
+            }
+            .min(targets);
+            if upto > reached {
+                out.push((upto - reached) as u32);
+                reached = upto;
+            }
+        }
+        if reached < targets {
+            out.push((targets - reached) as u32);
+        }
+        out
+    }
 }
 
 /// One step of a remedy of several steps.

@@ -235,9 +235,13 @@ pub struct IncidentFix {
     /// The remedy's node in the tree.
     pub node: String,
     pub params: std::collections::BTreeMap<String, String>,
-    /// A remedy of steps: each step's action and params, run in order as one fix.
+    /// A remedy of steps: each step's action and params, run in order as one fix (in waves:
+    /// the action once per target).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<crate::engine::diagnosis::StepCall>,
+    /// A remedy in waves: how many of `steps` each wave runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<u32>,
     pub confidence: f64,
     /// The scope that owns the target; `None` when the target is outside every scope.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -382,6 +386,7 @@ pub(crate) mod tests {
             action: action.into(),
             params: Default::default(),
             steps: vec![],
+            waves: vec![],
             score,
             threshold,
             signals: vec![],
@@ -416,6 +421,7 @@ pub(crate) mod tests {
             node: "n".into(),
             params: Default::default(),
             steps: Vec::new(),
+            waves: Vec::new(),
             confidence: 0.9,
             scope: None,
             stage: None,

@@ -111,6 +111,15 @@ pub enum JournalEvent {
         /// A remedy of steps: each step's action and params (its entries carry `step`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         steps: Vec<crate::engine::diagnosis::StepCall>,
+        /// A remedy in waves: how many of the steps each wave runs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waves: Vec<u32>,
+    },
+    /// A wave of a remedy in waves begins (steps `first` to `last`, 1-based).
+    WaveStarted {
+        wave: u32,
+        first: u32,
+        last: u32,
     },
     PhaseStarted {
         phase: PhaseName,

@@ -11,11 +11,12 @@ use super::{label_template, positive};
 use crate::catalog::report::Reporter;
 use crate::catalog::spans::join_index;
 use crate::catalog::values::is_identifier;
-use crate::document::playbook::NodeSpec;
+use crate::document::playbook::{NodeSpec, WaveSizeSpec};
 use crate::model::action::{Action, Purpose};
 use crate::model::condition::{Condition, Scope};
 use crate::model::playbook::{
-    ConfidenceRule, Diagnose, Node, NodeIndex, Remedy, RemedyStep, VerifyCondition, WeightedSignal,
+    ConfidenceRule, Diagnose, Node, NodeIndex, Remedy, RemedyStep, VerifyCondition, WaveSize, Waves,
+    WeightedSignal,
 };
 use crate::model::template::{Template, Variable};
 
@@ -196,6 +197,18 @@ impl TreeCheck<'_, '_, '_> {
         given: &BTreeMap<String, String>,
         action_ok: bool,
     ) -> Option<BTreeMap<String, Template>> {
+        self.params_with(field, action_name, given, action_ok, None)
+    }
+
+    /// [`Self::params`], with `per_target` a param the remedy's waves give each target.
+    fn params_with(
+        &mut self,
+        field: &str,
+        action_name: &str,
+        given: &BTreeMap<String, String>,
+        action_ok: bool,
+        per_target: Option<&str>,
+    ) -> Option<BTreeMap<String, Template>> {
         let mut out = BTreeMap::new();
         let mut ok = true;
         for (name, text) in given {
@@ -228,7 +241,11 @@ impl TreeCheck<'_, '_, '_> {
         }
         if action_ok && let Some(action) = self.actions.get(action_name) {
             for (name, spec) in &action.params {
-                if spec.required && spec.default.is_none() && !given.contains_key(name) {
+                if spec.required
+                    && spec.default.is_none()
+                    && !given.contains_key(name)
+                    && per_target != Some(name.as_str())
+                {
                     self.r
                         .at_key(field, format!("action `{action_name}` needs param `{name}`"));
                     ok = false;
@@ -296,6 +313,14 @@ impl TreeCheck<'_, '_, '_> {
 
         let verify = match &spec.verify {
             None => None,
+            Some(_) if spec.waves.is_some() => {
+                self.r.at_key(
+                    &format!("{field}.verify"),
+                    "a remedy in waves verifies each target with its action's verify phase; a verify over the whole is not supported",
+                );
+                ok = false;
+                None
+            }
             Some(v) => {
                 let checked = self.verify(&format!("{field}.verify"), v, outputs);
                 ok &= checked.is_some();
@@ -305,13 +330,114 @@ impl TreeCheck<'_, '_, '_> {
         if !ok {
             return None;
         }
-        let (action, params, steps) = actions?;
+        let (action, params, steps, waves) = actions?;
         Some(Remedy {
             action,
             params,
             steps,
+            waves,
             confidence: ConfidenceRule { threshold, signals },
             verify,
+        })
+    }
+
+    /// A remedy's `waves`: evidence available at the leaf, a param of the action, an action that
+    /// can be rolled back (a failed wave is undone), sizes that widen.
+    fn waves(
+        &mut self,
+        field: &str,
+        spec: &crate::document::playbook::RemedySpec,
+        w: &crate::document::playbook::WavesSpec,
+        action: &str,
+        action_ok: bool,
+        outputs: &BTreeSet<String>,
+    ) -> Option<Waves> {
+        let wfield = format!("{field}.waves");
+        let mut ok = true;
+        if !self.declared.contains(&w.targets) && !outputs.contains(&w.targets) {
+            self.r.at_value(
+                &format!("{wfield}.targets"),
+                format!(
+                    "evidence `{}` is not defined in spec.evidence or by a diagnose above this node",
+                    w.targets
+                ),
+            );
+            ok = false;
+        }
+        if let (true, Some(a)) = (action_ok, self.actions.get(action)) {
+            if !a.params.contains_key(&w.param) {
+                self.r.at_value(
+                    &format!("{wfield}.param"),
+                    format!("action `{action}` has no param `{}`", w.param),
+                );
+                ok = false;
+            }
+            if a.phases.rollback.is_none() {
+                self.r.at_value(
+                    &format!("{field}.action"),
+                    format!("action `{action}` has no rollback phase: a failed wave could not be undone"),
+                );
+                ok = false;
+            }
+        }
+        if spec.params.contains_key(&w.param) {
+            self.r.at_key(
+                &format!("{field}.params.{}", w.param),
+                "the waves give this param to each target; leave it out here",
+            );
+            ok = false;
+        }
+        let mut sizes = Vec::new();
+        let mut last = 0.0f64;
+        let written = if w.sizes.is_empty() {
+            vec![
+                WaveSizeSpec::Count(1),
+                WaveSizeSpec::Share("10%".into()),
+                WaveSizeSpec::Share("50%".into()),
+                WaveSizeSpec::Share("100%".into()),
+            ]
+        } else {
+            w.sizes.clone()
+        };
+        for (i, size) in written.iter().enumerate() {
+            let sfield = join_index(&format!("{wfield}.sizes"), i);
+            let parsed = match size {
+                WaveSizeSpec::Count(0) => None,
+                WaveSizeSpec::Count(n) => Some(WaveSize::Count(*n)),
+                WaveSizeSpec::Share(text) => text
+                    .strip_suffix('%')
+                    .and_then(|p| p.trim().parse::<f64>().ok())
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .map(|p| WaveSize::Share(p / 100.0)),
+            };
+            let Some(parsed) = parsed else {
+                self.r.at_value(
+                    &sfield,
+                    "a number of targets (at least 1) or a share like `10%` (up to 100%)",
+                );
+                ok = false;
+                continue;
+            };
+            // Counts and shares cannot be compared before the targets are known; a share after a
+            // share (or a count after a count) must not shrink.
+            let key = match parsed {
+                WaveSize::Count(n) => n as f64 + 1000.0,
+                WaveSize::Share(f) => f,
+            };
+            if (key >= 1000.0) == (last >= 1000.0) && key < last {
+                self.r.at_value(
+                    &sfield,
+                    "waves widen: each reaches at least as far as the one before",
+                );
+                ok = false;
+            }
+            last = key;
+            sizes.push(parsed);
+        }
+        ok.then(|| Waves {
+            targets: w.targets.clone(),
+            param: w.param.clone(),
+            sizes,
         })
     }
 
@@ -344,18 +470,32 @@ impl TreeCheck<'_, '_, '_> {
     /// `params`), or `name` with `steps`, each step an action of `purpose: fix` with its params
     /// checked like a single action's; every step but the last can be rolled back (a failed
     /// later step must be able to undo it).
-    #[allow(clippy::type_complexity)]
     fn remedy_actions(
         &mut self,
         field: &str,
         spec: &crate::document::playbook::RemedySpec,
         outputs: &BTreeSet<String>,
-    ) -> Option<(String, BTreeMap<String, Template>, Vec<RemedyStep>)> {
+    ) -> Option<RemedyActions> {
         match (&spec.action, &spec.name, spec.steps.is_empty()) {
             (Some(action), None, true) => {
                 let action_ok = self.action_ref(&format!("{field}.action"), action, Purpose::Fix);
-                let params = self.params(field, action, &spec.params, action_ok)?;
-                Some((action.clone(), params, Vec::new()))
+                let waves = match &spec.waves {
+                    None => Some(None),
+                    Some(w) => self.waves(field, spec, w, action, action_ok, outputs).map(Some),
+                };
+                let mut given = spec.params.clone();
+                if let Some(w) = &spec.waves {
+                    // The waves give this param per target; checked as a template there.
+                    given.remove(&w.param);
+                }
+                let params = self.params_with(
+                    field,
+                    action,
+                    &given,
+                    action_ok,
+                    spec.waves.as_ref().map(|w| w.param.as_str()),
+                );
+                Some((action.clone(), params?, Vec::new(), waves?))
             }
             (None, Some(name), false) => {
                 let mut ok = true;
@@ -417,7 +557,14 @@ impl TreeCheck<'_, '_, '_> {
                         _ => ok = false,
                     }
                 }
-                ok.then(|| (name.clone(), BTreeMap::new(), steps))
+                if spec.waves.is_some() {
+                    self.r.at_key(
+                        &format!("{field}.waves"),
+                        "waves run one action per target; a remedy of steps cannot run in waves",
+                    );
+                    ok = false;
+                }
+                ok.then(|| (name.clone(), BTreeMap::new(), steps, None))
             }
             (Some(_), _, _) => {
                 self.r.at_key(
@@ -441,6 +588,9 @@ impl TreeCheck<'_, '_, '_> {
         }
     }
 }
+
+/// A remedy's fix type, its action's params, its steps and its waves.
+type RemedyActions = (String, BTreeMap<String, Template>, Vec<RemedyStep>, Option<Waves>);
 
 /// A fix type's name: what a remedy of steps is known by (like an action's name).
 fn is_fix_type_name(name: &str) -> bool {

@@ -33,7 +33,7 @@ use crate::runner::{Runner, validate_params};
 use crate::state::{StateError, StateStore};
 pub use report::{FixReport, PhaseOverhead};
 use run::Run;
-pub use steps::{StepPlan, StepsPlan, step_instance};
+pub use steps::{StepPlan, StepsPlan, step_instance, wave_of_steps};
 
 /// A verify condition over fresh evidence (the playbook's `remedy.verify`), evaluated by the caller.
 #[async_trait]
@@ -216,6 +216,7 @@ impl Executor {
                 params: plan.params.clone(),
                 fencing_token: token,
                 steps: Vec::new(),
+                waves: Vec::new(),
             })
             .await?;
             let renewer = self.keep_lock(&plan.action.name, &key, token, run.lost_lock.clone());

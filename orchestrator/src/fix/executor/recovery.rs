@@ -44,20 +44,22 @@ impl Executor {
                     _ => None,
                 })
                 .unwrap_or_default();
-            let steps = entries
+            let (steps, waves) = entries
                 .iter()
                 .find_map(|e| match &e.event {
-                    JournalEvent::FixStarted { steps, .. } if !steps.is_empty() => Some(steps.clone()),
+                    JournalEvent::FixStarted { steps, waves, .. } if !steps.is_empty() => {
+                        Some((steps.clone(), waves.clone()))
+                    }
                     _ => None,
                 })
                 .unwrap_or_default();
             if !steps.is_empty() {
                 let span = info_span!("recover", incident = %incident, action = %action_name);
-                let Some(plan) = steps_plan(incident, action_name, &steps, actions, verify) else {
+                let Some(plan) = steps_plan(incident, action_name, &steps, &waves, actions, verify) else {
                     error!(%fix, "an unfinished remedy of steps names an action that is no longer loaded; leaving it for a human");
                     continue;
                 };
-                let point = steps_resume_point(&entries, steps.len());
+                let point = steps_resume_point(&entries, steps.len(), &waves);
                 reports.push(self.resume_steps(plan, point).instrument(span).await?);
                 continue;
             }
@@ -140,6 +142,7 @@ fn steps_plan(
     incident: &str,
     name: &str,
     steps: &[StepCall],
+    waves: &[u32],
     actions: &BTreeMap<String, Arc<Action>>,
     verify: &VerifyLookup<'_>,
 ) -> Option<StepsPlan> {
@@ -157,5 +160,6 @@ fn steps_plan(
         steps: plans,
         verify: verify(incident, name, None),
         dry_run: false,
+        waves: waves.to_vec(),
     })
 }

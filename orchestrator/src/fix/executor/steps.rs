@@ -39,6 +39,22 @@ pub struct StepsPlan {
     pub verify: Option<Arc<dyn VerifyCheck>>,
     /// Every step's precheck and one verify; no execute, no rollback.
     pub dry_run: bool,
+    /// A remedy in waves (its steps are the action once per target): how many steps each wave
+    /// runs. A failed step undoes only its own wave's completed steps; the waves before it
+    /// stay. Empty: one wave of every step.
+    pub waves: Vec<u32>,
+}
+
+/// The wave (0-based) of each of `steps` steps, from the waves' sizes (one wave when empty).
+pub fn wave_of_steps(waves: &[u32], steps: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(steps);
+    for (w, size) in waves.iter().enumerate() {
+        out.extend(std::iter::repeat_n(w, *size as usize));
+    }
+    let last = waves.len().saturating_sub(1);
+    out.resize(steps, last);
+    out.truncate(steps);
+    out
 }
 
 /// The instance the runner knows step `number` (1-based) of an incident's remedy by: its
@@ -100,6 +116,7 @@ impl Executor {
                     params: BTreeMap::new(),
                     fencing_token: held.first().map_or(0, |h| h.2),
                     steps: saga.calls(),
+                    waves: plan.waves.clone(),
                 },
             )
             .await?;
@@ -211,6 +228,9 @@ struct Saga<'a> {
     runners: Vec<Arc<dyn Runner>>,
     verify: Option<Arc<dyn VerifyCheck>>,
     dry_run: bool,
+    /// Each step's wave (all 0 without waves) and how many waves there are.
+    wave_of: Vec<usize>,
+    waves: usize,
     lost_lock: Arc<AtomicBool>,
     phases: Vec<(PhaseName, u32, PhaseExit)>,
     overhead: Vec<PhaseOverhead>,
@@ -240,6 +260,8 @@ impl<'a> Saga<'a> {
             runners,
             verify: plan.verify.clone(),
             dry_run: plan.dry_run,
+            wave_of: wave_of_steps(&plan.waves, plan.steps.len()),
+            waves: plan.waves.len(),
             lost_lock: Arc::new(AtomicBool::new(false)),
             phases: Vec::new(),
             overhead: Vec::new(),
@@ -320,6 +342,20 @@ impl<'a> Saga<'a> {
             if let Some(lost) = self.lost() {
                 return Ok(lost);
             }
+            if self.waves > 0 && (k == 0 || self.wave_of[k] != self.wave_of[k - 1]) {
+                let wave = self.wave_of[k];
+                let last = self.wave_of.iter().rposition(|w| *w == wave).unwrap_or(k);
+                info!(wave = wave + 1, first = k + 1, last = last + 1, "wave started");
+                self.journal(
+                    None,
+                    JournalEvent::WaveStarted {
+                        wave: wave as u32 + 1,
+                        first: k as u32 + 1,
+                        last: last as u32 + 1,
+                    },
+                )
+                .await?;
+            }
             let plans = self.plans.clone();
             let mut run = self.step_run(&plans, k);
             let outcome = run.run_from_precheck().await?;
@@ -372,8 +408,26 @@ impl<'a> Saga<'a> {
         .await?;
         let action = self.plans[k].action.name.clone();
         info!(step = k + 1, %action, %outcome, "step ended");
-        let what = |r: &str| format!("step {} ({action}): {r}", k + 1);
-        let mut undo = completed.clone();
+        // In waves, a failure undoes its own wave; the waves before it were verified and stay.
+        let wave = self.wave_of[k];
+        let kept = completed.iter().filter(|(j, _)| self.wave_of[*j] < wave).count();
+        let what = |r: &str| {
+            if self.waves == 0 {
+                format!("step {} ({action}): {r}", k + 1)
+            } else {
+                format!(
+                    "wave {} of {}, target {} ({action}): {r}; the waves before it stay applied ({kept} target(s))",
+                    wave + 1,
+                    self.waves,
+                    k + 1
+                )
+            }
+        };
+        let mut undo: Vec<StepUndo> = completed
+            .iter()
+            .filter(|(j, _)| self.wave_of[*j] == wave)
+            .cloned()
+            .collect();
         undo.reverse();
         Ok(match outcome {
             FixOutcome::Succeeded => {

@@ -89,6 +89,7 @@ pub(super) mod tests {
             params: Default::default(),
             fencing_token: 1,
             steps: Vec::new(),
+            waves: Vec::new(),
         }
     }
 
@@ -128,6 +129,7 @@ pub(super) mod tests {
                 node: "n".into(),
                 params: Default::default(),
                 steps: Vec::new(),
+                waves: Vec::new(),
                 confidence: 0.9,
                 scope: Some("staging".into()),
                 stage: None,

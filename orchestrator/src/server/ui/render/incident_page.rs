@@ -216,7 +216,7 @@ pub fn incident(
                  </tbody></table>",
                 escape(&f.action),
                 params(&f.params),
-                steps_row(&f.steps, journal),
+                steps_row(&f.steps, &f.waves, journal),
                 f.confidence,
                 escape(f.scope.as_deref().unwrap_or("—")),
                 f.stage.map_or("—", |s| s.as_str()),

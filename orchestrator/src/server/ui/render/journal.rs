@@ -35,13 +35,29 @@ fn excerpt(s: &str, max: usize) -> String {
 
 /// The fix table's row of a remedy of steps: each step's action, params and how far it got
 /// (from the journal: its last phase, its end, and whether it was rolled back since).
-pub(super) fn steps_row(steps: &[StepCall], journal: &[JournalEntry]) -> String {
+/// In waves, each step says its wave.
+pub(super) fn steps_row(steps: &[StepCall], waves: &[u32], journal: &[JournalEntry]) -> String {
     if steps.is_empty() {
         return String::new();
     }
-    let mut b = String::from("<tr><th>Steps</th><td><ol id=\"steps\">");
+    let wave_of = crate::fix::executor::wave_of_steps(waves, steps.len());
+    let mut b = String::from(if waves.is_empty() {
+        "<tr><th>Steps</th><td><ol id=\"steps\">"
+    } else {
+        "<tr><th>Waves</th><td><ol id=\"steps\">"
+    });
     for (k, step) in steps.iter().enumerate() {
         let number = k as u32 + 1;
+        let wave = if waves.is_empty() {
+            String::new()
+        } else {
+            format!(" data-wave=\"{}\"", wave_of[k] + 1)
+        };
+        let wave_text = if waves.is_empty() {
+            String::new()
+        } else {
+            format!("wave {} · ", wave_of[k] + 1)
+        };
         let mut status = "not started".to_string();
         for e in journal.iter().filter(|e| e.step == Some(number)) {
             match &e.event {
@@ -55,7 +71,7 @@ pub(super) fn steps_row(steps: &[StepCall], journal: &[JournalEntry]) -> String 
         }
         let _ = write!(
             b,
-            "<li data-step=\"{number}\">{} {} — <span class=\"step-status\">{}</span></li>",
+            "<li data-step=\"{number}\"{wave}>{wave_text}{} {} — <span class=\"step-status\">{}</span></li>",
             escape(&step.action),
             params(&step.params),
             escape(&status)
@@ -81,6 +97,7 @@ pub(super) fn journal_table(b: &mut String, journal: &[JournalEntry]) {
                 params: p,
                 fencing_token,
                 steps,
+                ..
             } if steps.is_empty() => (
                 "fix started".to_string(),
                 String::new(),
@@ -109,6 +126,13 @@ pub(super) fn journal_table(b: &mut String, journal: &[JournalEntry]) {
                 String::new(),
                 escape(&outcome.to_string()),
                 String::new(),
+            ),
+            JournalEvent::WaveStarted { wave, first, last } => (
+                format!("wave {wave} started"),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("steps {first} to {last}"),
             ),
             JournalEvent::RollingBack { reason } => (
                 "rolling back the steps".into(),
