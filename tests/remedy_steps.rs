@@ -14,6 +14,8 @@
 mod actions;
 #[path = "support/docker.rs"]
 mod docker;
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/mariadb.rs"]
 mod mariadb;
 #[path = "support/mod.rs"]
@@ -21,7 +23,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -362,70 +364,11 @@ async fn a_remedy_whose_target_another_fix_holds_is_refused_and_changes_nothing(
 
 // ── The seed's replica-lag response against real MariaDB and a flag service ──
 
-/// A small flag service on 127.0.0.1: `GET /flags/<name>` answers the value, `PUT` sets it.
-/// With `ignore_writes`, a PUT is answered 204 and changes nothing (a config service whose
-/// write did not take), so the switch's verify fails.
-struct FlagService {
-    url: String,
-    values: Arc<Mutex<BTreeMap<String, String>>>,
-    ignore_writes: Arc<std::sync::atomic::AtomicBool>,
-    writes: Arc<Mutex<Vec<String>>>,
-}
-
-async fn flag_service() -> FlagService {
-    use axum::extract::{Path as UrlPath, State};
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    type Shared = (
-        Arc<Mutex<BTreeMap<String, String>>>,
-        Arc<std::sync::atomic::AtomicBool>,
-        Arc<Mutex<Vec<String>>>,
-    );
-    let values = Arc::new(Mutex::new(BTreeMap::from([(
-        "degrade-reads".to_string(),
-        "off".to_string(),
-    )])));
-    let ignore = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writes = Arc::new(Mutex::new(Vec::new()));
-    let shared: Shared = (values.clone(), ignore.clone(), writes.clone());
-    let app = axum::Router::new()
-        .route(
-            "/flags/{name}",
-            get(
-                |State(s): State<Shared>, UrlPath(name): UrlPath<String>| async move {
-                    match s.0.lock().unwrap().get(&name) {
-                        Some(v) => (StatusCode::OK, v.clone()),
-                        None => (StatusCode::NOT_FOUND, String::new()),
-                    }
-                },
-            )
-            .put(
-                |State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: String| async move {
-                    s.2.lock().unwrap().push(body.clone());
-                    if !s.1.load(std::sync::atomic::Ordering::SeqCst) {
-                        s.0.lock().unwrap().insert(name, body);
-                    }
-                    StatusCode::NO_CONTENT
-                },
-            ),
-        )
-        .with_state(shared);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    FlagService {
-        url,
-        values,
-        ignore_writes: ignore,
-        writes,
-    }
-}
-
 struct ReplicaLag {
     bench: Bench,
     primary: mariadb::MariaDb,
     replica: mariadb::MariaDb,
-    flags: FlagService,
+    flags: flags::FlagService,
     plan: StepsPlan,
 }
 
@@ -435,7 +378,7 @@ struct ReplicaLag {
 async fn replica_lag(test: &str) -> ReplicaLag {
     actions::ensure_images();
     let (primary, replica) = tokio::task::spawn_blocking(mariadb::MariaDb::pair).await.unwrap();
-    let flags = flag_service().await;
+    let flags = flags::FlagService::start().await;
     let empty = tempfile::tempdir().unwrap().keep();
     let host_paths = BTreeMap::from([
         (PathBuf::from("/etc/rootfix/secrets/mysql"), primary.secrets_dir()),
@@ -678,4 +621,45 @@ async fn a_canary_that_fails_stops_the_remedy_before_any_other_target() {
         assert_eq!(runs(c, "precheck"), 0, "no target after the canary was touched");
         assert_eq!(target(c), "broken");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_stops_the_next_step_and_undoes_the_ones_before() {
+    let b = bench("steps-killswitch", BTreeMap::new()).await;
+    let (a1, c1) = b.test_action("step-one");
+    let (a2, c2) = b.test_action("step-two");
+    std::fs::write(c1.join("execute.sleep"), "2").unwrap();
+    let executor = b.executor.clone();
+    let plan = steps_plan(
+        &incident("steps-killswitch"),
+        vec![step(&a1, &[("target", "one")]), step(&a2, &[("target", "two")])],
+    );
+    let id = plan.incident.clone();
+    let running = tokio::spawn(async move { executor.run_steps(plan).await.unwrap() });
+    let started = std::time::Instant::now();
+    while runs(&c1, "execute") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let on = rootfix::audit::KillSwitch {
+        by: "admin".into(),
+        reason: "stop everything".into(),
+        since: chrono::Utc::now(),
+    };
+    b.state.set_killswitch(Some(&on)).await.unwrap();
+    let report = running.await.unwrap();
+    b.state.set_killswitch(None).await.unwrap();
+    match &report.outcome {
+        FixOutcome::RolledBack(reason) => {
+            assert!(
+                reason.contains("step 2 (step-two)") && reason.contains("kill switch"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(runs(&c1, "execute"), 1, "the running execute finished");
+    assert_eq!(runs(&c2, "execute"), 0, "step 2 never executed");
+    assert_eq!(rollbacks(&b.journal(&id).await), [1]);
+    assert_eq!((target(&c1), target(&c2)), ("broken".into(), "broken".into()));
 }
