@@ -8,6 +8,9 @@
 //! - killed inside step 2's verify (its execute completed): step 2's verify resumes, step 3 runs,
 //!   the remedy succeeds; still no execute twice.
 //!
+//! - a remedy in waves through serve: the targets from a JSON API, the canary, then the rest; a
+//!   failing target's wave is rolled back, the canary stays, the page shows the waves.
+//!
 //! Each step is its own test action with its own control folder (`tests/fixtures/runner/phase.sh`
 //! counts every phase's runs there).
 
@@ -342,4 +345,179 @@ async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
     );
     assert!(text.contains("  step 2: step-two target=order-two"), "{text}");
     assert!(text.contains("  3:execute "), "{text}");
+}
+
+/// A remedy in waves through the real serve: the targets come from a JSON API the playbook
+/// reads (a `jsonhttp` signal), an admin approves, the canary and then the rest run; one target
+/// of the second wave fails its verify, so that wave is rolled back and the canary stays. The
+/// incident page shows each target with its wave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remedy_in_waves_runs_through_serve_and_the_page_shows_its_waves() {
+    docker::test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control");
+    for n in 1..=4 {
+        let folder = control.join("targets").join(format!("t{n}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("target"), "broken\n").unwrap();
+    }
+    std::fs::write(control.join("target"), "broken\n").unwrap();
+    std::fs::write(control.join("targets/t3/verify.exit"), "1").unwrap();
+    std::fs::create_dir_all(dir.path().join("actions/wave-fix")).unwrap();
+    std::fs::write(
+        dir.path().join("actions/wave-fix/action.yaml"),
+        docker::test_action_yaml("wave-fix", docker::TEST_IMAGE, &control, ""),
+    )
+    .unwrap();
+    // The inventory the playbook asks for the targets.
+    let app = axum::Router::new().route(
+        "/replicas",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"targets": ["t1", "t2", "t3", "t4"]})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let inventory = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("playbooks/waves.yaml"),
+        format!(
+            r#"apiVersion: rootfix/v1
+kind: Playbook
+metadata: {{name: waves-serve}}
+spec:
+  match: ['alertname="OrderServiceTimeout"']
+  evidence:
+    replicas:
+      jsonhttp: {{url: '{inventory}/replicas', path: '$.targets'}}
+  tree:
+    id: waves_root
+    children:
+      - id: waves_leaf
+        when: 'alert.labels.env == "staging"'
+        remedy:
+          action: wave-fix
+          waves: {{targets: replicas, param: target, sizes: [1, '100%']}}
+          confidence:
+            threshold: 0.5
+            signals: [{{when: 'alert.labels.env == "staging"', weight: 1.0}}]
+"#
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let config = process::write_config(
+        dir.path(),
+        port,
+        &redis_url(),
+        &unique_prefix("steps-waves-serve"),
+        &dir.path().join("playbooks"),
+        &dir.path().join("actions"),
+        &format!(
+            "fixes: {{state_dir: '{}'}}\nautonomy:\n  scopes:\n    - {{name: staging, match: ['env=\"staging\"'], max_stage: auto, fixes_per_hour: 100, concurrency: 1}}\n",
+            dir.path().join("fix-state").display()
+        ),
+    );
+    let serve = process::Serve::start(&config, port, &dir.path().join("serve.log"));
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let payload = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .unwrap()
+    .replace("2026-11-24T16:05:00.345Z", &now);
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/alerts/alertmanager", serve.url))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let wait_for = |state: &'static str| {
+        let url = serve.url.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                let list = api(reqwest::Method::GET, &format!("{url}/api/v1/incidents")).await;
+                if list["items"][0]["state"] == state {
+                    let id = list["items"][0]["id"].as_str().unwrap().to_string();
+                    return api(reqwest::Method::GET, &format!("{url}/api/v1/incidents/{id}")).await;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "never {state}: {list:#}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let incident = wait_for("awaiting-approval").await;
+    assert_eq!(
+        incident["fix"]["waves"],
+        serde_json::json!([1, 3]),
+        "{incident:#}"
+    );
+    let approval = incident["fix"]["approval"].as_str().unwrap().to_string();
+    api(
+        reqwest::Method::POST,
+        &format!("{}/api/v1/approvals/{approval}/approve", serve.url),
+    )
+    .await;
+    let started = Instant::now();
+    let done = loop {
+        let id = incident["id"].as_str().unwrap();
+        let now = api(
+            reqwest::Method::GET,
+            &format!("{}/api/v1/incidents/{id}", serve.url),
+        )
+        .await;
+        if !now["fix"]["outcome"].is_null() {
+            break now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{now:#}\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["fix"]["outcome"]["kind"], "rolled-back", "{done:#}");
+    let reason = done["fix"]["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("wave 2 of 2, target 3") && reason.contains("(1 target(s))"),
+        "{reason}"
+    );
+    let target = |n: u32| {
+        std::fs::read_to_string(control.join(format!("targets/t{n}/target")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        (target(1), target(2), target(3), target(4)),
+        (
+            "healthy".into(),
+            "broken".into(),
+            "broken".into(),
+            "broken".into()
+        ),
+        "the canary stays; wave 2 is undone; t4 never ran"
+    );
+    let id = incident["id"].as_str().unwrap();
+    let page = reqwest::Client::new()
+        .get(format!("{}/ui/incidents/{id}", serve.url))
+        .header("Cookie", format!("rootfix_session={VIEWER_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<tr><th>Waves</th>"), "{page}");
+    assert!(
+        page.contains("<li data-step=\"1\" data-wave=\"1\">wave 1 · wave-fix <code>target=t1</code> — <span class=\"step-status\">succeeded</span></li>"),
+        "{page}"
+    );
+    assert!(page.contains("<li data-step=\"4\" data-wave=\"2\">wave 2 · wave-fix <code>target=t4</code> — <span class=\"step-status\">not started</span></li>"), "{page}");
+    assert!(page.contains("wave 2 started"), "{page}");
 }
