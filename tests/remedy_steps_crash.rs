@@ -332,6 +332,17 @@ async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
         );
     }
     assert!(page.contains("<td>step 2 · verify</td>"), "{page}");
+    // An operator's fix runs one action; a remedy of steps is refused with why.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/api/v1/incidents/{incident}/fix", serve.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"action": "three-steps", "params": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let why = refused.text().await.unwrap();
+    assert!(why.contains("is a remedy of several steps"), "{why}");
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
         .env("ROOTFIX_URL", &serve.url)
         .env("ROOTFIX_TOKEN", ADMIN_TOKEN)

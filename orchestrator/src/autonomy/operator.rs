@@ -48,6 +48,15 @@ impl OperatorFixes {
                 return Err(AutonomyError::NotFound(format!("incident {incident_id}")));
             };
             let Some(action) = self.ctx.catalog.current().actions.get(action_name).cloned() else {
+                let of_steps = incident
+                    .diagnosis
+                    .as_ref()
+                    .is_some_and(|d| d.remedies.iter().any(|r| r.action == action_name && !r.steps.is_empty()));
+                if of_steps {
+                    return Err(AutonomyError::Invalid(format!(
+                        "`{action_name}` is a remedy of several steps; an operator's fix runs one action (one of its steps), or approve the remedy"
+                    )));
+                }
                 return Err(AutonomyError::NotFound(format!("action {action_name}")));
             };
             if let Some(reason) = self.ctx.killswitch_on().await? {

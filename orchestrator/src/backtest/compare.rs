@@ -27,14 +27,18 @@ pub struct FixChoice {
     pub node: String,
     pub action: String,
     pub params: BTreeMap<String, String>,
+    /// A remedy of steps (or in waves): what each step runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::engine::diagnosis::StepCall>,
     pub score: f64,
     pub threshold: f64,
 }
 
 impl FixChoice {
-    /// The same fix: the same action on the same params (the node may have moved).
+    /// The same fix: the same action on the same params, the same steps (the node may have
+    /// moved).
     pub fn same_fix(&self, other: &FixChoice) -> bool {
-        self.action == other.action && self.params == other.params
+        self.action == other.action && self.params == other.params && self.steps == other.steps
     }
 }
 
@@ -58,6 +62,7 @@ impl Decided {
                 node: r.node.clone(),
                 action: r.action.clone(),
                 params: r.params.clone(),
+                steps: r.steps.clone(),
                 score: r.score,
                 threshold: r.threshold,
             }),
@@ -250,7 +255,7 @@ impl Replayed {
         let judged = incident.fix.as_ref().is_some_and(|f| {
             old.fix
                 .as_ref()
-                .is_some_and(|o| o.action == f.action && o.params == f.params)
+                .is_some_and(|o| o.action == f.action && o.params == f.params && o.steps == f.steps)
         });
         let still_fixes = || match (&old.fix, &new.fix) {
             (Some(o), Some(n)) => o.same_fix(n),
@@ -370,5 +375,45 @@ impl Summary {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::diagnosis::StepCall;
+
+    fn choice(steps: &[(&str, &str)]) -> FixChoice {
+        FixChoice {
+            node: "replica_lag".into(),
+            action: "replica-lag-response".into(),
+            params: BTreeMap::new(),
+            steps: steps
+                .iter()
+                .map(|(action, address)| StepCall {
+                    action: action.to_string(),
+                    params: BTreeMap::from([("replica_address".to_string(), address.to_string())]),
+                })
+                .collect(),
+            score: 1.0,
+            threshold: 0.7,
+        }
+    }
+
+    #[test]
+    fn a_remedy_of_steps_is_the_same_fix_only_with_the_same_steps() {
+        let recorded = choice(&[("mysql-replica-lag", "db-r:3306"), ("http-set-value", "x")]);
+        assert!(recorded.same_fix(&recorded.clone()));
+        assert!(
+            !recorded.same_fix(&choice(&[("mysql-replica-lag", "db-r:3306")])),
+            "a step less"
+        );
+        assert!(
+            !recorded.same_fix(&choice(&[
+                ("mysql-replica-lag", "db-p:3306"),
+                ("http-set-value", "x")
+            ])),
+            "a step on another target"
+        );
     }
 }
