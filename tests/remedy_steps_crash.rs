@@ -169,7 +169,21 @@ async fn diagnosed(serve: &process::Serve) -> (String, String) {
             assert_eq!(fix["action"], "three-steps", "{incident:#}");
             assert_eq!(fix["steps"][1]["action"], "step-two", "{incident:#}");
             assert_eq!(fix["steps"][1]["params"]["target"], "order-two", "{incident:#}");
-            return (id, fix["approval"].as_str().unwrap().to_string());
+            let approval = fix["approval"].as_str().unwrap().to_string();
+            // What the approver approves: every step.
+            let shown = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
+                .env("ROOTFIX_URL", &serve.url)
+                .env("ROOTFIX_TOKEN", ADMIN_TOKEN)
+                .args(["approvals", "show", &approval])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&shown.stdout);
+            assert!(text.contains("step 2     step-two target=order-two"), "{text}");
+            assert!(
+                text.contains("remedy three-steps (3 steps: step-one → step-two → step-three)"),
+                "{text}"
+            );
+            return (id, approval);
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),

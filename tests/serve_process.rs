@@ -201,7 +201,7 @@ async fn a_bad_playbook_change_is_rejected_and_a_good_one_swapped_in() {
     eventually(Duration::from_secs(10), "the reload", || async {
         serve
             .log_text()
-            .contains("3 playbooks (26 nodes), 9 actions: all valid")
+            .contains("3 playbooks (26 nodes), 10 actions: all valid")
             .then_some(())
     })
     .await;

@@ -130,6 +130,22 @@ pub fn render_approval(a: &Value) -> String {
         .map(|(k, v)| format!("{k}={}", s(v)))
         .collect();
     let _ = writeln!(out, "params     {}", params.join(" "));
+    // A remedy of steps: what each step runs, in order.
+    for (k, step) in a["steps"].as_array().into_iter().flatten().enumerate() {
+        let params: Vec<String> = step["params"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", s(v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "step {:<5} {} {}",
+            k + 1,
+            s(&step["action"]),
+            params.join(" ")
+        );
+    }
     let _ = writeln!(out, "summary    {}", s(&a["summary"]));
     let _ = writeln!(
         out,

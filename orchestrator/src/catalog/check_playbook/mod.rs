@@ -10,6 +10,7 @@ mod logql;
 mod promql;
 #[cfg(test)]
 mod query_props;
+mod remedy;
 mod signal;
 mod tree;
 
