@@ -663,3 +663,21 @@ async fn the_kill_switch_stops_the_next_step_and_undoes_the_ones_before() {
     assert_eq!(rollbacks(&b.journal(&id).await), [1]);
     assert_eq!((target(&c1), target(&c2)), ("broken".into(), "broken".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remedy_marked_running_without_a_journal_is_cleared_as_never_started() {
+    let b = bench("steps-nojournal", BTreeMap::new()).await;
+    let fix = format!("{}/three-steps", incident("steps-nojournal"));
+    b.state.set_fix_active(&fix, true).await.unwrap();
+    let reports = b
+        .executor
+        .recover(&BTreeMap::new(), &|_, _, _| None)
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(&reports[0].outcome, FixOutcome::Aborted(r) if r.contains("nothing was changed")));
+    assert!(
+        b.state.active_fixes().await.unwrap().is_empty(),
+        "no longer marked running"
+    );
+}

@@ -147,7 +147,25 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
         list.reverse();
         list
     };
-    if let Some((from, reason)) = rolling_back {
+    // The first step that ended without success: the remedy is being undone (its wave, in
+    // waves), whether or not `rolling-back` was journaled before rootfix stopped.
+    let failed = (0..steps).find(|&k| {
+        matches!(
+            finished[k],
+            Some(
+                FixOutcome::Aborted(_)
+                    | FixOutcome::Refused(_)
+                    | FixOutcome::RolledBack(_)
+                    | FixOutcome::RollbackFailed(_)
+            )
+        )
+    });
+    if rolling_back.is_some() || failed.is_some() {
+        let (from, reason) = rolling_back.unwrap_or_else(|| {
+            let k = failed.unwrap_or_default();
+            let why = finished[k].as_ref().map_or_else(String::new, ToString::to_string);
+            (entries.len(), format!("step {}: {why}", k + 1))
+        });
         // A completed step whose rollback succeeded after the remedy began to roll back is done.
         let undone = |k: usize| {
             entries[from..].iter().any(|e| {
@@ -162,18 +180,6 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
                     )
             })
         };
-        // The wave that failed: the first step that ended without success.
-        let failed = (0..steps).find(|&k| {
-            matches!(
-                finished[k],
-                Some(
-                    FixOutcome::Aborted(_)
-                        | FixOutcome::Refused(_)
-                        | FixOutcome::RolledBack(_)
-                        | FixOutcome::RollbackFailed(_)
-                )
-            )
-        });
         let wave = failed.map(|k| wave_of[k]);
         let undo = completed
             .into_iter()
@@ -212,9 +218,10 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
         ResumePoint::BeforeExecute | ResumePoint::Finished(_) => StepsResumePoint::RollBack {
             undo: last_first(completed),
             reason: format!(
-                "{} {}; the steps before it are undone",
+                "{} {}; the steps before it{} are undone",
                 crate::record::journal::STOPPED_BETWEEN_STEPS,
-                current + 1
+                current + 1,
+                if waves.is_empty() { "" } else { " in its wave" }
             ),
         },
     }
@@ -439,6 +446,40 @@ mod tests {
         let point = steps_resume_point(&rolling, 3, &[]);
         assert_eq!(undo_steps(&point), [0]);
         assert!(matches!(&point, StepsResumePoint::RollBack { reason, .. } if reason == "step 3 failed"));
+        // Stopped after a step failed, before `rolling-back` was journaled: still undone, as a
+        // failure (not an interruption); in waves, only the failed step's wave.
+        let mut failed = [step_done(1), step_done(2)].concat();
+        failed.push(at_step(
+            3,
+            JournalEvent::StepFinished {
+                outcome: FixOutcome::RolledBack("verify".into()),
+            },
+        ));
+        let point = steps_resume_point(&failed, 4, &[]);
+        assert_eq!(undo_steps(&point), [1, 0]);
+        if let StepsResumePoint::RollBack { reason, .. } = &point {
+            assert!(reason.starts_with("step 3: rolled back: verify"), "{reason}");
+            assert!(!FixOutcome::RolledBack(reason.clone()).interrupted_by_restart());
+        }
+        let point = steps_resume_point(&failed, 4, &[1, 3]);
+        assert_eq!(
+            undo_steps(&point),
+            [1],
+            "wave 1 (step 1) stays; wave 2's completed step 2 is undone"
+        );
+        // In waves, a stop before a new wave's first execute undoes nothing of the waves before.
+        let mut between_waves = [step_done(1), step_done(2)].concat();
+        between_waves.push(at_step(
+            3,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Precheck,
+                attempt: 1,
+            },
+        ));
+        assert_eq!(
+            undo_steps(&steps_resume_point(&between_waves, 4, &[2, 2])),
+            Vec::<usize>::new()
+        );
         // Finished is finished.
         rolling.push(e(JournalEvent::FixFinished {
             outcome: FixOutcome::RolledBack("done".into()),

@@ -37,6 +37,22 @@ impl Executor {
                 .into_iter()
                 .filter(|e| e.fix == fix)
                 .collect();
+            if entries.is_empty() && !actions.contains_key(action_name) {
+                // Marked running, but its start never reached the journal (rootfix stopped, or
+                // Redis failed, in between): nothing ran, so nothing is owed. A fix of a loaded
+                // action resumes below and ends the same way.
+                warn!(%fix, "an unfinished fix has no journal; nothing was changed");
+                self.state.set_fix_active(&fix, false).await?;
+                reports.push(FixReport {
+                    fix: fix.clone(),
+                    outcome: FixOutcome::Aborted(
+                        "rootfix stopped before the fix started; nothing was changed".into(),
+                    ),
+                    phases: Vec::new(),
+                    overhead: Vec::new(),
+                });
+                continue;
+            }
             let params = entries
                 .iter()
                 .find_map(|e| match &e.event {
