@@ -456,19 +456,6 @@ async fn a_recorded_corpus_backtests_a_playbook_change_exactly() {
     assert_no_leftovers(dir.path());
 }
 
-/// The incident's web page as a viewer sees it (the session cookie holds the token).
-async fn ui_page(url: &str, id: &str) -> String {
-    let resp = reqwest::Client::new()
-        .get(format!("{url}/ui/incidents/{id}"))
-        .header("Cookie", format!("rootfix_session={VIEWER_TOKEN}"))
-        .send()
-        .await;
-    match resp {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
 fn assert_no_leftovers(dir: &Path) {
     let left = std::fs::read_to_string(dir.join("control/execute.runs")).unwrap_or_default();
     assert_eq!(left.lines().count(), 3, "three fixes executed, once each");

@@ -18,8 +18,12 @@ mod docker;
 mod flags;
 #[path = "support/mariadb.rs"]
 mod mariadb;
+#[path = "support/replica_lag.rs"]
+mod replica_lag;
 #[path = "support/mod.rs"]
 mod support;
+
+use replica_lag::step;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,17 +82,6 @@ impl Bench {
 
     async fn journal(&self, incident: &str) -> Vec<JournalEntry> {
         self.state.journal(incident).await.unwrap()
-    }
-}
-
-fn step(action: &Arc<Action>, params: &[(&str, &str)]) -> StepPlan {
-    StepPlan {
-        action: action.clone(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        verify: None,
     }
 }
 
@@ -380,37 +373,13 @@ async fn replica_lag(test: &str) -> ReplicaLag {
     let (primary, replica) = tokio::task::spawn_blocking(mariadb::MariaDb::pair).await.unwrap();
     let flags = flags::FlagService::start().await;
     let empty = tempfile::tempdir().unwrap().keep();
-    let host_paths = BTreeMap::from([
-        (PathBuf::from("/etc/rootfix/secrets/mysql"), primary.secrets_dir()),
-        (PathBuf::from("/etc/rootfix/secrets/http-set-value"), empty),
-    ]);
-    let bench = bench(test, host_paths).await;
-    let catalog = Catalog::load(&support::shipped_paths()).unwrap_or_else(|p| panic!("{p:#?}"));
-    let mysql = catalog.actions["mysql-replica-lag"].clone();
-    let switch = catalog.actions["http-set-value"].clone();
-    let url = format!("{}/flags/degrade-reads", flags.url);
-    let plan = StepsPlan {
-        incident: incident(test),
-        name: "replica-lag-response".into(),
-        steps: vec![
-            step(
-                &mysql,
-                &[("replica_address", &replica.address()), ("mode", "read-only")],
-            ),
-            step(
-                &mysql,
-                &[
-                    ("replica_address", &primary.address()),
-                    ("mode", "slow-query-throttle"),
-                    ("max_execution_ms", "2000"),
-                ],
-            ),
-            step(&switch, &[("url", &url), ("value", "on")]),
-        ],
-        verify: None,
-        dry_run: false,
-        waves: Vec::new(),
-    };
+    let bench = bench(test, replica_lag::host_paths(&primary.secrets_dir(), &empty)).await;
+    let plan = replica_lag::response(
+        &incident(test),
+        &replica.address(),
+        &primary.address(),
+        &format!("{}/flags/degrade-reads", flags.url),
+    );
     ReplicaLag {
         bench,
         primary,

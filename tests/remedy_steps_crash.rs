@@ -124,43 +124,16 @@ spec:
     }
 }
 
-async fn api(method: reqwest::Method, url: &str) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
-
 /// Posts the alert and waits for the incident to wait for approval; returns (incident, approval).
 async fn diagnosed(serve: &process::Serve) -> (String, String) {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let payload = std::fs::read_to_string(repo_path(
-        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
-    ))
-    .unwrap()
-    .replace("2026-11-24T16:05:00.345Z", &now);
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/alerts/alertmanager", serve.url))
-        .bearer_auth(INGEST_TOKEN)
-        .header("content-type", "application/json")
-        .body(payload)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    post_firing_alert(&serve.url, "order", "cf12c1db58df9346").await;
     let started = Instant::now();
     loop {
-        let list = api(reqwest::Method::GET, &format!("{}/api/v1/incidents", serve.url)).await;
+        let list = admin_api(reqwest::Method::GET, &format!("{}/api/v1/incidents", serve.url)).await;
         let item = &list["items"][0];
         if item["state"] == "awaiting-approval" {
             let id = item["id"].as_str().unwrap().to_string();
-            let incident = api(
+            let incident = admin_api(
                 reqwest::Method::GET,
                 &format!("{}/api/v1/incidents/{id}", serve.url),
             )
@@ -200,7 +173,7 @@ async fn kill_inside(s: &Setup, step: usize, phase: &str) -> String {
     let mut serve = s.serve();
     let (incident, approval) = diagnosed(&serve).await;
     std::fs::write(s.control(step).join(format!("{phase}.sleep")), "30").unwrap();
-    api(
+    admin_api(
         reqwest::Method::POST,
         &format!("{}/api/v1/approvals/{approval}/approve", serve.url),
     )
@@ -325,15 +298,7 @@ async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
 
     // The incident page lists the steps with how each ended, and the journal says which step
     // each phase belongs to; so does `rootfix fix journal`.
-    let page = reqwest::Client::new()
-        .get(format!("{}/ui/incidents/{incident}", serve.url))
-        .header("Cookie", format!("rootfix_session={VIEWER_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = ui_page(&serve.url, &incident).await;
     assert!(page.contains("<ol id=\"steps\">"), "{page}");
     for k in 1..=3 {
         assert!(
@@ -370,6 +335,14 @@ async fn sigkill_inside_step_2s_verify_resumes_it_and_finishes_the_remedy() {
     );
     assert!(text.contains("  step 2: step-two target=order-two"), "{text}");
     assert!(text.contains("  3:execute "), "{text}");
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_rootfix"))
+        .env("ROOTFIX_URL", &serve.url)
+        .env("ROOTFIX_TOKEN", ADMIN_TOKEN)
+        .args(["incidents", "show", &incident])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("    step 2: step-two target=order-two"), "{text}");
 }
 
 /// A remedy in waves through the real serve: the targets come from a JSON API the playbook
@@ -443,30 +416,16 @@ spec:
         ),
     );
     let serve = process::Serve::start(&config, port, &dir.path().join("serve.log"));
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let payload = std::fs::read_to_string(repo_path(
-        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
-    ))
-    .unwrap()
-    .replace("2026-11-24T16:05:00.345Z", &now);
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/alerts/alertmanager", serve.url))
-        .bearer_auth(INGEST_TOKEN)
-        .header("content-type", "application/json")
-        .body(payload)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    post_firing_alert(&serve.url, "order", "cf12c1db58df9346").await;
     let wait_for = |state: &'static str| {
         let url = serve.url.clone();
         async move {
             let started = Instant::now();
             loop {
-                let list = api(reqwest::Method::GET, &format!("{url}/api/v1/incidents")).await;
+                let list = admin_api(reqwest::Method::GET, &format!("{url}/api/v1/incidents")).await;
                 if list["items"][0]["state"] == state {
                     let id = list["items"][0]["id"].as_str().unwrap().to_string();
-                    return api(reqwest::Method::GET, &format!("{url}/api/v1/incidents/{id}")).await;
+                    return admin_api(reqwest::Method::GET, &format!("{url}/api/v1/incidents/{id}")).await;
                 }
                 assert!(
                     started.elapsed() < Duration::from_secs(60),
@@ -483,7 +442,7 @@ spec:
         "{incident:#}"
     );
     let approval = incident["fix"]["approval"].as_str().unwrap().to_string();
-    api(
+    admin_api(
         reqwest::Method::POST,
         &format!("{}/api/v1/approvals/{approval}/approve", serve.url),
     )
@@ -491,7 +450,7 @@ spec:
     let started = Instant::now();
     let done = loop {
         let id = incident["id"].as_str().unwrap();
-        let now = api(
+        let now = admin_api(
             reqwest::Method::GET,
             &format!("{}/api/v1/incidents/{id}", serve.url),
         )
@@ -529,15 +488,7 @@ spec:
         "the canary stays; wave 2 is undone; t4 never ran"
     );
     let id = incident["id"].as_str().unwrap();
-    let page = reqwest::Client::new()
-        .get(format!("{}/ui/incidents/{id}", serve.url))
-        .header("Cookie", format!("rootfix_session={VIEWER_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = ui_page(&serve.url, id).await;
     assert!(page.contains("<tr><th>Waves</th>"), "{page}");
     assert!(
         page.contains("<li data-step=\"1\" data-wave=\"1\">wave 1 · wave-fix <code>target=t1</code> — <span class=\"step-status\">succeeded</span></li>"),

@@ -25,21 +25,7 @@ use futures::StreamExt;
 use rootfix::fix::journal::{FixOutcome, JournalEntry, JournalEvent};
 use rootfix::model::action::PhaseName;
 use rootfix::state::{FixStore, IncidentStore};
-use serde_json::Value;
 use support::*;
-
-async fn api(method: reqwest::Method, url: &str) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
 
 fn playbook(replica: &str, primary: &str, flags: &str) -> String {
     format!(
@@ -71,26 +57,10 @@ spec:
 
 /// Posts a firing alert of service `service` and waits for its approval; (incident, approval).
 async fn diagnosed(url: &str, service: &str, fingerprint: &str) -> (String, String) {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let payload = std::fs::read_to_string(repo_path(
-        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
-    ))
-    .unwrap()
-    .replace("2026-11-24T16:05:00.345Z", &now)
-    .replace("\"service\":\"order\"", &format!("\"service\":\"{service}\""))
-    .replace("cf12c1db58df9346", fingerprint);
-    let r = reqwest::Client::new()
-        .post(format!("{url}/api/v1/alerts/alertmanager"))
-        .bearer_auth(INGEST_TOKEN)
-        .header("content-type", "application/json")
-        .body(payload)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    post_firing_alert(url, service, fingerprint).await;
     let started = Instant::now();
     loop {
-        let list = api(
+        let list = admin_api(
             reqwest::Method::GET,
             &format!("{url}/api/v1/incidents?state=awaiting-approval"),
         )
@@ -103,7 +73,7 @@ async fn diagnosed(url: &str, service: &str, fingerprint: &str) -> (String, Stri
             .cloned();
         if let Some(item) = found {
             let id = item["id"].as_str().unwrap().to_string();
-            let incident = api(reqwest::Method::GET, &format!("{url}/api/v1/incidents/{id}")).await;
+            let incident = admin_api(reqwest::Method::GET, &format!("{url}/api/v1/incidents/{id}")).await;
             return (id, incident["fix"]["approval"].as_str().unwrap().to_string());
         }
         assert!(
@@ -229,7 +199,7 @@ async fn sigkill_inside_each_steps_execute_restores_the_real_primary_replica_and
         let mut serve = process::Serve::start(&config, port, &log);
         let (incident, approval) = diagnosed(&serve.url, &service, &format!("cf12c1db58df934{step}")).await;
         let paused = pause_when_execute_starts(&incident, step).await;
-        api(
+        admin_api(
             reqwest::Method::POST,
             &format!("{}/api/v1/approvals/{approval}/approve", serve.url),
         )

@@ -13,16 +13,16 @@ mod actions;
 mod flags;
 #[path = "../../tests/support/mariadb.rs"]
 mod mariadb;
+#[path = "../../tests/support/replica_lag.rs"]
+mod replica_lag;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rootfix::catalog::Catalog;
-use rootfix::fix::executor::{Executor, LockPolicy, StepPlan, StepsPlan};
+use rootfix::fix::executor::{Executor, LockPolicy};
 use rootfix::fix::journal::{FixOutcome, JournalEvent};
 use rootfix::runner::docker::{DockerRunner, HostPaths};
 use rootfix::state::StateStore;
@@ -31,17 +31,6 @@ const RUNS: usize = 10;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn step(action: &Arc<rootfix::model::Action>, params: &[(&str, &str)]) -> StepPlan {
-    StepPlan {
-        action: action.clone(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        verify: None,
-    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -53,13 +42,7 @@ async fn main() {
     let flags = flags::FlagService::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("http-secrets")).expect("mkdir");
-    let host_paths = BTreeMap::from([
-        (PathBuf::from("/etc/rootfix/secrets/mysql"), primary.secrets_dir()),
-        (
-            PathBuf::from("/etc/rootfix/secrets/http-set-value"),
-            dir.path().join("http-secrets"),
-        ),
-    ]);
+    let host_paths = replica_lag::host_paths(&primary.secrets_dir(), &dir.path().join("http-secrets"));
     let state: Arc<dyn StateStore> = Arc::new(support::redis_store("bench-steps").await);
     let runner = DockerRunner::connect(dir.path().join("fix-state"))
         .await
@@ -74,9 +57,6 @@ async fn main() {
         lease: Duration::from_secs(30),
         lock_policy: LockPolicy::Refuse,
     };
-    let catalog = Catalog::load(&support::shipped_paths()).expect("the shipped catalog");
-    let mysql = catalog.actions["mysql-replica-lag"].clone();
-    let switch = catalog.actions["http-set-value"].clone();
     let url = format!("{}/flags/degrade-reads", flags.url);
 
     let mut totals = Vec::new();
@@ -96,28 +76,7 @@ async fn main() {
             .expect("flags")
             .insert("degrade-reads".into(), "off".into());
         let incident = format!("inc-bench-steps-{}-{run}", std::process::id());
-        let plan = StepsPlan {
-            incident: incident.clone(),
-            name: "replica-lag-response".into(),
-            steps: vec![
-                step(
-                    &mysql,
-                    &[("replica_address", &replica.address()), ("mode", "read-only")],
-                ),
-                step(
-                    &mysql,
-                    &[
-                        ("replica_address", &primary.address()),
-                        ("mode", "slow-query-throttle"),
-                        ("max_execution_ms", "2000"),
-                    ],
-                ),
-                step(&switch, &[("url", &url), ("value", "on")]),
-            ],
-            verify: None,
-            dry_run: false,
-            waves: Vec::new(),
-        };
+        let plan = replica_lag::response(&incident, &replica.address(), &primary.address(), &url);
         let started = Instant::now();
         let report = executor.run_steps(plan).await.expect("the remedy runs");
         let total = started.elapsed();

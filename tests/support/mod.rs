@@ -312,3 +312,53 @@ pub async fn run_rootfix(args: &[&str], env: &[(&str, &str)]) -> CliRun {
     .await
     .expect("joined")
 }
+
+/// An admin's request to a running serve's API: the JSON answer; panics unless it is 2xx.
+pub async fn admin_api(method: reqwest::Method, url: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("serve answers");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+/// Posts the captured `order-service-timeout` firing to serve at `url` as Alertmanager would,
+/// starting now, for `service` with `fingerprint`; asserts the 200.
+pub async fn post_firing_alert(url: &str, service: &str, fingerprint: &str) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let payload = std::fs::read_to_string(repo_path(
+        "tests/fixtures/alertmanager/order-service-timeout.firing.json",
+    ))
+    .expect("the fixture")
+    .replace("2026-11-24T16:05:00.345Z", &now)
+    .replace("\"service\":\"order\"", &format!("\"service\":\"{service}\""))
+    .replace("cf12c1db58df9346", fingerprint);
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/v1/alerts/alertmanager"))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await
+        .expect("serve answers");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// The incident's web page as a viewer sees it (the session cookie holds the token); empty when
+/// serve does not answer.
+pub async fn ui_page(url: &str, id: &str) -> String {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/ui/incidents/{id}"))
+        .header("Cookie", format!("rootfix_session={VIEWER_TOKEN}"))
+        .send()
+        .await;
+    match resp {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}

@@ -34,6 +34,20 @@ pub fn segment(s: &str) -> String {
     }
 }
 
+/// A JSON object of params as `k=v k=v` (a value that is not a string is shown as JSON).
+pub fn params_text(params: &Value) -> String {
+    params
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| match v.as_str() {
+            Some(text) => format!("{k}={text}"),
+            None => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The API's JSON, pretty-printed, for `--json`.
 pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"

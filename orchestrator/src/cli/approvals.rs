@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::api::{ApiArgs, block_on, call, pretty, segment};
+use super::api::{ApiArgs, block_on, call, params_text, pretty, segment};
 
 #[derive(Debug, clap::Args)]
 pub struct ApprovalsArgs {
@@ -123,28 +123,11 @@ pub fn render_approval(a: &Value) -> String {
     let _ = writeln!(out, "approval   {}  {}", s(&a["id"]), s(&a["state"]));
     let _ = writeln!(out, "incident   {}", s(&a["incident"]));
     let _ = writeln!(out, "action     {}   scope {}", s(&a["action"]), s(&a["scope"]));
-    let params: Vec<String> = a["params"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", s(v)))
-        .collect();
-    let _ = writeln!(out, "params     {}", params.join(" "));
+    let _ = writeln!(out, "params     {}", params_text(&a["params"]));
     // A remedy of steps: what each step runs, in order.
     for (k, step) in a["steps"].as_array().into_iter().flatten().enumerate() {
-        let params: Vec<String> = step["params"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={}", s(v)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "step {:<5} {} {}",
-            k + 1,
-            s(&step["action"]),
-            params.join(" ")
-        );
+        let (action, params) = (s(&step["action"]), params_text(&step["params"]));
+        let _ = writeln!(out, "step {:<5} {action} {params}", k + 1);
     }
     let _ = writeln!(out, "summary    {}", s(&a["summary"]));
     let _ = writeln!(

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::api::{ApiArgs, block_on, call, get_text};
+use super::api::{ApiArgs, block_on, call, get_text, params_text};
 use crate::incident::{Incident, seconds};
 
 #[derive(Debug, clap::Args)]
@@ -191,19 +191,8 @@ pub fn render_incident(i: &Value) -> String {
                 s(&r["decision"]["kind"])
             );
             for (k, step) in r["steps"].as_array().into_iter().flatten().enumerate() {
-                let params: Vec<String> = step["params"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "    step {}: {} {}",
-                    k + 1,
-                    s(&step["action"]),
-                    params.join(" ")
-                );
+                let (action, params) = (s(&step["action"]), params_text(&step["params"]));
+                let _ = writeln!(out, "    step {}: {action} {params}", k + 1);
             }
         }
     }
