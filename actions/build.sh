@@ -66,7 +66,8 @@ copy_host_file() {
 input_hash() {
   local name=$1 bin
   {
-    sha256sum "$here/build.sh" "$BUSYBOX"
+    # Contents only, not paths: two checkouts of one commit build the same images.
+    sha256sum "$here/build.sh" "$BUSYBOX" | cut -d" " -f1
     (cd "$here" && find lib "$name" -type f ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum)
     (cd "$here" && find "$name" -type f -perm -u+x -print0 | sort -z | xargs -0 -r printf 'x %s\n')
     for bin in $(binaries_of "$name"); do

@@ -88,10 +88,14 @@ pub enum StepsResumePoint {
     VerifyRemedy {
         completed: Vec<StepUndo>,
     },
-    /// Roll these steps back, in this order (last first), for `reason`.
+    /// Roll these steps back, in this order (last first), for `reason`. `changed`: something
+    /// was changed even when `undo` is empty; `broken`: a step whose own rollback failed (the
+    /// remedy needs a human, whatever the undoing does).
     RollBack {
         undo: Vec<StepUndo>,
         reason: String,
+        changed: bool,
+        broken: Option<String>,
     },
 }
 
@@ -106,6 +110,8 @@ pub enum StepsResumePoint {
 /// running are undone: the waves before it were verified and stay.
 pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32]) -> StepsResumePoint {
     let wave_of = crate::fix::executor::wave_of_steps(waves, steps);
+    // The first `rolling-back`: a recovery that itself stopped journals another, and rollbacks
+    // that succeeded since the first are done.
     let mut rolling_back: Option<(usize, String)> = None;
     let mut finished: Vec<Option<FixOutcome>> = vec![None; steps];
     for (i, e) in entries.iter().enumerate() {
@@ -113,7 +119,9 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
             (JournalEvent::FixFinished { outcome }, _) => {
                 return StepsResumePoint::Finished(outcome.clone());
             }
-            (JournalEvent::RollingBack { reason }, _) => rolling_back = Some((i, reason.clone())),
+            (JournalEvent::RollingBack { reason }, _) if rolling_back.is_none() => {
+                rolling_back = Some((i, reason.clone()));
+            }
             (JournalEvent::StepFinished { outcome }, Some(n)) => {
                 if let Some(slot) = (n as usize).checked_sub(1).and_then(|k| finished.get_mut(k)) {
                     *slot = Some(outcome.clone());
@@ -147,6 +155,9 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
         list.reverse();
         list
     };
+    // The step that has not ended (rootfix stopped in it), and where it stopped.
+    let current = (0..steps).find(|&k| finished[k].is_none());
+    let current_point = current.map(|k| resume_point(&of_step(k)));
     // The first step that ended without success: the remedy is being undone (its wave, in
     // waves), whether or not `rolling-back` was journaled before rootfix stopped.
     let failed = (0..steps).find(|&k| {
@@ -166,7 +177,7 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
             let why = finished[k].as_ref().map_or_else(String::new, ToString::to_string);
             (entries.len(), format!("step {}: {why}", k + 1))
         });
-        // A completed step whose rollback succeeded after the remedy began to roll back is done.
+        // A step whose rollback succeeded after the remedy began to roll back is done.
         let undone = |k: usize| {
             entries[from..].iter().any(|e| {
                 e.step == Some(k as u32 + 1)
@@ -180,50 +191,77 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
                     )
             })
         };
-        let wave = failed.map(|k| wave_of[k]);
-        let undo = completed
+        // A step stopped inside its execute (or its own rollback) is undone too.
+        let mut undo = completed;
+        if let (Some(k), Some(ResumePoint::RollBack { snapshot, .. } | ResumePoint::Verify { snapshot })) =
+            (current, current_point.clone())
+        {
+            undo.push((k, snapshot));
+        }
+        // In waves, only the wave of the failed step (or of the one stopped in); the remedy's
+        // own verify failing undoes every step.
+        let wave = failed
+            .or(current)
+            .filter(|_| !waves.is_empty())
+            .map(|k| wave_of[k]);
+        let undo: Vec<StepUndo> = undo
             .into_iter()
             .filter(|(k, _)| !undone(*k) && wave.is_none_or(|w| wave_of[*k] == w))
             .collect();
+        // A step whose own rollback failed still needs a human, whatever the undoing does.
+        let broken = failed.and_then(|k| match &finished[k] {
+            Some(FixOutcome::RollbackFailed(r)) => Some(format!("step {}: {r}", k + 1)),
+            _ => None,
+        });
+        let changed = !undo.is_empty()
+            || broken.is_some()
+            || failed.is_some_and(|k| matches!(finished[k], Some(FixOutcome::RolledBack(_))));
         return StepsResumePoint::RollBack {
             undo: last_first(undo),
             reason,
+            changed,
+            broken,
         };
     }
-    let Some(current) = (0..steps).find(|&k| finished[k].is_none()) else {
+    let Some(current) = current else {
         return StepsResumePoint::VerifyRemedy { completed };
     };
-    let completed: Vec<StepUndo> = if waves.is_empty() {
-        completed
-    } else {
-        completed
-            .into_iter()
-            .filter(|(k, _)| wave_of[*k] == wave_of[current])
+    // Undone with the stopped step: the completed steps of its wave.
+    let of_wave = |list: Vec<StepUndo>| -> Vec<StepUndo> {
+        list.into_iter()
+            .filter(|(k, _)| waves.is_empty() || wave_of[*k] == wave_of[current])
             .collect()
     };
-    match resume_point(&of_step(current)) {
+    match current_point.unwrap_or(ResumePoint::BeforeExecute) {
         ResumePoint::Verify { snapshot } => StepsResumePoint::VerifyStep {
             step: current,
             snapshot,
             completed,
         },
         ResumePoint::RollBack { snapshot, reason } => {
-            let mut undo = completed;
+            let mut undo = of_wave(completed);
             undo.push((current, snapshot));
             StepsResumePoint::RollBack {
                 undo: last_first(undo),
                 reason: format!("step {}: {reason}", current + 1),
+                changed: true,
+                broken: None,
             }
         }
-        ResumePoint::BeforeExecute | ResumePoint::Finished(_) => StepsResumePoint::RollBack {
-            undo: last_first(completed),
-            reason: format!(
-                "{} {}; the steps before it{} are undone",
-                crate::record::journal::STOPPED_BETWEEN_STEPS,
-                current + 1,
-                if waves.is_empty() { "" } else { " in its wave" }
-            ),
-        },
+        ResumePoint::BeforeExecute | ResumePoint::Finished(_) => {
+            let undo = of_wave(completed);
+            StepsResumePoint::RollBack {
+                changed: !undo.is_empty(),
+                undo: last_first(undo),
+                reason: format!(
+                    "{} {}; the steps before it{} are undone",
+                    crate::record::journal::STOPPED_BETWEEN_STEPS,
+                    current + 1,
+                    if waves.is_empty() { "" } else { " in its wave" }
+                ),
+                broken: None,
+            }
+        }
     }
 }
 
@@ -358,7 +396,7 @@ mod tests {
         let point = steps_resume_point(&entries, 3, &[]);
         assert_eq!(undo_steps(&point), [2, 1, 0]);
         match &point {
-            StepsResumePoint::RollBack { undo, reason } => {
+            StepsResumePoint::RollBack { undo, reason, .. } => {
                 assert_eq!(undo[1].1, Some(serde_json::json!({"step": 2})));
                 assert!(reason.contains(STOPPED_DURING_EXECUTE_MARK), "{reason}");
             }
@@ -480,6 +518,87 @@ mod tests {
             undo_steps(&steps_resume_point(&between_waves, 4, &[2, 2])),
             Vec::<usize>::new()
         );
+        // Stopped again while a recovery was undoing a step stopped in its execute: that step
+        // is still undone (and, in waves, nothing of the waves before).
+        let rollback_of = |step: u32, exit: PhaseExit| {
+            vec![
+                at_step(
+                    step,
+                    JournalEvent::PhaseStarted {
+                        phase: PhaseName::Rollback,
+                        attempt: 1,
+                    },
+                ),
+                at_step(
+                    step,
+                    JournalEvent::PhaseFinished {
+                        phase: PhaseName::Rollback,
+                        attempt: 1,
+                        exit,
+                        snapshot: None,
+                        stdout: String::new(),
+                        stderr: String::new(),
+                    },
+                ),
+            ]
+        };
+        let mut twice = [step_done(1), step_done(2)].concat();
+        twice.push(at_step(
+            3,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Execute,
+                attempt: 1,
+            },
+        ));
+        twice.push(e(JournalEvent::RollingBack {
+            reason: "step 3: stopped".into(),
+        }));
+        twice.push(at_step(
+            3,
+            JournalEvent::PhaseStarted {
+                phase: PhaseName::Rollback,
+                attempt: 1,
+            },
+        ));
+        assert_eq!(undo_steps(&steps_resume_point(&twice, 3, &[])), [2, 1, 0]);
+        assert_eq!(
+            undo_steps(&steps_resume_point(&twice, 3, &[1, 2])),
+            [2, 1],
+            "wave 1 stays"
+        );
+        // Two `rolling-back` entries (a recovery that stopped too): a rollback that succeeded
+        // after the first is done, not repeated.
+        let mut again = [step_done(1), step_done(2), step_done(3)].concat();
+        again.push(e(JournalEvent::RollingBack {
+            reason: "the remedy's verify".into(),
+        }));
+        again.extend(rollback_of(3, PhaseExit::Success));
+        again.push(e(JournalEvent::RollingBack {
+            reason: "the remedy's verify".into(),
+        }));
+        again.extend(rollback_of(2, PhaseExit::Success));
+        assert_eq!(undo_steps(&steps_resume_point(&again, 3, &[])), [0]);
+        // A step whose own rollback failed still needs a human after the others are undone.
+        let mut broken = step_done(1);
+        broken.push(at_step(
+            2,
+            JournalEvent::StepFinished {
+                outcome: FixOutcome::RollbackFailed("restore".into()),
+            },
+        ));
+        match steps_resume_point(&broken, 3, &[]) {
+            StepsResumePoint::RollBack {
+                undo,
+                broken,
+                changed,
+                ..
+            } => {
+                assert_eq!(undo.len(), 1);
+                assert!(changed);
+                assert!(broken.is_some_and(|b| b.contains("step 2: restore")));
+            }
+            other => panic!("{other:?}"),
+        }
         // Finished is finished.
         rolling.push(e(JournalEvent::FixFinished {
             outcome: FixOutcome::RolledBack("done".into()),

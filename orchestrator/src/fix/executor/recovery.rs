@@ -30,13 +30,21 @@ impl Executor {
             let Some((incident, action_name)) = fix.split_once('/') else {
                 continue;
             };
-            let entries: Vec<JournalEntry> = self
+            let mut entries: Vec<JournalEntry> = self
                 .state
                 .journal(incident)
                 .await?
                 .into_iter()
                 .filter(|e| e.fix == fix)
                 .collect();
+            // Only the last run of this fix: an earlier run of it on the same incident (an
+            // operator's second run) ended, and its end says nothing about this one.
+            if let Some(last) = entries
+                .iter()
+                .rposition(|e| matches!(e.event, JournalEvent::FixStarted { .. }))
+            {
+                entries.drain(..last);
+            }
             if entries.is_empty() && !actions.contains_key(action_name) {
                 // Marked running, but its start never reached the journal (rootfix stopped, or
                 // Redis failed, in between): nothing ran, so nothing is owed. A fix of a loaded
@@ -76,7 +84,15 @@ impl Executor {
                     continue;
                 };
                 let point = steps_resume_point(&entries, steps.len(), &waves);
-                reports.push(self.resume_steps(plan, point).instrument(span).await?);
+                match self.resume_steps(plan, point).instrument(span).await {
+                    Ok(report) => reports.push(report),
+                    // This install cannot run one of its steps now: the others are still
+                    // recovered; this one waits for a start that can (or `fix recover`).
+                    Err(FixError::NoRunner(kind)) => {
+                        error!(%fix, runner = kind, "an unfinished remedy needs a runner this install does not have; leaving it");
+                    }
+                    Err(e) => return Err(e),
+                }
                 continue;
             }
             let Some(action) = actions.get(action_name).cloned() else {

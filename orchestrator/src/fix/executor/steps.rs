@@ -66,6 +66,8 @@ pub fn step_instance(incident: &str, number: usize) -> String {
 
 /// A lock taken for the remedy: (action, target key, fencing token).
 type Held = Vec<(String, String, u64)>;
+/// The tasks renewing the remedy's locks.
+type Renewers = Vec<tokio::task::JoinHandle<()>>;
 
 impl Executor {
     /// Runs a remedy of steps from its first step (rootfix's own decision).
@@ -103,24 +105,36 @@ impl Executor {
                 )));
             }
             let saga = Saga::new(self, &plan, fix.clone(), by)?;
-            let Some(held) = self.acquire_all(&saga.targets(), None).await? else {
+            let Some((held, renewers)) = self.acquire_all(&saga.targets(), None, &saga.lost_lock).await?
+            else {
                 return Ok(refused(format!(
                     "another fix holds one of the targets of `{}`",
                     plan.name
                 )));
             };
-            self.state.set_fix_active(&fix, true).await?;
-            saga.journal(
-                None,
-                JournalEvent::FixStarted {
-                    params: BTreeMap::new(),
-                    fencing_token: held.first().map_or(0, |h| h.2),
-                    steps: saga.calls(),
-                    waves: plan.waves.clone(),
-                },
-            )
-            .await?;
-            let renewers = self.keep_locks(&held, &saga.lost_lock);
+            let started = match self.state.set_fix_active(&fix, true).await {
+                Ok(()) => {
+                    let event = JournalEvent::FixStarted {
+                        params: BTreeMap::new(),
+                        fencing_token: held.first().map_or(0, |h| h.2),
+                        steps: saga.calls(),
+                        waves: plan.waves.clone(),
+                    };
+                    saga.journal(None, event).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = started {
+                // Nothing ran: stop renewing, free the targets (a journal-less fix marked running
+                // is cleared by recovery).
+                for r in renewers {
+                    r.abort();
+                }
+                for (action, key, token) in &held {
+                    let _ = self.state.release_lock(action, key, *token).await;
+                }
+                return Err(e);
+            }
             let mut saga = saga;
             let outcome = saga.forward(0, Vec::new()).await;
             saga.close(outcome, &held, renewers).await
@@ -147,7 +161,10 @@ impl Executor {
             }
         }
         let wait = self.lease + Duration::from_secs(2);
-        let Some(held) = self.acquire_all(&saga.targets(), Some(wait)).await? else {
+        let Some((held, renewers)) = self
+            .acquire_all(&saga.targets(), Some(wait), &saga.lost_lock)
+            .await?
+        else {
             return Ok(FixReport {
                 fix,
                 outcome: FixOutcome::RollbackFailed(format!(
@@ -158,7 +175,6 @@ impl Executor {
                 overhead: Vec::new(),
             });
         };
-        let renewers = self.keep_locks(&held, &saga.lost_lock);
         let mut saga = saga;
         let outcome = match point {
             StepsResumePoint::Finished(outcome) => Ok(outcome),
@@ -176,29 +192,50 @@ impl Executor {
                     .await;
                 saga.verify_remedy(completed).await
             }
-            StepsResumePoint::RollBack { undo, reason } => {
+            StepsResumePoint::RollBack {
+                undo,
+                reason,
+                changed,
+                broken,
+            } => {
                 saga.recovered(format!("rolling back: {reason}")).await;
-                saga.undo(undo, reason, true).await
+                match (saga.undo(undo, reason.clone(), changed).await, broken) {
+                    (Ok(FixOutcome::RollbackFailed(more)), _) => Ok(FixOutcome::RollbackFailed(more)),
+                    (Ok(_), Some(broken)) => Ok(FixOutcome::RollbackFailed(format!(
+                        "{reason}; {broken}; the other steps were rolled back"
+                    ))),
+                    (other, _) => other,
+                }
             }
         };
         saga.close(outcome, &held, renewers).await
     }
 
-    /// Takes every lock in order; on a refusal, releases those taken and answers `None`.
+    /// Takes every lock in order, renewing each from the moment it is taken (waiting for the
+    /// next one must not let an earlier one expire; a lock lost meanwhile flags `lost`); on a
+    /// refusal, stops renewing and releases those taken, and answers `None`.
     async fn acquire_all(
         &self,
         targets: &[(String, String)],
         wait: Option<Duration>,
-    ) -> Result<Option<Held>, FixError> {
+        lost: &Arc<AtomicBool>,
+    ) -> Result<Option<(Held, Renewers)>, FixError> {
         let mut held: Held = Vec::new();
+        let mut renewers: Renewers = Vec::new();
         for (action, key) in targets {
             let token = match wait {
                 Some(max) => self.acquire_waiting(action, key, max).await,
                 None => self.acquire(action, key).await,
             };
             match token {
-                Ok(Some(token)) => held.push((action.clone(), key.clone(), token)),
+                Ok(Some(token)) => {
+                    renewers.push(self.keep_lock(action, key, token, lost.clone()));
+                    held.push((action.clone(), key.clone(), token));
+                }
                 Ok(None) | Err(_) => {
+                    for r in renewers {
+                        r.abort();
+                    }
                     for (a, k, t) in &held {
                         let _ = self.state.release_lock(a, k, *t).await;
                     }
@@ -206,13 +243,7 @@ impl Executor {
                 }
             }
         }
-        Ok(Some(held))
-    }
-
-    fn keep_locks(&self, held: &Held, lost: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
-        held.iter()
-            .map(|(action, key, token)| self.keep_lock(action, key, *token, lost.clone()))
-            .collect()
+        Ok(Some((held, renewers)))
     }
 }
 
@@ -549,7 +580,7 @@ impl<'a> Saga<'a> {
         self,
         outcome: Result<FixOutcome, FixError>,
         held: &Held,
-        renewers: Vec<tokio::task::JoinHandle<()>>,
+        renewers: Renewers,
     ) -> Result<FixReport, FixError> {
         for r in renewers {
             r.abort();
