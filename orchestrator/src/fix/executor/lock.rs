@@ -1,5 +1,6 @@
 //! The target's idempotency lock: taken at once or after waiting ([`LockPolicy`]), and its lease
-//! renewed in the background while the fix runs; a fix that loses it is flagged and stops.
+//! renewed in the background while the fix runs; a fix that loses it is flagged and stops. A
+//! remedy of several targets takes all of them, in order ([`Executor::acquire_all`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +9,11 @@ use std::time::Duration;
 use tracing::{error, warn};
 
 use super::{Executor, FixError, LockPolicy};
+
+/// Locks taken for one fix of several targets: (action, target key, fencing token).
+pub(super) type Held = Vec<(String, String, u64)>;
+/// The tasks renewing those locks.
+pub(super) type Renewers = Vec<tokio::task::JoinHandle<()>>;
 
 impl Executor {
     pub(super) async fn acquire(&self, action: &str, key: &str) -> Result<Option<u64>, FixError> {
@@ -63,5 +69,40 @@ impl Executor {
                 }
             }
         })
+    }
+
+    /// Takes every lock in order, renewing each from the moment it is taken (waiting for the
+    /// next one must not let an earlier one expire; a lock lost meanwhile flags `lost`); on a
+    /// refusal, stops renewing and releases those taken, and answers `None`.
+    pub(super) async fn acquire_all(
+        &self,
+        targets: &[(String, String)],
+        wait: Option<Duration>,
+        lost: &Arc<AtomicBool>,
+    ) -> Result<Option<(Held, Renewers)>, FixError> {
+        let mut held: Held = Vec::new();
+        let mut renewers: Renewers = Vec::new();
+        for (action, key) in targets {
+            let token = match wait {
+                Some(max) => self.acquire_waiting(action, key, max).await,
+                None => self.acquire(action, key).await,
+            };
+            match token {
+                Ok(Some(token)) => {
+                    renewers.push(self.keep_lock(action, key, token, lost.clone()));
+                    held.push((action.clone(), key.clone(), token));
+                }
+                Ok(None) | Err(_) => {
+                    for r in renewers {
+                        r.abort();
+                    }
+                    for (a, k, t) in &held {
+                        let _ = self.state.release_lock(a, k, *t).await;
+                    }
+                    return token.map(|_| None);
+                }
+            }
+        }
+        Ok(Some((held, renewers)))
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use super::lock::{Held, Renewers};
 use super::run::Run;
 use super::{Executor, FixError, FixPlan, FixReport, PhaseOverhead, VerifyCheck};
 use crate::engine::diagnosis::StepCall;
@@ -63,11 +64,6 @@ pub fn wave_of_steps(waves: &[u32], steps: usize) -> Vec<usize> {
 pub fn step_instance(incident: &str, number: usize) -> String {
     format!("{incident}-step{number}")
 }
-
-/// A lock taken for the remedy: (action, target key, fencing token).
-type Held = Vec<(String, String, u64)>;
-/// The tasks renewing the remedy's locks.
-type Renewers = Vec<tokio::task::JoinHandle<()>>;
 
 impl Executor {
     /// Runs a remedy of steps from its first step (rootfix's own decision).
@@ -209,41 +205,6 @@ impl Executor {
             }
         };
         saga.close(outcome, &held, renewers).await
-    }
-
-    /// Takes every lock in order, renewing each from the moment it is taken (waiting for the
-    /// next one must not let an earlier one expire; a lock lost meanwhile flags `lost`); on a
-    /// refusal, stops renewing and releases those taken, and answers `None`.
-    async fn acquire_all(
-        &self,
-        targets: &[(String, String)],
-        wait: Option<Duration>,
-        lost: &Arc<AtomicBool>,
-    ) -> Result<Option<(Held, Renewers)>, FixError> {
-        let mut held: Held = Vec::new();
-        let mut renewers: Renewers = Vec::new();
-        for (action, key) in targets {
-            let token = match wait {
-                Some(max) => self.acquire_waiting(action, key, max).await,
-                None => self.acquire(action, key).await,
-            };
-            match token {
-                Ok(Some(token)) => {
-                    renewers.push(self.keep_lock(action, key, token, lost.clone()));
-                    held.push((action.clone(), key.clone(), token));
-                }
-                Ok(None) | Err(_) => {
-                    for r in renewers {
-                        r.abort();
-                    }
-                    for (a, k, t) in &held {
-                        let _ = self.state.release_lock(a, k, *t).await;
-                    }
-                    return token.map(|_| None);
-                }
-            }
-        }
-        Ok(Some((held, renewers)))
     }
 }
 
