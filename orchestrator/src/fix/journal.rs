@@ -76,12 +76,13 @@ pub fn resume_point(entries: &[JournalEntry]) -> ResumePoint {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::Utc;
 
     use super::*;
 
-    fn e(event: JournalEvent) -> JournalEntry {
+    /// An entry of the fix `inc-1/a`, now (shared with `journal/steps`' tests).
+    pub(in crate::fix::journal) fn e(event: JournalEvent) -> JournalEntry {
         JournalEntry {
             fix: "inc-1/a".into(),
             at: Utc::now(),

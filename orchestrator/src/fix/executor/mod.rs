@@ -184,12 +184,8 @@ impl Executor {
         let fix = fix_id(&plan.incident, &plan.action.name);
         let span = info_span!("fix", incident = %plan.incident, action = %plan.action.name);
         async {
-            let refused = |reason: String| FixReport {
-                fix: fix.clone(),
-                outcome: FixOutcome::Refused(reason),
-                phases: Vec::new(),
-                overhead: Vec::new(),
-            };
+            let refused =
+                |reason: String| FixReport::without_phases(fix.clone(), FixOutcome::Refused(reason));
             let params = match validate_params(&plan.action, &plan.params) {
                 Ok(p) => p,
                 Err(e) => return Ok(refused(e.to_string())),

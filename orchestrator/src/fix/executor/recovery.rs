@@ -51,14 +51,10 @@ impl Executor {
                 // action resumes below and ends the same way.
                 warn!(%fix, "an unfinished fix has no journal; nothing was changed");
                 self.state.set_fix_active(&fix, false).await?;
-                reports.push(FixReport {
-                    fix: fix.clone(),
-                    outcome: FixOutcome::Aborted(
-                        "rootfix stopped before the fix started; nothing was changed".into(),
-                    ),
-                    phases: Vec::new(),
-                    overhead: Vec::new(),
-                });
+                reports.push(FixReport::without_phases(
+                    fix.clone(),
+                    FixOutcome::Aborted("rootfix stopped before the fix started; nothing was changed".into()),
+                ));
                 continue;
             }
             let params = entries
@@ -128,14 +124,12 @@ impl Executor {
         {
             Some(t) => t,
             None => {
-                return Ok(FixReport {
+                return Ok(FixReport::without_phases(
                     fix,
-                    outcome: FixOutcome::RollbackFailed(format!(
+                    FixOutcome::RollbackFailed(format!(
                         "cannot take back the lock on `{key}`; a human must finish this fix"
                     )),
-                    phases: Vec::new(),
-                    overhead: Vec::new(),
-                });
+                ));
             }
         };
         let mut run = Run::new(self, &plan, fix.clone(), runner, "rootfix");

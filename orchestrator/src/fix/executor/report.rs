@@ -17,6 +17,18 @@ pub struct FixReport {
     pub overhead: Vec<PhaseOverhead>,
 }
 
+impl FixReport {
+    /// A fix that ran no phase: refused, or ended by its journal alone.
+    pub fn without_phases(fix: String, outcome: FixOutcome) -> Self {
+        Self {
+            fix,
+            outcome,
+            phases: Vec::new(),
+            overhead: Vec::new(),
+        }
+    }
+}
+
 /// rootfix's time around one phase, apart from the container's own run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhaseOverhead {

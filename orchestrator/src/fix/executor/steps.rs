@@ -77,12 +77,8 @@ impl Executor {
         let span =
             info_span!("fix", incident = %plan.incident, action = %plan.name, steps = plan.steps.len());
         async {
-            let refused = |reason: String| FixReport {
-                fix: fix.clone(),
-                outcome: FixOutcome::Refused(reason),
-                phases: Vec::new(),
-                overhead: Vec::new(),
-            };
+            let refused =
+                |reason: String| FixReport::without_phases(fix.clone(), FixOutcome::Refused(reason));
             if plan.steps.is_empty() {
                 return Ok(refused("the remedy has no steps".into()));
             }
@@ -161,15 +157,13 @@ impl Executor {
             .acquire_all(&saga.targets(), Some(wait), &saga.lost_lock)
             .await?
         else {
-            return Ok(FixReport {
+            return Ok(FixReport::without_phases(
                 fix,
-                outcome: FixOutcome::RollbackFailed(format!(
+                FixOutcome::RollbackFailed(format!(
                     "cannot take back the locks of `{}`; a human must finish this fix",
                     plan.name
                 )),
-                phases: Vec::new(),
-                overhead: Vec::new(),
-            });
+            ));
         };
         let mut saga = saga;
         let outcome = match point {

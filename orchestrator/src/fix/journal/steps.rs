@@ -201,19 +201,9 @@ pub fn steps_resume_point(entries: &[JournalEntry], steps: usize, waves: &[u32])
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-
+    use super::super::tests::e;
     use super::*;
     use crate::record::journal::STOPPED_DURING_EXECUTE as STOPPED_DURING_EXECUTE_MARK;
-
-    fn e(event: JournalEvent) -> JournalEntry {
-        JournalEntry {
-            fix: "inc-1/a".into(),
-            at: Utc::now(),
-            step: None,
-            event,
-        }
-    }
 
     fn at_step(step: u32, event: JournalEvent) -> JournalEntry {
         JournalEntry {
