@@ -19,7 +19,7 @@ use super::scope::Scope;
 use super::stage::Stage;
 use super::stages::Stages;
 use crate::engine::EvidenceProvider;
-use crate::fix::executor::{Executor, FixPlan, StepPlan, StepsPlan, VerifyCheck};
+use crate::fix::executor::{Executor, FixPlan, StepsPlan, VerifyCheck};
 use crate::fix::journal::{FixOutcome, fix_id};
 use crate::fix::verify::ConditionVerify;
 use crate::incident::{Incident, IncidentFix, IncidentState};
@@ -297,22 +297,16 @@ impl FixLifecycle {
             };
             self.executor.run(plan).await
         } else {
-            let mut steps = Vec::new();
-            for (k, step) in fix.steps.iter().enumerate() {
-                steps.push(StepPlan {
-                    action: action_of(&step.action)?,
-                    params: step.params.clone(),
-                    verify: self.verify_for(incident, &fix.node, Some(k as u32 + 1)),
-                });
-            }
-            let plan = StepsPlan {
-                incident: incident.id.clone(),
-                name: fix.action.clone(),
-                steps,
-                verify: self.verify_for(incident, &fix.node, None),
-                dry_run: fix.dry_run,
-                waves: fix.waves.clone(),
-            };
+            let plan = StepsPlan::of_calls(
+                &incident.id,
+                &fix.action,
+                &fix.steps,
+                &fix.waves,
+                &catalog.actions,
+                |step| self.verify_for(incident, &fix.node, step),
+                fix.dry_run,
+            )
+            .map_err(|name| AutonomyError::NotFound(format!("action {name}")))?;
             self.executor.run_steps(plan).await
         };
         let outcome = match run {

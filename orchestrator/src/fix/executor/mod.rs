@@ -7,7 +7,8 @@
 //!
 //! This module holds what a caller hands in and the [`Executor`] with its entry points; `report`
 //! what comes back; `run` the phases of one fix in order (precheck → execute → verify, and the
-//! rollback); `steps` a remedy of several steps as one fix (a saga over runs of `run`); `lock` the
+//! rollback); `steps` a remedy of several steps as one fix (a saga over runs of `run`), `steps_plan` what
+//! it runs; `lock` the
 //! target's lock and its renewal; `recovery` the fixes a crashed rootfix left.
 
 mod lock;
@@ -15,6 +16,7 @@ mod recovery;
 mod report;
 mod run;
 mod steps;
+mod steps_plan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use crate::runner::{Runner, validate_params};
 use crate::state::{StateError, StateStore};
 pub use report::{FixReport, PhaseOverhead};
 use run::Run;
-pub use steps::{StepPlan, StepsPlan, step_instance, wave_of_steps};
+pub use steps_plan::{StepPlan, StepsPlan, step_instance, wave_of_steps};
 
 /// A verify condition over fresh evidence (the playbook's `remedy.verify`), evaluated by the caller.
 #[async_trait]

@@ -10,8 +10,7 @@ use std::time::Duration;
 use tracing::{Instrument, error, info_span, warn};
 
 use super::run::Run;
-use super::{Executor, FixError, FixPlan, FixReport, StepPlan, StepsPlan, VerifyLookup};
-use crate::engine::diagnosis::StepCall;
+use super::{Executor, FixError, FixPlan, FixReport, StepsPlan, VerifyLookup};
 use crate::fix::journal::{
     FixOutcome, JournalEntry, JournalEvent, ResumePoint, fix_id, resume_point, steps_resume_point,
 };
@@ -75,7 +74,10 @@ impl Executor {
                 .unwrap_or_default();
             if !steps.is_empty() {
                 let span = info_span!("recover", incident = %incident, action = %action_name);
-                let Some(plan) = steps_plan(incident, action_name, &steps, &waves, actions, verify) else {
+                let lookup = |step: Option<u32>| verify(incident, action_name, step);
+                let Ok(plan) =
+                    StepsPlan::of_calls(incident, action_name, &steps, &waves, actions, lookup, false)
+                else {
                     error!(%fix, "an unfinished remedy of steps names an action that is no longer loaded; leaving it for a human");
                     continue;
                 };
@@ -160,32 +162,4 @@ impl Executor {
         };
         run.close(outcome, &key, token, renewer).await
     }
-}
-
-/// The plan of a journaled remedy of steps, its actions looked up by name; `None` when one is
-/// no longer loaded.
-fn steps_plan(
-    incident: &str,
-    name: &str,
-    steps: &[StepCall],
-    waves: &[u32],
-    actions: &BTreeMap<String, Arc<Action>>,
-    verify: &VerifyLookup<'_>,
-) -> Option<StepsPlan> {
-    let mut plans = Vec::new();
-    for (k, step) in steps.iter().enumerate() {
-        plans.push(StepPlan {
-            action: actions.get(&step.action)?.clone(),
-            params: step.params.clone(),
-            verify: verify(incident, name, Some(k as u32 + 1)),
-        });
-    }
-    Some(StepsPlan {
-        incident: incident.to_string(),
-        name: name.to_string(),
-        steps: plans,
-        verify: verify(incident, name, None),
-        dry_run: false,
-        waves: waves.to_vec(),
-    })
 }

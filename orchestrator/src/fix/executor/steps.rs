@@ -17,53 +17,12 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::lock::{Held, Renewers};
 use super::run::Run;
+use super::steps_plan::{StepPlan, StepsPlan, step_instance, wave_of_steps};
 use super::{Executor, FixError, FixPlan, FixReport, PhaseOverhead, VerifyCheck};
 use crate::engine::diagnosis::StepCall;
 use crate::fix::journal::{FixOutcome, JournalEntry, JournalEvent, StepUndo, StepsResumePoint, fix_id};
-use crate::model::action::{Action, PhaseName};
+use crate::model::action::PhaseName;
 use crate::runner::{PhaseExit, Runner, validate_params};
-
-/// One step of a remedy of steps: its action, params and optional verify condition.
-pub struct StepPlan {
-    pub action: Arc<Action>,
-    pub params: BTreeMap<String, String>,
-    pub verify: Option<Arc<dyn VerifyCheck>>,
-}
-
-/// A remedy of steps to run as one fix.
-pub struct StepsPlan {
-    pub incident: String,
-    /// The remedy's name: the fix type, and the fix id's second half.
-    pub name: String,
-    pub steps: Vec<StepPlan>,
-    /// The remedy's verify condition, after the last step.
-    pub verify: Option<Arc<dyn VerifyCheck>>,
-    /// Every step's precheck and one verify; no execute, no rollback.
-    pub dry_run: bool,
-    /// A remedy in waves (its steps are the action once per target): how many steps each wave
-    /// runs. A failed step undoes only its own wave's completed steps; the waves before it
-    /// stay. Empty: one wave of every step.
-    pub waves: Vec<u32>,
-}
-
-/// The wave (0-based) of each of `steps` steps, from the waves' sizes (one wave when empty).
-pub fn wave_of_steps(waves: &[u32], steps: usize) -> Vec<usize> {
-    let mut out = Vec::with_capacity(steps);
-    for (w, size) in waves.iter().enumerate() {
-        out.extend(std::iter::repeat_n(w, *size as usize));
-    }
-    let last = waves.len().saturating_sub(1);
-    out.resize(steps, last);
-    out.truncate(steps);
-    out
-}
-
-/// The instance the runner knows step `number` (1-based) of an incident's remedy by: its
-/// containers' `rootfix.incident` label, its state folder, its Jobs' names. Two steps of one
-/// action (e.g. `mysql-replica-lag` on the replica, then on the primary) never share them.
-pub fn step_instance(incident: &str, number: usize) -> String {
-    format!("{incident}-step{number}")
-}
 
 impl Executor {
     /// Runs a remedy of steps from its first step (rootfix's own decision).
